@@ -70,6 +70,7 @@ def parse_reconcile_body(body: str | bytes | None) -> ReconcileRequest:
         return ReconcileRequest.model_validate(payload)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg'].removeprefix('Value error, ')}"
+        for err in exc.errors()
         )
         raise InvalidInput(f"{problems}; {ACCEPTED}") from None
