@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 INLINE_MAX = 350_000  # compressed bytes kept in the head item (DynamoDB item limit: 400 KB)
 CHUNK_SIZE = 350_000
-DEFAULT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600)  # run duration, seconds
+DEFAULT_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600)  # run duration, seconds (= api.metrics_text)
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ZSTD_LEVEL = 3
 
@@ -364,17 +364,20 @@ class Store:
                    ExpressionAttributeValues={":one": {"N": "1"}, ":s": _to_dynamo(float(seconds))})
 
     def get_metrics(self) -> dict[str, Any]:
-        """Counters and gauges in one flat dict, plus ``run_duration_seconds``:
-        ``{"buckets": {"1": n, ..., "+Inf": n} (cumulative, Prometheus style), "sum", "count"}``."""
+        """Counters and gauges in one flat dict, plus the run-duration histogram twice:
+        ``run_duration_seconds = {"buckets": {"10": n, ..., "+Inf": n} (cumulative, Prometheus
+        style), "sum", "count"}`` and ``run_duration_buckets = {"le_10": n, ...}`` (per bucket)."""
         items = {i["sk"]: i for i in self._query(self.state_table, "metrics")}
         out: dict[str, Any] = {}
         for sk in ("counters", "gauges"):
             out.update({k: v for k, v in (items.get(sk) or {}).items() if k not in ("pk", "sk")})
         hist = items.get("histogram#run_duration") or {}
-        cumulative, buckets = 0, {}
+        cumulative, buckets, per_bucket = 0, {}, {}
         for i, bound in enumerate(self.buckets):
             cumulative += int(hist.get(f"b{i}", 0))
             buckets[f"{bound:g}"] = cumulative
+            per_bucket[f"le_{bound:g}"] = int(hist.get(f"b{i}", 0))
+        out["run_duration_buckets"] = per_bucket
         buckets["+Inf"] = cumulative + int(hist.get(f"b{len(self.buckets)}", 0))
         out["run_duration_seconds"] = {"buckets": buckets, "sum": float(hist.get("sum", 0)),
                                        "count": int(hist.get("count", 0))}
@@ -533,6 +536,16 @@ class Store:
         out = self._call("update_item", TableName=self.state_table, Key=_key("guard", name),
                          ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD", **kwargs)
         return item_to_dict(out.get("Attributes")) or {}
+
+    def get_breaker_states(self) -> dict[str, dict[str, Any]]:
+        """``{"cf:prod": {"state": "closed"|"open"|"half_open", "failures", "opened_at", ...}}``
+        for every guard that has state (status page)."""
+        out: dict[str, dict[str, Any]] = {}
+        for item in self._query(self.state_table, "guard", consistent=False):
+            out[item["sk"]] = {"state": item.get("cb") or "closed", "failures": int(item.get("failures") or 0),
+                               "successes": int(item.get("successes") or 0),
+                               **({"opened_at": _iso(float(item["opened_at"]))} if item.get("opened_at") else {})}
+        return out
 
     def guard_state(self, name: str) -> dict[str, Any]:
         out = self._call("get_item", TableName=self.state_table, Key=_key("guard", name), ConsistentRead=True)

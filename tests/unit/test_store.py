@@ -7,6 +7,7 @@ import threading
 import boto3
 import pytest
 from moto import mock_aws
+
 from reconciler.errors import ConfigError, InvalidInput, NotFound, RunLocked
 from reconciler.store import INLINE_MAX, Store, create_tables
 
@@ -94,12 +95,14 @@ def test_metrics_add_atomically_across_threads(store):
 
 
 def test_run_duration_histogram_is_cumulative(store):
-    for seconds in (0.5, 3, 3, 45, 7200):
+    for seconds in (0.5, 3, 30, 45, 7200):
         store.observe_run_duration(seconds)
-    h = store.get_metrics()["run_duration_seconds"]
-    assert h["count"] == 5 and h["sum"] == pytest.approx(7251.5)
-    assert h["buckets"]["1"] == 1 and h["buckets"]["5"] == 3 and h["buckets"]["60"] == 4
+    m = store.get_metrics()
+    h = m["run_duration_seconds"]
+    assert h["count"] == 5 and h["sum"] == pytest.approx(7278.5)
+    assert h["buckets"]["10"] == 2 and h["buckets"]["30"] == 3 and h["buckets"]["60"] == 4
     assert h["buckets"]["3600"] == 4 and h["buckets"]["+Inf"] == 5
+    assert m["run_duration_buckets"]["le_10"] == 2 and m["run_duration_buckets"]["le_60"] == 1
     with pytest.raises(InvalidInput):
         store.observe_run_duration(float("nan"))
 
