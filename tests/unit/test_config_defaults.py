@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from reconciler.config import load_settings, parse_bool, parse_duration
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from reconciler.config import Settings, all_env_keys, load_settings, reconciler_env_keys
 from reconciler.errors import ConfigError
 
