@@ -348,7 +348,8 @@ class BoshDirectorEmulator(Emulator):
                 item["stemcells"] = [{"name": s["name"], "version": str(s.get("version", ""))}
                                      for s in dep.get("stemcells") or []]
             if not flag("exclude_releases"):
-                releases = [{"name": r["name"], "version": str(r.get("version", ""))} for r in dep.get("releases") or []]
+                releases = [{"name": r["name"], "version": str(r.get("version", ""))}
+                            for r in dep.get("releases") or []]
                 item["releases"] = sorted(releases, key=lambda r: (r["name"], r["version"]))
             if not flag("exclude_lock"):
                 item["locked"] = bool(dep.get("locked"))

@@ -55,7 +55,7 @@ def make_tls(directory: str | os.PathLike | None = None, *, hosts: tuple[str, ..
         raise ValueError("make_tls: hosts must name at least one host or IP address")
     out = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="mockstack-tls-"))
     out.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     not_before, not_after = now - dt.timedelta(minutes=5), now + dt.timedelta(days=days)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
