@@ -240,7 +240,10 @@ def _releases_yaml(service: str, old: bool) -> str:
     return "\n".join(out)
 
 
-def _header(name: str, director_uuid: str, instance_id: str, params: dict, service: str, old: bool) -> str:
+def _header(name: str, director_uuid: str, instance_id: str, params: dict, service: str, old: bool,
+            meta_extra: str = "") -> str:
+    """Top of a merged forge manifest: name, director_uuid, meta (with the forge's own keys in
+    ``meta_extra`` and ``meta.params`` = user parameters + instance_id), releases, stemcells."""
     stemcell = OLD_STEMCELL_VERSION if old else STEMCELL_VERSION
     return f"""---
 name: {name}
@@ -249,7 +252,7 @@ meta:
   default:
     azs: [z1, z2, z3]
   size: default
-  params:
+{meta_extra}  params:
 {_params_yaml(instance_id, params)}
 releases:
 {_releases_yaml(service, old)}
@@ -273,9 +276,8 @@ def redis_manifest(name, director_uuid, instance_id, params, spec: PlanSpec, sec
     job = "standalone" if spec.group == "standalone" else "node"
     policy = params.get("maxmemory-policy", "allkeys-lru")
     return (
-        _header(name, director_uuid, instance_id, params, "redis", old)
-        + f"""  password: {_q(password)}
-features:
+        _header(name, director_uuid, instance_id, params, "redis", old, f"  password: {_q(password)}\n")
+        + f"""features:
   randomize_az_placement: true
 instance_groups:
 - name: {spec.group}
@@ -314,11 +316,9 @@ def postgresql_manifest(name, director_uuid, instance_id, params, spec: PlanSpec
     if password.startswith("(("):
         variables = "variables:\n- name: postgres_password\n  type: password\n"
     return (
-        _header(name, director_uuid, instance_id, params, "postgresql", old)
-        + f"""  service:
-    username: {_q(user)}
-    password: {_q(password)}
-instance_groups:
+        _header(name, director_uuid, instance_id, params, "postgresql", old,
+                f"  service:\n    username: {_q(user)}\n    password: {_q(password)}\n")
+        + f"""instance_groups:
 - name: {spec.group}
   instances: {spec.nodes}
   azs: [z1, z2]
@@ -484,7 +484,7 @@ def _vm(rnd: _Rand, group: str, index: int, ip: str, created: int, vm_type: str 
             "load": ["0.02", "0.05", "0.01"],
             "mem": {"kb": "612344", "percent": "8"},
             "swap": {"kb": "0", "percent": "0"},
-            "uptime": {"secs": NOW - created},
+            "uptime": {"secs": str(NOW - created)},  # vitals numbers are strings on the wire
         },
         "processes": [{"name": group, "state": "running", "uptime": {"secs": NOW - created},
                        "mem": {"kb": 48812, "percent": 0.6}, "cpu": {"total": 0.3}}],
@@ -530,6 +530,7 @@ class _World:
             "apps": [],
             "instance_parameters": {},
             "binding_details": {},
+            "instance_credentials": {},
         }
         self.deployments: list[dict[str, Any]] = []
         self.vault: dict[str, dict[str, Any]] = {}
@@ -658,7 +659,8 @@ class _World:
         self.cf["apps"].append({
             "guid": guid, "name": name, "state": "STARTED", "created_at": iso(t), "updated_at": iso(t),
             "lifecycle": {"type": "buildpack", "data": {"buildpacks": ["python_buildpack"], "stack": "cflinuxfs4"}},
-            "relationships": {"space": {"data": {"guid": space_guid}}, "current_droplet": {"data": {"guid": rnd.uuid()}}},
+            "relationships": {"space": {"data": {"guid": space_guid}},
+                              "current_droplet": {"data": {"guid": rnd.uuid()}}},
             "metadata": self._meta(),
         })
         apps.append((guid, name))
@@ -891,9 +893,10 @@ class _World:
                 "relationships": {"space": {"data": {"guid": space_guid}}},
                 "metadata": self._meta(),
             })
+            creds = {"uri": f"https://user:{rnd.password(16)}@ext.example.com", "username": "user"}
+            self.cf["instance_credentials"][guid] = creds
             if i % 2 == 0:
-                self.binding(guid, space_guid, {"uri": f"https://user:{rnd.password(16)}@ext.example.com"}, t + DAY,
-                             "app")
+                self.binding(guid, space_guid, creds, t + DAY, "app")
             self.exp["ignored_cf_instances"].append(guid)
             self.drift_ids.setdefault("user_provided", []).append(guid)
 
@@ -1049,11 +1052,18 @@ def write(world: dict[str, Any], expected: dict[str, Any], out: str | Path) -> t
     """Write the world to ``out`` and the expected outcome beside it (compact JSON)."""
     out = Path(out)
     exp_out = expected_path(out)
+    if out.is_dir():
+        raise OSError(f"cannot write the world to {out}: it is a directory (give a file name)")
+    out.parent.mkdir(parents=True, exist_ok=True)
     for path, data in ((out, world), (exp_out, expected)):
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-        tmp.replace(path)  # never leave a half-written file under the real name
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+            tmp.replace(path)  # never leave a half-written file under the real name
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
     return out, exp_out
 
 
