@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import yaml
+
 from reconciler.models import VM, CatalogPlan, CFInstance, DeploymentDetail, NameVersion, VaultWrite
 
 CATALOG = [

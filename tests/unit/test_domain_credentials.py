@@ -1,7 +1,7 @@
 import yaml
+
 from reconciler.domain import recover_credentials, service_kind
 from reconciler.models import VM
-
 from tests.unit.domain_support import postgres_manifest, rabbitmq_manifest, redis_manifest, vms_for
 
 A = "8bfe4c1b-9e18-45b1-83be-124163f31f9e"

@@ -1,6 +1,5 @@
 from reconciler.domain import IndexObservation, match, merge_index, observations_from, update_orphans, validate_index
 from reconciler.models import BoshDeployment, SourceStatus
-
 from tests.unit.domain_support import CATALOG, LATER, NOW, cf_instance
 
 A = "8bfe4c1b-9e18-45b1-83be-124163f31f9e"

@@ -2,7 +2,6 @@ import uuid
 
 from reconciler.domain import DomainConfig, Strategy, is_excluded_name, match
 from reconciler.models import BoshDeployment, NameVersion
-
 from tests.unit.domain_support import CATALOG, cf_instance, detail, redis_manifest
 
 A = "8bfe4c1b-9e18-45b1-83be-124163f31f9e"

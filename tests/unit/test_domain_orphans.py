@@ -1,7 +1,6 @@
 from reconciler.domain import match, update_orphans
 from reconciler.domain.orphans import source_ok
 from reconciler.models import BoshDeployment, SourceStatus
-
 from tests.unit.domain_support import CATALOG, LATER, NOW, cf_instance, detail
 
 A = "8bfe4c1b-9e18-45b1-83be-124163f31f9e"

@@ -1,6 +1,5 @@
 from reconciler.domain import DomainConfig, build_plan_items, match, plan_batch, plan_instance
 from reconciler.models import CFBinding
-
 from tests.unit.domain_support import (
     CATALOG,
     LATER,

@@ -1,4 +1,5 @@
 import pytest
+
 from reconciler.domain.uuids import (
     embedded_uuids,
     instance_path,
