@@ -239,7 +239,7 @@ class VaultClient:
     def health(self) -> dict[str, Any]:
         """``sys/health``; raises VaultSealed (503), Unavailable (not initialized, unreachable)."""
         def fn() -> dict[str, Any]:
-            resp = self._client.sys.read_health_status(method="GET", standby_ok=True, perf_standby_ok=True)
+            resp = self._client.sys.read_health_status(method="GET", standby_ok=True)
             if isinstance(resp, dict):
                 return resp
             body: dict[str, Any] = {}
