@@ -1,0 +1,111 @@
+"""Prometheus exposition of the stored figures (prometheus_client, custom collector).
+
+The eight names of the spec are kept exactly. Those ending in ``_total`` are counters;
+``runs_successful`` and ``runs_failed`` carry no ``_total`` suffix in the spec, which a
+counter family would add, so they are exposed untyped under their exact names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+PREFIX = "blacksmith_reconciler"
+# Upper bounds (seconds) of the run-duration histogram; the store keeps a count per bound.
+RUN_DURATION_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+
+
+def _num(figures: Mapping[str, Any], key: str) -> float:
+    try:
+        return float(figures.get(key) or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _untyped(name: str, doc: str, value: float) -> Metric:
+    metric = Metric(name, doc, "unknown")
+    metric.add_sample(name, {}, value)
+    return metric
+
+
+class StoredFiguresCollector:
+    """Yields metric families from a snapshot of the stored figures."""
+
+    def __init__(self, figures: Mapping[str, Any], orphans: Mapping[str, int], running: bool) -> None:
+        self.figures = figures
+        self.orphans = orphans
+        self.running = running
+
+    def collect(self) -> Iterator[Metric]:
+        f = self.figures
+        yield CounterMetricFamily(f"{PREFIX}_runs", "Total reconciliation runs", value=_num(f, "runs_total"))
+        yield _untyped(f"{PREFIX}_runs_successful", "Successful reconciliation runs", _num(f, "runs_successful"))
+        yield _untyped(f"{PREFIX}_runs_failed", "Failed reconciliation runs", _num(f, "runs_failed"))
+        yield GaugeMetricFamily(f"{PREFIX}_last_run_duration_seconds", "Duration of the last run",
+                                value=_num(f, "last_run_duration_s"))
+        yield GaugeMetricFamily(f"{PREFIX}_average_run_duration_seconds", "Average run duration",
+                                value=_num(f, "duration_total_s") / max(_num(f, "runs_total"), 1.0))
+        yield CounterMetricFamily(f"{PREFIX}_deployments", "Deployments scanned",
+                                  value=_num(f, "deployments_total"))
+        yield CounterMetricFamily(f"{PREFIX}_instances_found", "Service instances matched",
+                                  value=_num(f, "instances_found_total"))
+        yield CounterMetricFamily(f"{PREFIX}_instances_synced", "Service instances synchronised",
+                                  value=_num(f, "instances_synced_total"))
+        yield CounterMetricFamily(f"{PREFIX}_errors", "Errors encountered", value=_num(f, "errors_total"))
+        yield CounterMetricFamily(f"{PREFIX}_backups_written", "Backups written",
+                                  value=_num(f, "backups_written_total"))
+        yield CounterMetricFamily(f"{PREFIX}_cache_hits", "Deployment cache hits", value=_num(f, "cache_hits_total"))
+        yield CounterMetricFamily(f"{PREFIX}_cache_misses", "Deployment cache misses",
+                                  value=_num(f, "cache_misses_total"))
+        yield GaugeMetricFamily(f"{PREFIX}_running", "1 while a reconciliation runs",
+                                value=1.0 if self.running else 0.0)
+        yield self._histogram()
+        yield from self._per_api()
+        orphans = GaugeMetricFamily(f"{PREFIX}_orphans", "Orphans by type", labels=["type"])
+        for kind in ("cf", "bosh", "vault"):
+            orphans.add_metric([kind], float(self.orphans.get(kind, 0)))
+        yield orphans
+
+    def _histogram(self) -> Metric:
+        counts = self.figures.get("run_duration_buckets") or {}
+        cumulative, buckets = 0.0, []
+        for bound in RUN_DURATION_BUCKETS:
+            cumulative += float(counts.get(_bucket_key(bound), 0) or 0)
+            buckets.append((str(bound), cumulative))
+        total = _num(self.figures, "runs_total")
+        # runs longer than the last bound only count in +Inf
+        buckets.append(("+Inf", max(total, cumulative)))
+        return HistogramMetricFamily(f"{PREFIX}_run_duration_seconds", "Run duration", buckets=buckets,
+                                     sum_value=_num(self.figures, "duration_total_s"))
+
+    def _per_api(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(f"{PREFIX}_api_requests", "Requests to external APIs", labels=["api"])
+        errors = CounterMetricFamily(f"{PREFIX}_api_errors", "Failed requests to external APIs", labels=["api"])
+        for key, value in sorted(self.figures.items()):
+            if key.startswith("api_requests_total__"):
+                requests.add_metric([key.split("__", 1)[1]], float(value or 0))
+            elif key.startswith("api_errors_total__"):
+                errors.add_metric([key.split("__", 1)[1]], float(value or 0))
+        yield requests
+        yield errors
+
+
+def _bucket_key(bound: float) -> str:
+    return f"le_{bound:g}"
+
+
+def bucket_for(seconds: float) -> str:
+    """The histogram bucket key a run of this duration is counted in (``le_inf`` past the last)."""
+    for bound in RUN_DURATION_BUCKETS:
+        if seconds <= bound:
+            return _bucket_key(bound)
+    return "le_inf"
+
+
+def render(figures: Mapping[str, Any], orphans: Mapping[str, int], running: bool) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoredFiguresCollector(figures, orphans, running))
+    return generate_latest(registry).decode()

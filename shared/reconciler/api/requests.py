@@ -1,0 +1,76 @@
+"""Validation of ``POST /b/reconcile`` bodies: what a selective run may name."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from reconciler.errors import InvalidInput
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_SELECTED = 1000
+_SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+ACCEPTED = (
+    "accepted: an empty body, or a JSON object with optional fields "
+    '"instances" (list of service instance UUIDs), "services" (list of broker service ids, '
+    f'letters, digits, ".", "_", "-"), at most {MAX_SELECTED} entries each, body at most {MAX_BODY_BYTES} bytes'
+)
+
+
+class ReconcileRequest(BaseModel):
+    """A forced run; with ``instances`` or ``services`` it reconciles only those."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[str] = Field(default_factory=list, max_length=MAX_SELECTED)
+    services: list[str] = Field(default_factory=list, max_length=MAX_SELECTED)
+
+    @field_validator("instances")
+    @classmethod
+    def _uuids(cls, values: list[str]) -> list[str]:
+        normalised = []
+        for value in values:
+            try:
+                normalised.append(str(uuid.UUID(str(value))))
+            except ValueError:
+                raise ValueError(f"{str(value)[:80]!r} is not a UUID") from None
+        return sorted(set(normalised))
+
+    @field_validator("services")
+    @classmethod
+    def _service_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not isinstance(value, str) or not _SERVICE_ID.match(value):
+                raise ValueError(f"{str(value)[:80]!r} is not a service id")
+        return sorted(set(values))
+
+    @property
+    def selective(self) -> bool:
+        return bool(self.instances or self.services)
+
+
+def parse_reconcile_body(body: str | bytes | None) -> ReconcileRequest:
+    """Parse and validate a request body; raises InvalidInput saying what is accepted."""
+    raw = body.encode() if isinstance(body, str) else (body or b"")
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput(f"request body is {len(raw)} bytes; {ACCEPTED}")
+    if not raw.strip():
+        return ReconcileRequest()
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON ({exc.__class__.__name__}); {ACCEPTED}") from None
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"request body must be a JSON object, got {type(payload).__name__}; {ACCEPTED}")
+    try:
+        return ReconcileRequest.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg'].removeprefix('Value error, ')}"
+        for err in exc.errors()
+        )
+        raise InvalidInput(f"{problems}; {ACCEPTED}") from None

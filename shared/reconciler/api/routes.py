@@ -1,0 +1,195 @@
+"""Routes of the Function URL API (Powertools ``LambdaFunctionUrlResolver``).
+
+The resolver is module-level, as Powertools expects; its AWS dependencies are built
+lazily on the first request (no I/O at import) and can be replaced in tests through
+:func:`use_services`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from reconciler.api import dashboard, metrics_text, status
+from reconciler.api.requests import parse_reconcile_body
+from reconciler.errors import InvalidInput, ReconcilerError
+
+logger = Logger(service="blacksmith-reconciler")
+app = LambdaFunctionUrlResolver()
+
+ROUTES = {
+    "/b": {"GET"}, "/b/": {"GET"}, "/b/status": {"GET"}, "/b/metrics": {"GET"}, "/b/reconcile": {"POST"},
+    "/b/runs": {"GET"}, "/b/orphans": {"GET"},
+}
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class Services:
+    """What the API reads and starts: the state store and the state machine."""
+
+    store: Any  # reconciler.store.Store
+    sfn: Any  # boto3 stepfunctions client
+    state_machine_arn: str
+    interval_s: float | None = None
+    enabled: bool = True
+
+    def running_executions(self) -> list[dict[str, Any]]:
+        page = self.sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING", maxResults=10)
+        return page.get("executions", [])
+
+
+_override: Services | None = None
+
+
+def use_services(services: Services | None) -> None:
+    """Replace the lazily built services (tests, the embedded engine)."""
+    global _override
+    _override = services
+
+
+@cache
+def _services_from_environment() -> Services:
+    from reconciler.config import settings_from_environment
+    from reconciler.store import Store
+
+    settings = settings_from_environment()
+    return Services(
+        store=Store.from_env(),
+        sfn=boto3.client("stepfunctions"),
+        state_machine_arn=os.environ["STATE_MACHINE_ARN"],
+        interval_s=settings.reconciler.interval,
+        enabled=settings.reconciler.enabled,
+    )
+
+
+def services() -> Services:
+    return _override or _services_from_environment()
+
+
+def _json(status_code: int, payload: Any) -> Response:
+    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps(payload, default=str))
+
+
+def current_status() -> dict[str, Any]:
+    svc = services()
+    store = svc.store
+    return status.build_status(
+        figures=store.get_metrics(),
+        lock=store.current_lock(),
+        runs=store.list_runs(limit=20),
+        orphans=store.get_orphans(),
+        errors=store.recent_errors(limit=20),
+        breakers=store.get_breaker_states(),
+        interval_s=svc.interval_s,
+        enabled=svc.enabled,
+    )
+
+
+@app.get("/b/status")
+def get_status() -> Response:
+    return _json(200, current_status())
+
+
+@app.get("/b/metrics")
+def get_metrics() -> Response:
+    store = services().store
+    text = metrics_text.render(store.get_metrics(), status.orphan_counts(store.get_orphans()),
+                               running=store.current_lock() is not None)
+    return Response(status_code=200, content_type=PROMETHEUS_TEXT, body=text)
+
+
+@app.post("/b/reconcile")
+def post_reconcile() -> Response:
+    request = parse_reconcile_body(app.current_event.decoded_body)
+    svc = services()
+    lock = svc.store.current_lock()
+    running = svc.running_executions()
+    if lock or running:
+        holder = (lock or {}).get("execution_arn") or running[0]["executionArn"]
+        return _json(409, {"error": "a reconciliation is already running", "execution_arn": holder})
+    now = datetime.now(UTC)
+    name = f"forced-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    started = svc.sfn.start_execution(
+        stateMachineArn=svc.state_machine_arn,
+        name=name,
+        input=json.dumps({"source": "api", "force": True, "requested_at": now.isoformat(),
+                          "selection": {"instances": request.instances, "services": request.services}}),
+    )
+    logger.info("forced run started", extra={"execution_arn": started["executionArn"],
+                                              "selective": request.selective})
+    return _json(202, {"execution_arn": started["executionArn"], "run": name, "forced": True,
+                       "selection": {"instances": request.instances, "services": request.services}})
+
+
+@app.get("/b/runs")
+def get_runs() -> Response:
+    raw = app.current_event.get_query_string_value("limit", "20") or "20"
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise InvalidInput(f"limit={raw[:20]!r} is not accepted; accepted: a whole number from 1 to 100")
+    return _json(200, {"runs": services().store.list_runs(limit=int(raw))})
+
+
+@app.get("/b/runs/<run_id>")
+def get_run(run_id: str) -> Response:
+    run = services().store.get_run(run_id)
+    if run is None:
+        return _json(404, {"error": f"no run {run_id[:100]!r}"})
+    return _json(200, run)
+
+
+@app.get("/b/orphans")
+def get_orphans() -> Response:
+    return _json(200, services().store.get_orphans())
+
+
+@app.get("/b")
+@app.get("/b/")
+def get_dashboard() -> Response:
+    svc = services()
+    page = dashboard.render_dashboard(current_status(), svc.store.list_runs(limit=20), svc.store.get_orphans())
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=page)
+
+
+@app.not_found
+def not_found(_: NotFoundError) -> Response:
+    event = app.current_event
+    path = event.path.rstrip("/") or "/"
+    allowed = ROUTES.get(path) or ({"GET"} if path.startswith("/b/runs/") else None)
+    if allowed and event.http_method not in allowed:
+        return Response(status_code=405, content_type=content_types.APPLICATION_JSON,
+                        body=json.dumps({"error": f"method {event.http_method} not allowed on {path}",
+                                         "allowed": sorted(allowed)}),
+                        headers={"Allow": ", ".join(sorted(allowed))})
+    return _json(404, {"error": f"no such endpoint {event.http_method} {path[:200]}",
+                       "endpoints": ["GET /b/", "GET /b/status", "GET /b/metrics", "POST /b/reconcile",
+                                     "GET /b/runs", "GET /b/runs/{id}", "GET /b/orphans"]})
+
+
+@app.exception_handler(InvalidInput)
+def bad_request(exc: InvalidInput) -> Response:
+    return _json(400, {"error": str(exc)})
+
+
+@app.exception_handler(ReconcilerError)
+def reconciler_error(exc: ReconcilerError) -> Response:
+    logger.error("request failed", extra={"error_type": type(exc).__name__, "error": str(exc)})
+    return _json(503, {"error": str(exc), "type": type(exc).__name__})
+
+
+@app.exception_handler(Exception)
+def unexpected(exc: Exception) -> Response:
+    # never a stack trace to the caller; the log has the details
+    logger.exception("unexpected error in API")
+    return _json(500, {"error": "internal error", "type": type(exc).__name__})

@@ -1,0 +1,72 @@
+"""The ``/b/status`` document, built from stored figures (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+ORPHAN_KINDS = ("cf", "bosh", "vault")
+
+
+def format_duration(seconds: float | None) -> str:
+    """The spec's duration style: ``45.123s``."""
+    return f"{float(seconds or 0):.3f}s"
+
+
+def orphan_counts(orphans: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    return {kind: len(orphans.get(kind) or {}) for kind in ORPHAN_KINDS}
+
+
+def next_run_time(last_start: str | None, interval_s: float | None, enabled: bool, now: datetime) -> str | None:
+    """When the schedule fires next, estimated from the last start and the interval."""
+    if not enabled or not interval_s:
+        return None
+    if not last_start:
+        return None
+    try:
+        start = datetime.fromisoformat(last_start.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    step = timedelta(seconds=interval_s)
+    upcoming = start + step
+    while upcoming < now:
+        upcoming += step
+    return upcoming.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, runs: list[Mapping[str, Any]],
+                 orphans: Mapping[str, Mapping[str, Any]], errors: list[Mapping[str, Any]],
+                 breakers: Mapping[str, Mapping[str, Any]], interval_s: float | None, enabled: bool,
+                 now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    last_finished = next((r for r in runs if r.get("finished_at")), None)
+    current = next((r for r in runs if not r.get("finished_at")), None) if lock else None
+    last_started = runs[0].get("started_at") if runs else None
+    return {
+        "running": bool(lock),
+        "last_run_time": (last_finished or {}).get("finished_at"),
+        "last_run_duration": format_duration((last_finished or {}).get("duration_s")),
+        "last_run_status": (last_finished or {}).get("status"),
+        "instances_found": int(((last_finished or {}).get("figures") or {}).get("instances_found", 0)),
+        "instances_synced": int(((last_finished or {}).get("figures") or {}).get("instances_synced", 0)),
+        "errors": [
+            {k: e.get(k) for k in ("time", "run_id", "phase", "target", "message")} for e in errors
+        ],
+        "current_execution": None if not lock else {
+            "execution_arn": lock.get("execution_arn"),
+            "run_id": lock.get("run_id"),
+            "phase": (current or {}).get("phase"),
+            "started_at": (current or {}).get("started_at") or lock.get("acquired_at"),
+        },
+        "orphans": orphan_counts(orphans),
+        "apis": {api: {"circuit": state.get("state", "closed"), **{k: v for k, v in state.items() if k != "state"}}
+                 for api, state in sorted(breakers.items())},
+        "enabled": enabled,
+        "next_run_time": next_run_time(last_started, interval_s, enabled, now),
+        "totals": {
+            "runs": int(figures.get("runs_total") or 0),
+            "successful": int(figures.get("runs_successful") or 0),
+            "failed": int(figures.get("runs_failed") or 0),
+        },
+    }
