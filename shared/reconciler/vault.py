@@ -47,9 +47,9 @@ _SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
 
 
 class CallPolicy(Protocol):
-    """What ``shared/reconciler/resilience.py`` provides per API/endpoint."""
+    """What :class:`reconciler.resilience.Resilience` provides per API/endpoint."""
 
-    def call(self, fn: Callable[[], T], *, operation: str) -> T: ...
+    def call(self, fn: Callable[[], T], *, what: str = "call") -> T: ...
 
 
 def _errors_text(exc: hx.VaultError) -> str:
@@ -74,7 +74,8 @@ class VaultClient:
                  aws_header_value: str | None = None, aws_credentials: Any = None,
                  mount: str = "secret", ca_cert: str | None = None, verify: bool = True,
                  timeout: float = 10.0, max_connections: int = 10, kv_version: int | None = None,
-                 namespace: str | None = None, policy: CallPolicy | None = None) -> None:
+                 namespace: str | None = None, policy: CallPolicy | None = None,
+                 session: requests.Session | None = None) -> None:
         if not isinstance(address, str) or not re.match(r"^https?://[^/\s]+", address or ""):
             raise ConfigError(f"vault address {address!r} is invalid: expected http(s)://host[:port]")
         if auth not in ("token", "aws"):
@@ -96,33 +97,38 @@ class VaultClient:
         self.policy = policy
         self._kv_version = kv_version
         self._login_lock = threading.Lock()
-        session = requests.Session()
-        pool = HTTPAdapter(pool_connections=max(1, max_connections), pool_maxsize=max(1, max_connections))
-        session.mount("https://", pool)
-        session.mount("http://", pool)
+        if session is None:
+            session = requests.Session()
+            pool = HTTPAdapter(pool_connections=max(1, max_connections), pool_maxsize=max(1, max_connections))
+            session.mount("https://", pool)
+            session.mount("http://", pool)
         self._client = hvac.Client(url=self.address, token=token if auth == "token" else None,
                                    verify=(ca_cert or True) if verify else False, timeout=timeout,
                                    namespace=namespace, session=session)
         self._logged_in = auth == "token"
 
     @classmethod
-    def from_settings(cls, settings: Any, *, policy: CallPolicy | None = None) -> VaultClient:
-        """Build from ``Settings`` (contract C): ``settings.vault`` (address, auth, token,
-        aws_role, mount, ca_cert) and ``settings.reconciler.apis.vault`` (timeout, max_connections)."""
+    def from_settings(cls, settings: Any, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
+        """Build from ``Settings`` (contract C): ``settings.vault`` (address, auth, token, aws_role,
+        aws_mount, aws_header_value, namespace, mount, kv_version, ca_cert, insecure_skip_verify)
+        and ``settings.reconciler.apis.vault`` / ``retry`` for the resilience policy (rate limit
+        and circuit breaker shared through ``store`` when given)."""
+        from reconciler.resilience import ApiPolicy, Resilience, make_session
+
         v = settings.vault
-        apis = getattr(getattr(getattr(settings, "reconciler", None), "apis", None), "vault", None)
-
-        def get(obj: Any, name: str, default: Any = None) -> Any:
-            value = getattr(obj, name, default) if obj is not None else default
-            reveal = getattr(value, "get_secret_value", None) or getattr(value, "reveal", None)
-            return reveal() if callable(reveal) else value
-
-        return cls(get(v, "address"), token=get(v, "token"), auth=get(v, "auth", "token") or "token",
-                   aws_role=get(v, "aws_role"), mount=get(v, "mount", "secret") or "secret",
-                   ca_cert=get(v, "ca_cert"), verify=not get(v, "skip_ssl_validation", False),
-                   timeout=float(get(apis, "timeout", 10.0) or 10.0),
-                   max_connections=int(get(apis, "max_connections", 10) or 10),
-                   kv_version=get(v, "kv_version"), policy=policy)
+        if getattr(v, "address", None) is None:
+            raise ConfigError("vault.address is not configured")
+        api_policy = ApiPolicy.from_settings(settings, "vault")
+        ca_path = _ca_file(_reveal(getattr(v, "ca_cert", None)))
+        skip = bool(getattr(v, "skip_ssl_validation", False))
+        kv = str(getattr(v, "kv_version", "auto") or "auto")
+        return cls(str(v.address), token=_reveal(getattr(v, "token", None)), auth=v.auth,
+                   aws_role=getattr(v, "aws_role", None), aws_mount=getattr(v, "aws_mount", "aws") or "aws",
+                   aws_header_value=getattr(v, "aws_header_value", None), namespace=getattr(v, "namespace", None),
+                   mount=getattr(v, "mount", "secret") or "secret", ca_cert=ca_path, verify=not skip,
+                   timeout=api_policy.timeout, kv_version=None if kv == "auto" else int(kv),
+                   policy=policy or Resilience(api_policy, store),
+                   session=make_session(api_policy, ca_cert=ca_path, skip_ssl_validation=skip))
 
     def __repr__(self) -> str:  # never the token
         return f"VaultClient(address={self.address!r}, mount={self.mount!r}, auth={self.auth!r})"
@@ -202,7 +208,7 @@ class VaultClient:
                 raise self._map_error(exc, op, path) from None
 
         if self.policy is not None:
-            return self.policy.call(attempt, operation=f"vault.{op}")
+            return self.policy.call(attempt, what=f"vault {op} {path}".rstrip())
         return attempt()
 
     def _ensure_login(self) -> None:
@@ -261,7 +267,7 @@ class VaultClient:
                 raise self._map_error(exc, "health", "sys/health") from None
 
         if self.policy is not None:
-            return self.policy.call(unauthenticated, operation="vault.health")
+            return self.policy.call(unauthenticated, what="vault health")
         return unauthenticated()
 
     @property
@@ -420,6 +426,27 @@ class VaultClient:
                 self._client.secrets.kv.v1.delete_secret(path=rel, mount_point=self.mount)
 
         self._call("delete", path, fn)
+
+
+def _reveal(value: Any) -> Any:
+    """A config Secret (``.get()``) or a plain value."""
+    getter = getattr(value, "get", None)
+    return getter() if callable(getter) and not isinstance(value, dict) else value
+
+
+def _ca_file(ca: str | None) -> str | None:
+    """requests verifies against a file: PEM text from the config is written to /tmp once."""
+    if not ca or "-----BEGIN" not in ca:
+        return ca
+    import hashlib
+    import os
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"vault-ca-{hashlib.sha256(ca.encode()).hexdigest()[:16]}.pem")
+    if not os.path.exists(path):
+        with open(path, "w", encoding="ascii") as fh:
+            fh.write(ca)
+    return path
 
 
 def _version_of(entry: Mapping[str, Any]) -> int | None:

@@ -79,13 +79,15 @@ def test_empty_plan_costs_no_request():
 def test_write_order_credentials_first_root_last_and_cas():
     with vault_env(world2()) as env:
         root = f"secret/{IID}"
-        writes = plan_for(IID, manifest_extra="# changed\n") + [VaultWrite(path=f"{root}/bindings/b-2/credentials", data={"password": "x"}),
-                                  VaultWrite(path=f"{root}/bindings/b-2/metadata", data={"app_guid": "a2"})]
+        writes = plan_for(IID, manifest_extra="# changed\n") + [
+            VaultWrite(path=f"{root}/bindings/b-2/credentials", data={"password": "x"}),
+            VaultWrite(path=f"{root}/bindings/b-2/metadata", data={"app_guid": "a2"})]
         env.server.log.clear()
         apply_instance(env.client, IID, list(reversed(writes)), settings=BackupSettings(enabled=False), now=NOW)
         posted = [e.path for e in env.server.log.entries("vault", "POST")]
-        assert posted == [f"/v1/secret/data/{IID}/bindings/b-2/credentials", f"/v1/secret/data/{IID}/bindings/b-2/metadata",
-                          f"/v1/secret/data/{IID}/manifest", f"/v1/secret/data/{IID}/metadata", f"/v1/secret/data/{IID}"]
+        base = f"/v1/secret/data/{IID}"
+        assert posted == [f"{base}/bindings/b-2/credentials", f"{base}/bindings/b-2/metadata", f"{base}/manifest",
+                          f"{base}/metadata", base]
         assert env.emulator.current_version(root) == 2  # written with cas on version 1
         assert env.backup_keys(IID) == []  # backups disabled
 
@@ -174,10 +176,11 @@ def test_dedup_volatile_only_changes_and_refresh_of_older_identical_backup():
     with vault_env(world2()) as env:
         s = BackupSettings(retention_count=0)
         apply_instance(env.client, IID, plan_for(IID, history_note="A"), settings=s, now=NOW)
-        first = env.backup_keys(IID)
+        assert len(env.backup_keys(IID)) == 1
         # only a volatile field changed since: the next backup has the same sha -> not stored again
         w = VaultWrite(path=f"secret/{IID}", data={**env.emulator.read(f"secret/{IID}"), "updated_at": "later"})
-        apply_instance(env.client, IID, [w], settings=s, now=NOW + 10)
+        r1 = apply_instance(env.client, IID, [w], settings=s, now=NOW + 10)
+        assert r1.backup_created  # the state after run 1 (new history entry) was not backed up yet
         w2 = VaultWrite(path=f"secret/{IID}", data={**env.emulator.read(f"secret/{IID}"), "updated_at": "later2"})
         r = apply_instance(env.client, IID, [w2], settings=s, now=NOW + 20)
         assert r.status == "written" and not r.backup_created

@@ -112,8 +112,8 @@ def test_policy_hook_wraps_every_call():
     calls = []
 
     class Policy:
-        def call(self, fn, *, operation):
-            calls.append(operation)
+        def call(self, fn, *, what="call"):
+            calls.append(what)
             return fn()
 
     with vault_env(instance_world()) as env:
@@ -121,7 +121,8 @@ def test_policy_hook_wraps_every_call():
         c.read(f"secret/{IID}")
         c.write(f"secret/{IID}/x", {"a": 1}, cas=0)
         c.list(f"secret/{IID}/")
-    assert calls == ["vault.detect", "vault.read", "vault.write", "vault.list"]
+    assert calls == ["vault detect sys/mounts", f"vault read secret/{IID}", f"vault write secret/{IID}/x",
+                     f"vault list secret/{IID}/"]
 
 
 def test_aws_iam_login_and_relogin(caplog):
@@ -171,3 +172,26 @@ def test_tls_verified_against_ca(tmp_path):
             VaultClient(server.url, token=TOKEN).read("secret/x")
     finally:
         server.stop()
+
+
+def test_from_settings_with_resilience_retries_5xx_not_sealed():
+    from reconciler.config import load_settings
+
+    with vault_env(instance_world()) as env:
+        text = ("reconciler:\n  retry: {max_attempts: 3, initial_delay: 10ms, max_delay: 20ms}\n"
+                f"vault:\n  address: {env.server.url}\n  token: {TOKEN}\n  kv_version: 2\n")
+        settings = load_settings(env={}, file_text=text)
+        c = VaultClient.from_settings(settings)
+        assert TOKEN not in repr(c)
+        assert c.read_data(f"secret/{IID}/credentials")["password"] == PASSWORD
+        env.server.log.clear()
+        env.server.set_faults(error_rate=1.0, error_codes=[502])
+        with pytest.raises(Unavailable):
+            c.read(f"secret/{IID}")
+        assert env.server.log.count("vault") == 3  # max_attempts
+        env.server.reset_faults()
+        env.server.log.clear()
+        env.emulator.sealed = True
+        with pytest.raises(VaultSealed):
+            c.read(f"secret/{IID}")
+        assert env.server.log.count("vault") == 1  # sealed is never retried
