@@ -8,6 +8,7 @@ faults before the emulator sees the request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -130,6 +131,15 @@ class Emulator:
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # Hooks for injected faults, so each emulator can answer in its own system's format.
+    def rate_limited_response(self, retry_after_s: int) -> Response:
+        return json_response(429, {"errors": [{"title": "CF-RateLimitExceeded", "code": 10013,
+                                               "detail": "Rate Limit Exceeded"}]},
+                             headers={"Retry-After": str(retry_after_s)})
+
+    def fault_response(self, status: int) -> Response:
+        return text_response(status, f"injected fault {status}")
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -137,6 +147,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the RequestLog records
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out as separate writes; without NODELAY, Nagle + delayed ACK
+        # adds ~40 ms to many keep-alive answers
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
         owner = self.server.owner
@@ -273,11 +290,9 @@ class EmulatorServer:
         if reset:
             return "reset"
         if limited:
-            return json_response(429, {"errors": [{"title": "CF-RateLimitExceeded", "code": 10013,
-                                                   "detail": "Rate Limit Exceeded"}]},
-                                 headers={"Retry-After": str(self.faults.retry_after_s)})
+            return self.emulator.rate_limited_response(self.faults.retry_after_s)
         if error:
-            return text_response(error, f"injected fault {error}")
+            return self.emulator.fault_response(error)
         return None
 
     def admin(self, method: str, path: str, body: bytes) -> Response:
