@@ -217,21 +217,22 @@ class CloudControllerEmulator(Emulator):
         return self._state.cf
 
     # -- HTTP -------------------------------------------------------------------------
-    def rate_limited_response(self, retry_after_s: int) -> Response:
-        headers = {"Retry-After": str(retry_after_s), "Content-Type": "text/plain; charset=utf-8"}
-        limit = (self.rate_limits or {}).get("general_limit", 2000)
-        headers.update({"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0",
-                        "X-RateLimit-Reset": str(int(time.time()) + retry_after_s)})
-        err = CFError(429, 10013, "CF-RateLimitExceeded", "Rate Limit Exceeded", headers)
-        return err.response("text/plain; charset=utf-8")
-
-    def fault_response(self, status: int) -> Response:
+    def fault_response(self, status: int, headers: dict[str, str]) -> Response | None:
+        if status == 429:
+            # the CC's limiter: v3 envelope, but text/plain content type, plus the X-RateLimit-* trio
+            retry = int(headers.get("Retry-After", "1"))
+            limit = (self.rate_limits or {}).get("general_limit", 2000)
+            out = {**headers, "Content-Type": "text/plain; charset=utf-8", "X-RateLimit-Limit": str(limit),
+                   "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + retry)}
+            return CFError(429, 10013, "CF-RateLimitExceeded", "Rate Limit Exceeded", out).response(
+                "text/plain; charset=utf-8")
         if status == 500:
-            return CFError(500, 10001, "UnknownError", "An unknown error occurred.").response()
+            return CFError(500, 10001, "UnknownError", "An unknown error occurred.", headers).response()
         if status == 503:
-            return CFError(503, 10015, "CF-ServiceUnavailable", "Database connection failure").response()
+            return CFError(503, 10015, "CF-ServiceUnavailable", "Database connection failure", headers).response()
         # a 502 comes from the gorouter, not the CC: plain text
-        return text_response(status, f"{status} Bad Gateway: Registered endpoint failed to handle the request.\n")
+        return text_response(status, f"{status} Bad Gateway: Registered endpoint failed to handle the request.\n",
+                             headers=headers)
 
     def handle(self, request: Request) -> Response:
         state = self._state
