@@ -12,6 +12,7 @@ import json
 import random
 import socket
 import ssl
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -130,9 +131,18 @@ class Emulator:
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def fault_response(self, status: int, headers: dict[str, str]) -> Response | None:
+        """The body an injected fault (``status`` 429/5xx) answers with; None = the generic one.
+
+        Emulators override this to answer in their system's error shape (Vault ``{"errors": [...]}``,
+        BOSH plain text ...); ``headers`` (e.g. ``Retry-After``) must be kept.
+        """
+        return None
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the RequestLog records
@@ -199,6 +209,12 @@ class _Server(ThreadingHTTPServer):
     def verify_request(self, request: Any, client_address: Any) -> bool:
         return not self.owner.faults.down  # "down": accept, then close at once
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that hangs up or fails the TLS handshake is its business, not a server error
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
 
 class EmulatorServer:
     """Serves one emulator on 127.0.0.1 (port 0 = a free port), optionally over TLS."""
@@ -216,7 +232,10 @@ class EmulatorServer:
         self._httpd = _Server((host, port), _Handler)
         self._httpd.owner = self
         if ssl_context is not None:
-            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True)
+            # handshake lazily in the request thread, so a slow or failing client (e.g. one that
+            # rejects our certificate) never blocks the accept loop
+            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True,
+                                                         do_handshake_on_connect=False)
         self.scheme = "https" if ssl_context is not None else "http"
         self.port = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
@@ -226,8 +245,9 @@ class EmulatorServer:
         return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self) -> EmulatorServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"mockstack-{self.emulator.api}",
-                                        daemon=True)
+        # a short poll interval: stop() returns in ~50 ms instead of 0.5 s (tests start many servers)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"mockstack-{self.emulator.api}", daemon=True)
         self._thread.start()
         return self
 
@@ -273,11 +293,12 @@ class EmulatorServer:
         if reset:
             return "reset"
         if limited:
-            return json_response(429, {"errors": [{"title": "CF-RateLimitExceeded", "code": 10013,
-                                                   "detail": "Rate Limit Exceeded"}]},
-                                 headers={"Retry-After": str(self.faults.retry_after_s)})
+            headers = {"Retry-After": str(self.faults.retry_after_s)}
+            return self.emulator.fault_response(429, headers) or json_response(
+                429, {"errors": [{"title": "CF-RateLimitExceeded", "code": 10013, "detail": "Rate Limit Exceeded"}]},
+                headers=headers)
         if error:
-            return text_response(error, f"injected fault {error}")
+            return self.emulator.fault_response(error, {}) or text_response(error, f"injected fault {error}")
         return None
 
     def admin(self, method: str, path: str, body: bytes) -> Response:

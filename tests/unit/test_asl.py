@@ -1,0 +1,107 @@
+"""statemachine/reconcile.asl.json: statelint clean, and the behaviour the spec asks of it."""
+
+import json
+import re
+from pathlib import Path
+
+from statelint.config import Config
+from statelint.linter import Linter
+
+from mockstack.aws import substitute_definition
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = (ROOT / "statemachine/reconcile.asl.json").read_text()
+
+
+def _dummy_substitutions() -> dict[str, str]:
+    subs = {}
+    for name in set(re.findall(r"\$\{(\w+)\}", TEXT)):
+        subs[name] = (f"arn:aws:lambda:us-east-1:123456789012:function:{name[:-3]}" if name.endswith("Arn") else "2")
+    return subs
+
+
+ASL = json.loads(substitute_definition(TEXT, _dummy_substitutions()))
+
+
+def _all_states(states=None, prefix=""):
+    for name, state in (states or ASL["States"]).items():
+        yield prefix + name, state
+        for branch in state.get("Branches", []):
+            yield from _all_states(branch["States"], f"{prefix}{name}/")
+        if "ItemProcessor" in state:
+            yield from _all_states(state["ItemProcessor"]["States"], f"{prefix}{name}/")
+
+
+STATES = dict(_all_states())
+
+
+def test_statelint_clean():
+    problems = Linter.validate(json.dumps(ASL), Config())
+    assert problems == []
+
+
+def test_jsonpath_only():
+    assert "QueryLanguage" not in TEXT
+
+
+def test_six_phases_readable():
+    top = list(ASL["States"])
+    for phase in ["Discover", "ScanDeployments", "Match", "UpdateVault", "SyncIndex", "Orphans"]:
+        assert phase in top
+    assert {"Discover/DiscoverCF", "Discover/DiscoverBosh"} <= set(STATES)
+    assert ASL["States"]["Discover"]["Type"] == "Parallel"
+
+
+def test_maps_take_concurrency_from_run_limits():
+    for name in ("ScanDeployments", "UpdateVault"):
+        state = ASL["States"][name]
+        assert state["Type"] == "Map"
+        assert state["MaxConcurrencyPath"].startswith("$.run.limits.")
+        assert state["ResultPath"] is None  # per-batch results live in DynamoDB, not in the state
+
+
+def test_every_task_retries_and_catches():
+    tasks = {n: s for n, s in STATES.items() if s["Type"] == "Task"}
+    assert len(tasks) >= 10
+    for name, state in tasks.items():
+        errors = {e for r in state["Retry"] for e in r["ErrorEquals"]}
+        assert "Lambda.ServiceException" in errors, name
+        assert state.get("Catch"), name
+        for retry in state["Retry"]:
+            assert retry["IntervalSeconds"] == 2 and retry["MaxAttempts"] == 2  # from substitutions
+
+
+def test_discovery_failures_degrade_not_fail():
+    for name in ("Discover/DiscoverCF", "Discover/DiscoverBosh"):
+        catch = STATES[name]["Catch"][0]
+        marker = STATES[name.split("/")[0] + "/" + catch["Next"]]
+        assert marker["Type"] == "Pass" and marker["Parameters"]["status"] == "failed"
+    choice = ASL["States"]["SourcesAvailable?"]
+    assert choice["Choices"][0]["Next"] == "NoSourceAvailable"
+    assert choice["Choices"][1] == {"Variable": "$.sources.bosh.status", "StringEquals": "failed", "Next": "Match"}
+
+
+def test_failed_batches_are_recorded_and_skipped():
+    for task in ("ScanBatch", "ApplyBatch"):
+        catch = STATES[f"{'ScanDeployments' if task == 'ScanBatch' else 'UpdateVault'}/{task}"]["Catch"][0]
+        assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == f"Record{task}Failure"
+
+
+def test_run_lock_refusal_does_not_release_the_lock():
+    catch = ASL["States"]["Begin"]["Catch"]
+    assert catch[0] == {"ErrorEquals": ["RunLocked"], "ResultPath": "$.error", "Next": "AlreadyRunning"}
+    assert ASL["States"]["AlreadyRunning"]["Type"] == "Fail"
+
+
+def test_failures_route_through_record_failure():
+    for name, state in ASL["States"].items():
+        if state["Type"] in ("Task", "Map", "Parallel") and name not in ("Begin", "RecordFailure"):
+            assert state["Catch"][-1]["Next"] == "RecordFailure", name
+    assert ASL["States"]["RecordFailure"]["Next"] == "RunFailed"
+    assert ASL["TimeoutSeconds"] == 2
+
+
+def test_statelint_catches_a_broken_definition():
+    broken = json.loads(json.dumps(ASL))
+    broken["States"]["Match"]["Next"] = "NoSuchState"
+    assert Linter.validate(json.dumps(broken), Config())
