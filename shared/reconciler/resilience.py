@@ -362,6 +362,12 @@ class LocalGuardState:
             return dict(self._items.get(self.name, {}))
 
 
+def reset_local_state() -> None:
+    """Forget the in-process guard state (tests; a new "process")."""
+    with LocalGuardState._lock:
+        LocalGuardState._shared.clear()
+
+
 # --- the guard: rate limiter + circuit breaker ------------------------------------------
 
 
@@ -690,10 +696,14 @@ class PolicyAdapter(HTTPAdapter):
         return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
-def make_session(policy: ApiPolicy, *, ca_cert: str | None = None, skip_ssl_validation: bool = False,
-                 user_agent: str = "blacksmith-reconciler") -> requests.Session:
+def make_session(policy: ApiPolicy, *, verify: bool | str | None = None, ca_cert: str | None = None,
+                 skip_ssl_validation: bool = False, user_agent: str = "blacksmith-reconciler") -> requests.Session:
     """A requests Session for one API endpoint. TLS is verified against ``ca_cert`` (a PEM file
-    path) or the system CAs; ``skip_ssl_validation`` turns it off (logged loudly)."""
+    path) or the system CAs; ``skip_ssl_validation`` turns it off (logged loudly). ``verify``
+    (what the config's ``tls_verify()`` returns: True, False or a CA path) overrides both."""
+    if verify is not None:
+        skip_ssl_validation = verify is False
+        ca_cert = verify if isinstance(verify, str) else None
     session = requests.Session()
     adapter = PolicyAdapter(policy)
     session.mount("https://", adapter)
