@@ -1,0 +1,238 @@
+"""``secret/db``: merging what a run observed into Blacksmith's instance index.
+
+The index is the broker's: every field it wrote is kept. We add instances we discovered,
+keep ``service_id``/``plan_id``/``deployment_name`` true, and record orphan state under
+``orphaned``. The merge is a pure function of (current index, observations), so on a
+check-and-set conflict the workflow re-reads the index and merges again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .types import DEFAULT_VOLATILE_FIELDS, IndexObservation, MatchResult, ValidationIssue, ValidationReport
+from .uuids import is_normal_uuid, normalize_uuid, trailing_uuid
+
+REQUIRED_FIELDS = ("service_id", "plan_id")
+ORPHAN_FIELD = "orphaned"  # {"type": "cf"|"bosh"|"vault", "since": first_seen}
+
+
+def _stable(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in DEFAULT_VOLATILE_FIELDS}
+
+
+def observations_from(
+    result: MatchResult,
+    instances: Sequence[Any] | None,
+    *,
+    cf_available: bool = True,
+) -> list[IndexObservation]:
+    """Index observations of a run: every CF instance of our broker (with its deployment when
+    matched) and, in a BOSH-only run, every identified deployment."""
+    matches = result.by_instance()
+    conflicted = set(result.conflicted_instances)
+    out: dict[str, IndexObservation] = {}
+    if cf_available and instances is not None:
+        for inst in instances:
+            uid = normalize_uuid(inst.guid)
+            if uid is None or uid in out:
+                continue
+            m = matches.get(uid) if uid not in conflicted else None
+            out[uid] = IndexObservation(
+                instance_id=uid,
+                service_id=inst.service_id or None,
+                plan_id=inst.plan_id or None,
+                deployment_name=m.deployment_name if m else None,
+                source="cf",
+                organization_guid=inst.organization_guid or None,
+                space_guid=inst.space_guid or None,
+                organization_name=inst.organization_name or None,
+                space_name=inst.space_name or None,
+                instance_name=inst.name or None,
+                created_at=inst.created_at or None,
+            )
+    else:
+        for m in result.matches:
+            out.setdefault(
+                m.instance_id,
+                IndexObservation(
+                    instance_id=m.instance_id,
+                    service_id=m.service_id,
+                    plan_id=m.plan_id,
+                    deployment_name=m.deployment_name,
+                    source="bosh",
+                ),
+            )
+    return [out[k] for k in sorted(out)]
+
+
+def merge_index(
+    current: Mapping[str, Any] | None,
+    observations: Sequence[IndexObservation],
+    *,
+    now: str,
+    orphans: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> tuple[dict[str, Any], ValidationReport]:
+    """New ``secret/db`` data and a validation report (``report.changed`` says whether to write).
+
+    ``orphans`` is ``OrphanUpdate.state``; None leaves orphan marks as they are.
+    """
+    current = current if isinstance(current, Mapping) else {}
+    new: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in current.items()}
+    report = ValidationReport()
+    touched: set[str] = set()
+
+    for obs in observations:
+        uid = normalize_uuid(obs.instance_id)
+        if uid is None:
+            report.issues.append(
+                ValidationIssue(
+                    kind="invalid_key",
+                    key=str(obs.instance_id)[:80],
+                    detail="observation with a non-UUID instance id ignored",
+                )
+            )
+            continue
+        entry = new.get(uid)
+        if entry is not None and not isinstance(entry, dict):
+            continue  # reported below as not_a_map; never overwritten
+        is_new = entry is None
+        if is_new:
+            # A legacy upper-case key for the same instance: copy its fields, keep the old key.
+            legacy = next((k for k in current if k != uid and normalize_uuid(k) == uid), None)
+            entry = dict(current[legacy]) if legacy is not None and isinstance(current[legacy], Mapping) else {}
+        before = dict(entry)
+        authoritative = obs.source == "cf"
+        for field in ("service_id", "plan_id"):
+            value = getattr(obs, field)
+            if value and (authoritative or not entry.get(field)):
+                entry[field] = value
+        if obs.deployment_name:
+            entry["deployment_name"] = obs.deployment_name
+        for field in ("organization_guid", "space_guid", "organization_name", "space_name", "instance_name"):
+            value = getattr(obs, field)
+            if value and not entry.get(field):
+                entry[field] = value
+        if obs.created_at and not entry.get("created") and not entry.get("created_at"):
+            entry["created_at"] = obs.created_at
+        if is_new or _stable(entry) != _stable(before):
+            entry["reconciled_at"] = now
+            new[uid] = entry
+            (report.added if is_new else report.updated).append(uid)
+            touched.add(uid)
+
+    if orphans is not None:
+        marks: dict[str, dict[str, Any]] = {}
+        for kind in ("cf", "bosh", "vault"):
+            for key, info in (orphans.get(kind) or {}).items():
+                uid = normalize_uuid(info.get("instance_id") if isinstance(info, Mapping) else None) or normalize_uuid(
+                    key
+                )
+                if uid:
+                    since = info.get("first_seen") if isinstance(info, Mapping) else None
+                    marks.setdefault(uid, {"type": kind, "since": since or now})
+        for key, entry in new.items():
+            if not isinstance(entry, dict):
+                continue
+            uid = normalize_uuid(key)
+            mark = marks.get(uid) if uid else None
+            if mark is not None and entry.get(ORPHAN_FIELD) != mark:
+                old = entry.get(ORPHAN_FIELD)
+                if isinstance(old, Mapping) and old.get("type") == mark["type"]:
+                    mark = {**mark, "since": old.get("since") or mark["since"]}
+                    if old == mark:
+                        continue
+                entry[ORPHAN_FIELD] = mark
+                report.orphan_marked.append(key)
+                touched.add(key)
+            elif mark is None and ORPHAN_FIELD in entry:
+                del entry[ORPHAN_FIELD]
+                report.orphan_cleared.append(key)
+                touched.add(key)
+        for key in touched:
+            if isinstance(new.get(key), dict) and key not in report.added:
+                new[key]["reconciled_at"] = now
+
+    report.changed = bool(touched)
+    validate_index(new, report)
+    return new, report
+
+
+def validate_index(index: Mapping[str, Any], report: ValidationReport | None = None) -> ValidationReport:
+    """Missing fields, non-UUID keys, legacy name formats, duplicates. Reports only; changes nothing."""
+    report = report or ValidationReport()
+    report.entries = len(index)
+    by_uid: dict[str, list[str]] = {}
+    by_deployment: dict[str, list[str]] = {}
+    for key, entry in index.items():
+        uid = normalize_uuid(key)
+        if uid is None:
+            report.issues.append(ValidationIssue(kind="invalid_key", key=str(key)[:80], detail="key is not a UUID"))
+        else:
+            by_uid.setdefault(uid, []).append(key)
+            if not is_normal_uuid(key):
+                report.issues.append(ValidationIssue(kind="not_normalised", key=key, detail="key is not lower case"))
+        if not isinstance(entry, Mapping):
+            report.issues.append(
+                ValidationIssue(kind="not_a_map", key=str(key)[:80], detail=f"entry is a {type(entry).__name__}")
+            )
+            continue
+        for field in REQUIRED_FIELDS:
+            if not entry.get(field):
+                report.issues.append(ValidationIssue(kind="missing_field", key=key, detail=f"no {field}"))
+        name = entry.get("deployment_name")
+        if not name:
+            report.issues.append(
+                ValidationIssue(
+                    kind="legacy_name", key=key, detail="no deployment_name (implicit <plan-id>-<instance-id>)"
+                )
+            )
+        elif isinstance(name, str):
+            by_deployment.setdefault(name, []).append(key)
+            if uid is not None:
+                _check_name(key, uid, name, entry, report)
+    for uid, keys in by_uid.items():
+        if len(keys) > 1:
+            report.issues.append(ValidationIssue(kind="duplicate_key", key=uid, detail="keys: " + ", ".join(keys)))
+    for name, keys in by_deployment.items():
+        if len(keys) > 1:
+            report.issues.append(
+                ValidationIssue(kind="duplicate_deployment", key=name, detail="named by " + ", ".join(keys))
+            )
+    return report
+
+
+def _check_name(key: str, uid: str, name: str, entry: Mapping[str, Any], report: ValidationReport) -> None:
+    plan_id, service_id = entry.get("plan_id"), entry.get("service_id")
+    tail = trailing_uuid(name)
+    if tail is None:
+        report.issues.append(
+            ValidationIssue(kind="legacy_name", key=key, detail="deployment name does not end in a UUID")
+        )
+        return
+    prefix, tail_uid = tail
+    if tail_uid != uid:
+        report.issues.append(
+            ValidationIssue(kind="name_mismatch", key=key, detail="deployment name ends in another instance's UUID")
+        )
+        return
+    if not name.endswith(uid):
+        report.issues.append(
+            ValidationIssue(kind="legacy_name", key=key, detail="deployment name has an upper-case UUID")
+        )
+    if plan_id and prefix != plan_id:
+        if service_id and prefix == f"{service_id}-{plan_id}":
+            report.issues.append(
+                ValidationIssue(
+                    kind="legacy_name",
+                    key=key,
+                    detail="legacy <service-id>-<plan-id>-<instance-id> with unprefixed plan id",
+                )
+            )
+        else:
+            report.issues.append(
+                ValidationIssue(
+                    kind="legacy_name", key=key, detail=f"deployment name prefix is not the plan id {plan_id!r}"
+                )
+            )

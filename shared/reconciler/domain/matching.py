@@ -1,0 +1,303 @@
+"""Matching CF instances x BOSH deployments x the Vault index.
+
+Each deployment is examined with every strategy that applies; each strategy yields
+``Evidence`` naming an instance id (or only a service). Agreeing evidence makes a ``Match``
+whose strategy is the strongest one; disagreeing evidence makes a ``Conflict`` that keeps
+both facts and matches nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..models import BoshDeployment, CatalogPlan, CFInstance, DeploymentDetail
+from .catalog import Catalog, build_catalog
+from .manifests import dig, manifest_releases, parse_manifest
+from .types import (
+    CONFIDENCE,
+    Conflict,
+    DomainConfig,
+    Evidence,
+    Match,
+    MatchResult,
+    Strategy,
+    UnidentifiedDeployment,
+)
+from .uuids import embedded_uuids, normalize_uuid, split_deployment_name, trailing_uuid
+
+Deployment = BoshDeployment | DeploymentDetail
+
+
+def is_excluded_name(name: str, excluded: Iterable[str]) -> bool:
+    """``word`` or ``word-...`` for a word of the exclusion list (case-insensitive)."""
+    low = name.lower()
+    for word in excluded:
+        w = word.strip().lower()
+        if w and (low == w or low.startswith(w + "-")):
+            return True
+    return False
+
+
+def service_from_releases(releases: Iterable[str], release_services: Mapping[str, str]) -> str | None:
+    """The service a deployment's releases imply, or None (ambiguous releases give None)."""
+    found = {release_services[r] for r in releases if r in release_services}
+    return found.pop() if len(found) == 1 else None
+
+
+def _release_names(dep: Deployment, manifest: dict[str, Any] | None) -> list[str]:
+    names = [r.name for r in dep.releases]
+    return names or manifest_releases(manifest)
+
+
+def index_deployment_names(index: Mapping[str, Any]) -> dict[str, str]:
+    """deployment name -> instance id, from index entries with a valid UUID key."""
+    out: dict[str, str] = {}
+    for key, entry in index.items():
+        uid = normalize_uuid(key)
+        if uid and isinstance(entry, Mapping) and isinstance(entry.get("deployment_name"), str):
+            out.setdefault(entry["deployment_name"], uid)
+    return out
+
+
+def _manifest_evidence(manifest: dict[str, Any], notes: list[str]) -> list[Evidence]:
+    out: list[Evidence] = []
+    props = dig(manifest, "properties", "blacksmith")
+    sources = [
+        (
+            "properties.blacksmith.instance_id",
+            dig(props, "instance_id"),
+            dig(props, "plan_id"),
+            dig(props, "service_id"),
+        ),
+        ("meta.params.instance_id", dig(manifest, "meta", "params", "instance_id"), None, None),
+    ]
+    for where, raw, plan_id, service_id in sources:
+        if raw is None:
+            continue
+        uid = normalize_uuid(raw)
+        if uid is None:
+            notes.append(f"manifest {where} is not a UUID; ignored")
+            continue
+        out.append(
+            Evidence(
+                strategy=Strategy.MANIFEST_METADATA,
+                instance_id=uid,
+                plan_id=plan_id if isinstance(plan_id, str) else None,
+                service_id=service_id if isinstance(service_id, str) else None,
+                detail=f"manifest {where} = {uid}",
+            )
+        )
+    return out
+
+
+def _examine(
+    dep: Deployment,
+    catalog: Catalog,
+    known_ids: set[str],
+    index_names: Mapping[str, str],
+    cfg: DomainConfig,
+    result: MatchResult,
+) -> tuple[list[Evidence], list[str], str | None]:
+    """All evidence about one deployment; returns (evidence, notes, service hint)."""
+    evidence: list[Evidence] = []
+    notes: list[str] = []
+    name = dep.name
+
+    split = split_deployment_name(name, catalog.prefixes)
+    if split:
+        prefix, uid = split
+        info = catalog.prefixes[prefix]
+        legacy = " (legacy plan id without service prefix)" if prefix in catalog.legacy_prefixes else ""
+        evidence.append(
+            Evidence(
+                strategy=Strategy.UUID_PATTERN,
+                instance_id=uid,
+                plan_id=info.plan_id,
+                service_id=info.service_id,
+                detail=f"name = plan {prefix!r} + instance {uid}{legacy}",
+            )
+        )
+
+    manifest = None
+    if isinstance(dep, DeploymentDetail) and dep.manifest_text is not None:
+        parsed = parse_manifest(dep.manifest_text)
+        if parsed.error:
+            result.malformed_manifests[name] = parsed.error
+        else:
+            manifest = parsed.data
+            evidence.extend(_manifest_evidence(manifest, notes))
+
+    if name in index_names:
+        uid = index_names[name]
+        evidence.append(Evidence(strategy=Strategy.INDEX, instance_id=uid, detail=f"secret/db entry {uid} names it"))
+
+    if not split:
+        tail = trailing_uuid(name)
+        if tail and tail[1] in known_ids:
+            evidence.append(
+                Evidence(
+                    strategy=Strategy.UUID_SUFFIX,
+                    instance_id=tail[1],
+                    detail=f"name ends in known instance {tail[1]}; prefix {tail[0]!r} is not a catalog plan id",
+                )
+            )
+        elif not evidence:
+            for uid in embedded_uuids(name):
+                if uid in known_ids:
+                    evidence.append(
+                        Evidence(
+                            strategy=Strategy.NAME_PATTERN,
+                            instance_id=uid,
+                            detail=f"name contains known instance {uid}",
+                        )
+                    )
+
+    hint = service_from_releases(_release_names(dep, manifest), cfg.release_services)
+    return evidence, notes, hint
+
+
+def match(
+    instances: Sequence[CFInstance] | None,
+    deployments: Sequence[Deployment],
+    index: Mapping[str, Any] | None,
+    catalog: Sequence[CatalogPlan] | Catalog = (),
+    cfg: DomainConfig | None = None,
+) -> MatchResult:
+    """Cross-reference CF instances, BOSH deployments and the ``secret/db`` index.
+
+    ``instances`` is None when CF was not queried or failed (BOSH-only run); the catalog then
+    comes from the index. ``deployments`` may mix list entries and scanned details.
+    """
+    cfg = cfg or DomainConfig()
+    index = index if isinstance(index, Mapping) else {}
+    cat = catalog if isinstance(catalog, Catalog) else build_catalog(catalog, index)
+    result = MatchResult()
+
+    cf_by_id: dict[str, CFInstance] = {}
+    for inst in instances or []:
+        uid = normalize_uuid(inst.guid)
+        if uid is None:
+            result.ignored_instances[inst.guid] = "CF instance guid is not a UUID"
+            continue
+        if uid in cf_by_id:
+            result.conflicts.append(
+                Conflict(
+                    kind="duplicate_cf_instance",
+                    instance_ids=[uid],
+                    facts=[
+                        f"foundation {cf_by_id[uid].foundation!r} has {uid}",
+                        f"foundation {inst.foundation!r} has {uid}",
+                    ],
+                )
+            )
+            continue
+        cf_by_id[uid] = inst
+
+    index_ids = {u for u in (normalize_uuid(k) for k in index) if u}
+    known_ids = set(cf_by_id) | index_ids
+    index_names = index_deployment_names(index)
+
+    candidates: list[Match] = []
+    for dep in deployments:
+        evidence, notes, hint = _examine(dep, cat, known_ids, index_names, cfg, result)
+        primary = {e.instance_id for e in evidence if e.instance_id and e.strategy != Strategy.INDEX}
+        if primary:
+            # A stale index entry is what we are here to fix: it never outvotes name or manifest.
+            for e in evidence:
+                if e.strategy == Strategy.INDEX and e.instance_id not in primary:
+                    notes.append(
+                        f"secret/db entry {e.instance_id} names this deployment, but name/manifest say otherwise"
+                    )
+            evidence = [e for e in evidence if e.strategy != Strategy.INDEX or e.instance_id in primary]
+        ids = sorted({e.instance_id for e in evidence if e.instance_id})
+        if len(ids) > 1:
+            result.conflicts.append(
+                Conflict(
+                    kind="instance_mismatch",
+                    deployments=[dep.name],
+                    instance_ids=ids,
+                    facts=[f"{e.strategy}: {e.detail}" for e in evidence if e.instance_id],
+                )
+            )
+            continue
+        if not ids:
+            if is_excluded_name(dep.name, cfg.excluded_deployments):
+                result.excluded_deployments.append(dep.name)
+                continue
+            scan_error = dep.error if isinstance(dep, DeploymentDetail) else None
+            if scan_error:
+                result.scan_failures[dep.name] = scan_error
+            reason = "no instance id in name, manifest or index"
+            if hint:
+                reason += f"; releases suggest service {hint!r}"
+            result.unidentified_deployments.append(
+                UnidentifiedDeployment(
+                    name=dep.name,
+                    director=dep.director,
+                    service_hint=hint,
+                    strategy=Strategy.RELEASE if hint else None,
+                    confidence=CONFIDENCE[Strategy.RELEASE] if hint else 0.0,
+                    reason=reason,
+                )
+            )
+            continue
+        uid = ids[0]
+        best = max(evidence, key=lambda e: CONFIDENCE[e.strategy])
+        strategies = sorted({e.strategy for e in evidence}, key=lambda s: -CONFIDENCE[s])
+        confidence = CONFIDENCE[best.strategy]
+        if len(strategies) > 1:  # independent agreeing evidence
+            confidence = min(1.0, confidence + 0.05 * (len(strategies) - 1))
+        plan_id = next((e.plan_id for e in evidence if e.plan_id), None)
+        service_id = next((e.service_id for e in evidence if e.service_id), None)
+        plans = {e.plan_id for e in evidence if e.plan_id}
+        if len(plans) > 1:
+            notes.append(
+                "plan ids disagree: " + "; ".join(f"{e.strategy} says {e.plan_id}" for e in evidence if e.plan_id)
+            )
+        cf = cf_by_id.get(uid)
+        if cf is not None:
+            if plan_id and cf.plan_id and cf.plan_id != plan_id:
+                notes.append(f"CF plan {cf.plan_id!r} differs from deployment's plan {plan_id!r} (plan update?)")
+            plan_id, service_id = cf.plan_id or plan_id, cf.service_id or service_id
+        elif service_id is None and plan_id:
+            service_id = cat.service_of(plan_id)
+        if service_id is None and hint:
+            notes.append(f"service inferred from releases: {hint}")
+        candidates.append(
+            Match(
+                instance_id=uid,
+                deployment_name=dep.name,
+                director=dep.director,
+                strategy=best.strategy,
+                confidence=round(confidence, 3),
+                reason="; ".join(f"{e.strategy}: {e.detail}" for e in evidence),
+                service_id=service_id,
+                plan_id=plan_id,
+                in_cf=cf is not None,
+                evidence=evidence,
+                notes=notes,
+            )
+        )
+
+    # One instance, several deployments: flag, don't pick.
+    by_uid: dict[str, list[Match]] = {}
+    for m in candidates:
+        by_uid.setdefault(m.instance_id, []).append(m)
+    conflicted: set[str] = {u for c in result.conflicts for u in c.instance_ids}
+    for uid, ms in by_uid.items():
+        if len(ms) > 1:
+            result.conflicts.append(
+                Conflict(
+                    kind="duplicate_deployments",
+                    deployments=[m.deployment_name for m in ms],
+                    instance_ids=[uid],
+                    facts=[f"{m.director}/{m.deployment_name}: {m.reason}" for m in ms],
+                )
+            )
+            conflicted.add(uid)
+    result.matches = [m for m in candidates if m.instance_id not in conflicted]
+    result.conflicted_instances = sorted(conflicted)
+    matched = {m.instance_id for m in result.matches}
+    result.unmatched_instances = sorted(u for u in cf_by_id if u not in matched and u not in conflicted)
+    return result

@@ -1,0 +1,442 @@
+"""Planning: the exact Vault writes that make one instance's tree true to CF and BOSH.
+
+Rules (DESIGN.md §5):
+- user fields of the root record (``parameters``, ``original_request``, ``provision_params``,
+  ``update_params``, ``context``) are kept as they are;
+- an existing credential value is never deleted or overwritten: only missing keys are added;
+- volatile fields (``updated_at``, ``reconciled_at`` ...) are not content, so an unchanged
+  instance plans no write at all; a history entry is added only when something changed,
+  and the history is bounded;
+- every write carries the ``cas`` version it was planned against (0: the path must not exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import Field
+
+from ..models import VM, CFBinding, CFInstance, DeploymentDetail, Record, VaultWrite
+from .credentials import recover_credentials
+from .types import USER_FIELDS, DomainConfig, InstancePlan, Match, MatchResult
+from .uuids import instance_path, is_allowed_write_path, normalize_uuid
+
+#: ``{logical path: (data or None, version or None)}`` of one instance's current Vault tree.
+Tree = Mapping[str, tuple[Mapping[str, Any] | None, int | None]]
+
+
+def stable(data: Mapping[str, Any] | None, volatile: Sequence[str], also: Sequence[str] = ()) -> dict[str, Any]:
+    """``data`` without the fields that change without meaning a change."""
+    skip = set(volatile) | set(also)
+    return {k: v for k, v in (data or {}).items() if k not in skip}
+
+
+def vm_summary(vm: VM) -> dict[str, Any]:
+    """What the metadata keeps of a VM: identity and addresses, not its fleeting state."""
+    return {
+        "instance_group": vm.instance_group,
+        "index": vm.index,
+        "id": vm.id,
+        "ips": list(vm.ips),
+        "dns": list(vm.dns),
+        "az": vm.az,
+        "vm_cid": vm.vm_cid,
+    }
+
+
+def _sorted_vms(vms: Sequence[VM]) -> list[VM]:
+    return sorted(vms, key=lambda v: (v.instance_group, v.index if v.index is not None else -1, v.id))
+
+
+class _Planner:
+    def __init__(self, uid: str, current: Tree, cfg: DomainConfig, plan: InstancePlan):
+        self.uid, self.current, self.cfg, self.plan = uid, current, cfg, plan
+        self.pending: list[VaultWrite] = []
+        self.changed_parts: list[str] = []
+
+    def path(self, *parts: str) -> str:
+        return instance_path(self.uid, *parts, mount=self.cfg.mount)
+
+    def existing(self, path: str) -> tuple[dict[str, Any] | None, int | None]:
+        data, version = self.current.get(path, (None, None))
+        return (dict(data) if isinstance(data, Mapping) else None), version
+
+    def cas(self, path: str) -> int | None:
+        data, version = self.current.get(path, (None, None))
+        if path not in self.current:
+            return 0
+        return version  # None: KV v1, no check-and-set
+
+    def write(self, path: str, data: dict[str, Any], part: str, reason: str) -> None:
+        if not is_allowed_write_path(path, self.cfg.mount):  # belt and braces: never leave our tree
+            raise ValueError("planned a Vault write outside the reconciler's paths")
+        self.pending.append(VaultWrite(path=path, data=data, cas=self.cas(path), reason=reason))
+        self.changed_parts.append(part)
+        self.plan.changes.append(f"{part}: {reason}")
+
+
+def _root_fields(
+    uid: str,
+    cf: CFInstance | None,
+    deployment: DeploymentDetail | None,
+    match: Match | None,
+    index_entry: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fields we own and overwrite, fields we only fill when absent)."""
+    owned: dict[str, Any] = {"instance_id": uid}
+    fill: dict[str, Any] = {}
+    if cf is not None:
+        owned.update(
+            service_id=cf.service_id,
+            plan_id=cf.plan_id,
+            service_name=cf.service_name,
+            plan_name=cf.plan_name,
+            instance_name=cf.name,
+            organization_guid=cf.organization_guid,
+            organization_name=cf.organization_name,
+            space_guid=cf.space_guid,
+            space_name=cf.space_name,
+            foundation=cf.foundation,
+        )
+        fill["created_at"] = cf.created_at
+    else:
+        entry = index_entry or {}
+        fill["service_id"] = (match.service_id if match else None) or entry.get("service_id")
+        fill["plan_id"] = (match.plan_id if match else None) or entry.get("plan_id")
+    if deployment is not None:
+        owned["deployment_name"] = deployment.name
+        owned["bosh_director"] = deployment.director
+    elif match is not None:
+        owned["deployment_name"] = match.deployment_name
+    return owned, fill
+
+
+def _context(cf: CFInstance) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in {
+            "platform": "cloudfoundry",
+            "organization_guid": cf.organization_guid,
+            "space_guid": cf.space_guid,
+            "organization_name": cf.organization_name,
+            "space_name": cf.space_name,
+            "instance_name": cf.name,
+        }.items()
+        if v
+    }
+
+
+def plan_instance(
+    instance_id: str,
+    *,
+    current: Tree,
+    now: str,
+    cf: CFInstance | None = None,
+    deployment: DeploymentDetail | None = None,
+    match: Match | None = None,
+    bindings: Sequence[CFBinding] = (),
+    parameters: Mapping[str, Any] | None = None,
+    index_entry: Mapping[str, Any] | None = None,
+    bosh_available: bool = True,
+    cfg: DomainConfig | None = None,
+) -> InstancePlan:
+    """The Vault writes for one instance, given its current tree ``{path: (data, version)}``.
+
+    ``deployment`` is the scanned deployment (None: no deployment, or BOSH not available);
+    ``parameters`` the instance's CF parameters when fetched; ``now`` an ISO-8601 timestamp.
+    """
+    cfg = cfg or DomainConfig()
+    uid = normalize_uuid(instance_id)
+    plan = InstancePlan(instance_id=uid or str(instance_id)[:80])
+    if uid is None:
+        plan.skipped = "instance id is not a UUID; nothing may be written for it"
+        return plan
+    if match is not None and match.confidence < cfg.min_confidence:
+        plan.notes.append(
+            f"deployment {match.deployment_name} matched only by {match.strategy} "
+            f"(confidence {match.confidence} < {cfg.min_confidence}); its data is not written"
+        )
+        match, deployment = None, None
+    if deployment is not None and deployment.error:
+        plan.notes.append(f"deployment {deployment.name} could not be scanned this run; infrastructure kept as is")
+    scanned = deployment if deployment is not None and not deployment.error else None
+    plan.deployment_name = (deployment.name if deployment else None) or (match.deployment_name if match else None)
+
+    p = _Planner(uid, current, cfg, plan)
+    vol = cfg.volatile_fields
+
+    # --- root: secret/<id> -------------------------------------------------------------
+    root_path = p.path()
+    old_root, _ = p.existing(root_path)
+    root = dict(old_root or {})
+    owned, fill = _root_fields(uid, cf, deployment, match, index_entry)
+    for k, v in owned.items():
+        if v not in (None, ""):
+            root[k] = v
+    for k, v in fill.items():
+        if v not in (None, "") and root.get(k) in (None, ""):
+            root[k] = v
+    if "parameters" not in root and parameters is not None:
+        root["parameters"] = dict(parameters)
+    if "context" not in root and cf is not None:
+        root["context"] = _context(cf)
+    for f in USER_FIELDS:  # never dropped, never rewritten
+        if old_root is not None and f in old_root:
+            root[f] = old_root[f]
+    if old_root is None or stable(root, vol) != stable(old_root, vol):
+        root["updated_at"] = now
+        root["reconciled_at"] = now
+        p.write(root_path, root, "root", "created" if old_root is None else "instance record updated")
+
+    # --- manifest: secret/<id>/manifest -------------------------------------------------
+    if scanned is not None and scanned.manifest_text is not None:
+        man_path = p.path("manifest")
+        old_man, _ = p.existing(man_path)
+        man = dict(old_man or {})
+        man.update(manifest=scanned.manifest_text, deployment_name=scanned.name)
+        if scanned.director:
+            man["director"] = scanned.director
+        if old_man is None or stable(man, vol) != stable(old_man, vol):
+            man["updated_at"] = now
+            what = (
+                "stored"
+                if old_man is None
+                else (
+                    "manifest changed in BOSH"
+                    if old_man.get("manifest") != scanned.manifest_text
+                    else "manifest record updated"
+                )
+            )
+            p.write(man_path, man, "manifest", what)
+
+    # --- credentials: secret/<id>/credentials -------------------------------------------
+    cred_path = p.path("credentials")
+    old_cred, _ = p.existing(cred_path)
+    if not old_cred:
+        service = (
+            (cf.service_id if cf else None)
+            or (match.service_id if match else None)
+            or ((index_entry or {}).get("service_id"))
+        )
+        if scanned is None:
+            plan.needs_credential_recovery = True
+            if not bosh_available:
+                plan.credential_recovery_reason = "credentials missing; BOSH was not available this run"
+            elif deployment is not None:
+                plan.credential_recovery_reason = "credentials missing; the deployment could not be scanned this run"
+            else:
+                plan.credential_recovery_reason = "credentials missing and no BOSH deployment to recover them from"
+        else:
+            creds, reason = recover_credentials(
+                service, scanned.manifest_text, scanned.vms, uid, release_services=cfg.release_services
+            )
+            if creds is None:
+                plan.needs_credential_recovery = True
+                plan.credential_recovery_reason = reason
+            else:
+                plan.credentials_recovered = True
+                p.write(cred_path, creds, "credentials", "recovered from the manifest and VM addresses")
+
+    # --- bindings: secret/<id>/bindings/<bid>/{credentials,metadata} ---------------------
+    for b in bindings:
+        bid = normalize_uuid(b.guid)
+        if bid is None:
+            plan.notes.append("a binding guid is not a UUID; binding skipped")
+            continue
+        bc_path = p.path("bindings", bid, "credentials")
+        old_bc, _ = p.existing(bc_path)
+        if isinstance(b.credentials, Mapping) and b.credentials:
+            merged = dict(old_bc or {})
+            added = [k for k in b.credentials if k not in merged]
+            for k in added:
+                merged[k] = b.credentials[k]
+            if old_bc is None or added:
+                p.write(
+                    bc_path,
+                    merged,
+                    f"bindings/{bid}/credentials",
+                    "restored from CF binding details" if not old_bc else f"{len(added)} missing field(s) added",
+                )
+        elif not old_bc:
+            plan.missing_binding_credentials.append(bid)
+        bm_path = p.path("bindings", bid, "metadata")
+        old_bm, _ = p.existing(bm_path)
+        bm = dict(old_bm or {})
+        for k, v in {
+            "binding_id": bid,
+            "instance_id": uid,
+            "name": b.name,
+            "type": b.type,
+            "app_guid": b.app_guid,
+            "app_name": b.app_name,
+        }.items():
+            if v not in (None, ""):
+                bm[k] = v
+        if b.created_at and not bm.get("created_at"):
+            bm["created_at"] = b.created_at
+        if old_bm is None or stable(bm, vol) != stable(old_bm, vol):
+            bm["updated_at"] = now
+            p.write(bm_path, bm, f"bindings/{bid}/metadata", "binding metadata updated" if old_bm else "stored")
+
+    # --- metadata: secret/<id>/metadata (infrastructure + bounded history) ---------------
+    meta_path = p.path("metadata")
+    old_meta, _ = p.existing(meta_path)
+    meta = dict(old_meta or {})
+    if scanned is not None:
+        meta.update(
+            deployment_name=scanned.name,
+            director=scanned.director,
+            releases=[{"name": r.name, "version": r.version} for r in scanned.releases],
+            stemcells=[{"name": s.name, "version": s.version} for s in scanned.stemcells],
+            vms=[vm_summary(v) for v in _sorted_vms(scanned.vms)],
+        )
+    meta_changed = scanned is not None and (
+        old_meta is None or stable(meta, vol, ("history",)) != stable(old_meta, vol, ("history",))
+    )
+    if p.pending or meta_changed:
+        parts = [*p.changed_parts, *(["metadata"] if meta_changed else [])]
+        history = meta.get("history")
+        history = list(history) if isinstance(history, list) else []
+        history.append(
+            {
+                "timestamp": now,
+                "action": "reconcile",
+                "description": "reconciler updated " + ", ".join(parts),
+                "paths": parts,
+            }
+        )
+        meta["history"] = history[-cfg.history_limit :]
+        meta["updated_at"] = now
+        p.write(meta_path, meta, "metadata", "history entry" + (" and infrastructure" if meta_changed else ""))
+
+    plan.writes = p.pending
+    plan.changed = bool(p.pending)
+    return plan
+
+
+# --- batches ---------------------------------------------------------------------------
+
+
+class PlanItem(Record):
+    """Everything one instance's plan needs except its Vault tree."""
+
+    instance_id: str
+    cf: CFInstance | None = None
+    deployment: DeploymentDetail | None = None
+    match: Match | None = None
+    bindings: list[CFBinding] = Field(default_factory=list)
+    parameters: dict[str, Any] | None = None
+    index_entry: dict[str, Any] | None = None
+    skip_reason: str = ""
+
+
+class BatchPlan(Record):
+    plans: list[InstancePlan] = Field(default_factory=list)
+
+    @property
+    def writes(self) -> list[VaultWrite]:
+        return [w for p in self.plans for w in p.writes]
+
+    @property
+    def changed_instances(self) -> list[str]:
+        return [p.instance_id for p in self.plans if p.changed]
+
+    @property
+    def needs_credential_recovery(self) -> dict[str, str]:
+        return {p.instance_id: p.credential_recovery_reason for p in self.plans if p.needs_credential_recovery}
+
+
+def build_plan_items(
+    result: MatchResult,
+    *,
+    instances: Sequence[CFInstance] | None,
+    details: Mapping[str, DeploymentDetail] | Sequence[DeploymentDetail] = (),
+    index: Mapping[str, Any] | None = None,
+    bindings: Sequence[CFBinding] = (),
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
+    cf_available: bool = True,
+) -> list[PlanItem]:
+    """The instances a run writes for, with their inputs.
+
+    With CF available, CF is the list of what should exist: every CF instance of our broker
+    (matched or not) gets an item; deployments without a CF instance (BOSH orphans) do not.
+    Without CF (BOSH-only run), every identified deployment gets an item. Conflicted
+    instances get an item that is skipped, so the report shows them.
+    """
+    if not isinstance(details, Mapping):
+        details = {d.name: d for d in details}
+    index = index or {}
+    idx_by_uid = {normalize_uuid(k): v for k, v in index.items() if normalize_uuid(k) and isinstance(v, Mapping)}
+    by_inst: dict[str, list[CFBinding]] = {}
+    for b in bindings:
+        uid = normalize_uuid(b.instance_guid)
+        if uid:
+            by_inst.setdefault(uid, []).append(b)
+    params = {normalize_uuid(k): dict(v) for k, v in (parameters or {}).items() if normalize_uuid(k)}
+    matches = result.by_instance()
+    conflicted = set(result.conflicted_instances)
+    items: dict[str, PlanItem] = {}
+
+    def item(uid: str, cf: CFInstance | None) -> PlanItem:
+        m = matches.get(uid)
+        dep = details.get(m.deployment_name) if m else None
+        if m is not None and dep is None:
+            dep = DeploymentDetail(director=m.director, name=m.deployment_name, error="deployment was not scanned")
+        entry = idx_by_uid.get(uid)
+        return PlanItem(
+            instance_id=uid,
+            cf=cf,
+            deployment=dep,
+            match=m,
+            bindings=by_inst.get(uid, []),
+            parameters=params.get(uid),
+            index_entry=dict(entry) if entry is not None else None,
+        )
+
+    if cf_available and instances is not None:
+        for inst in instances:
+            uid = normalize_uuid(inst.guid)
+            if uid is None or uid in items:
+                continue
+            items[uid] = item(uid, inst)
+    else:
+        for m in result.matches:
+            items.setdefault(m.instance_id, item(m.instance_id, None))
+    for uid in conflicted:
+        if uid in items or not cf_available:
+            items[uid] = PlanItem(instance_id=uid, skip_reason="conflicting evidence; see the match report")
+    return [items[k] for k in sorted(items)]
+
+
+def plan_batch(
+    items: Sequence[PlanItem],
+    trees: Mapping[str, Tree],
+    *,
+    now: str,
+    cfg: DomainConfig | None = None,
+    bosh_available: bool = True,
+) -> BatchPlan:
+    """Plan every item of a batch; ``trees`` maps instance id -> its current Vault tree."""
+    cfg = cfg or DomainConfig()
+    out = BatchPlan()
+    for it in items:
+        if it.skip_reason:
+            out.plans.append(InstancePlan(instance_id=it.instance_id, skipped=it.skip_reason))
+            continue
+        out.plans.append(
+            plan_instance(
+                it.instance_id,
+                current=trees.get(it.instance_id, {}),
+                now=now,
+                cf=it.cf,
+                deployment=it.deployment,
+                match=it.match,
+                bindings=it.bindings,
+                parameters=it.parameters,
+                index_entry=it.index_entry,
+                bosh_available=bosh_available,
+                cfg=cfg,
+            )
+        )
+    return out

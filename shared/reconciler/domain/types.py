@@ -1,0 +1,252 @@
+"""Records of the domain logic: configuration, matches, plans, reports.
+
+Pydantic records like ``reconciler.models`` so the workflow can store them between states
+(``model_dump(mode="json")`` / ``model_validate``). Pure data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from ..models import Record, VaultWrite
+
+# --- configuration ---------------------------------------------------------------------
+
+#: Real Blacksmith's non-service deployments: ``word`` or ``word-...`` is excluded.
+DEFAULT_EXCLUDED_DEPLOYMENTS: tuple[str, ...] = (
+    "blacksmith",
+    "bosh",
+    "cf",
+    "concourse",
+    "grafana",
+    "prometheus",
+    "shield",
+    "vault",
+)
+#: Release name -> service kind, for release-based inference and credential recovery.
+DEFAULT_RELEASE_SERVICES: dict[str, str] = {
+    "redis": "redis",
+    "redis-forge": "redis",
+    "postgres": "postgresql",
+    "postgresql": "postgresql",
+    "postgres-forge": "postgresql",
+    "postgresql-forge": "postgresql",
+    "rabbitmq": "rabbitmq",
+    "cf-rabbitmq": "rabbitmq",
+    "rabbitmq-forge": "rabbitmq",
+}
+#: Root-record fields that belong to the user: kept as they are, never dropped.
+USER_FIELDS: tuple[str, ...] = ("parameters", "original_request", "provision_params", "update_params", "context")
+#: Fields that change on every run without meaning a change of content.
+DEFAULT_VOLATILE_FIELDS: tuple[str, ...] = (
+    "updated_at",
+    "reconciled_at",
+    "last_reconciled",
+    "last_seen",
+    "fetched_at",
+    "timestamp",
+)
+
+
+class DomainConfig(Record):
+    excluded_deployments: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_DEPLOYMENTS))
+    release_services: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RELEASE_SERVICES))
+    history_limit: int = Field(default=50, ge=1, le=10_000)
+    #: Matches below this confidence are reported but get no Vault writes.
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    volatile_fields: list[str] = Field(default_factory=lambda: list(DEFAULT_VOLATILE_FIELDS))
+    mount: str = "secret"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> DomainConfig:
+        """Read ``settings.reconciler.matching.{excluded_deployments, release_services}`` and,
+        where present, ``settings.reconciler.history_limit``; anything absent keeps its default."""
+        kwargs: dict[str, Any] = {}
+        rec = getattr(settings, "reconciler", None)
+        matching = getattr(rec, "matching", None)
+        excluded = getattr(matching, "excluded_deployments", None)
+        if excluded is not None:
+            kwargs["excluded_deployments"] = list(excluded)
+        services = getattr(matching, "release_services", None)
+        if isinstance(services, Mapping):
+            kwargs["release_services"] = dict(services)
+        for name in ("history_limit", "min_confidence"):
+            value = getattr(matching, name, None)
+            if value is None:
+                value = getattr(rec, name, None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                kwargs[name] = value
+        vault = getattr(settings, "vault", None)
+        mount = getattr(vault, "mount", None)
+        if isinstance(mount, str) and mount:
+            kwargs["mount"] = mount.strip("/")
+        return cls(**kwargs)
+
+
+# --- matching --------------------------------------------------------------------------
+
+
+class Strategy(StrEnum):
+    UUID_PATTERN = "uuid_pattern"  # <catalog plan id>-<uuid>
+    MANIFEST_METADATA = "manifest_metadata"  # properties.blacksmith / meta.params.instance_id
+    INDEX = "index"  # secret/db entry names this deployment
+    UUID_SUFFIX = "uuid_suffix"  # name ends in a known instance's UUID, prefix not in catalog
+    NAME_PATTERN = "name_pattern"  # a known instance's UUID appears elsewhere in the name
+    RELEASE = "release"  # releases say which service; no instance id
+
+
+CONFIDENCE: dict[Strategy, float] = {
+    Strategy.UUID_PATTERN: 1.0,
+    Strategy.MANIFEST_METADATA: 0.9,
+    Strategy.INDEX: 0.8,
+    Strategy.UUID_SUFFIX: 0.7,
+    Strategy.NAME_PATTERN: 0.5,
+    Strategy.RELEASE: 0.3,
+}
+
+
+class Evidence(Record):
+    strategy: Strategy
+    instance_id: str | None = None
+    plan_id: str | None = None
+    service_id: str | None = None
+    detail: str = ""
+
+
+class Match(Record):
+    """A deployment identified as the deployment of ``instance_id``."""
+
+    instance_id: str
+    deployment_name: str
+    director: str = ""
+    strategy: Strategy
+    confidence: float
+    reason: str
+    service_id: str | None = None
+    plan_id: str | None = None
+    in_cf: bool = False  # the instance is a CF instance of our broker (this run's CF data)
+    evidence: list[Evidence] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Conflict(Record):
+    """Evidence that disagrees; never resolved silently: both facts are kept."""
+
+    kind: str  # "instance_mismatch" | "duplicate_deployments" | "duplicate_cf_instance"
+    deployments: list[str] = Field(default_factory=list)
+    instance_ids: list[str] = Field(default_factory=list)
+    facts: list[str] = Field(default_factory=list)
+
+
+class UnidentifiedDeployment(Record):
+    """A deployment that is not excluded but not tied to any instance id."""
+
+    name: str
+    director: str = ""
+    service_hint: str | None = None  # from release-based inference
+    strategy: Strategy | None = None
+    confidence: float = 0.0
+    reason: str = ""
+
+
+class MatchResult(Record):
+    matches: list[Match] = Field(default_factory=list)
+    conflicts: list[Conflict] = Field(default_factory=list)
+    unmatched_instances: list[str] = Field(default_factory=list)  # CF instance ids, no deployment
+    unidentified_deployments: list[UnidentifiedDeployment] = Field(default_factory=list)
+    excluded_deployments: list[str] = Field(default_factory=list)
+    malformed_manifests: dict[str, str] = Field(default_factory=dict)  # deployment -> parse error
+    ignored_instances: dict[str, str] = Field(default_factory=dict)  # CF guid -> why ignored
+    scan_failures: dict[str, str] = Field(default_factory=dict)  # unidentified deployment -> scan error
+    conflicted_instances: list[str] = Field(default_factory=list)
+
+    def by_instance(self) -> dict[str, Match]:
+        return {m.instance_id: m for m in self.matches}
+
+    def by_deployment(self) -> dict[str, Match]:
+        return {m.deployment_name: m for m in self.matches}
+
+
+# --- planning --------------------------------------------------------------------------
+
+
+class InstancePlan(Record):
+    instance_id: str
+    deployment_name: str | None = None
+    writes: list[VaultWrite] = Field(default_factory=list)
+    changed: bool = False
+    changes: list[str] = Field(default_factory=list)  # "<path>: <what>", never a value
+    needs_credential_recovery: bool = False
+    credential_recovery_reason: str = ""
+    credentials_recovered: bool = False
+    missing_binding_credentials: list[str] = Field(default_factory=list)  # binding ids
+    skipped: str = ""  # why nothing was planned (conflict, invalid id, ...)
+    notes: list[str] = Field(default_factory=list)
+
+
+# --- index -----------------------------------------------------------------------------
+
+
+class IndexObservation(Record):
+    """What this run learned about one instance, for ``secret/db``."""
+
+    instance_id: str
+    service_id: str | None = None
+    plan_id: str | None = None
+    deployment_name: str | None = None
+    source: str = "cf"  # "cf" | "bosh"
+    organization_guid: str | None = None
+    space_guid: str | None = None
+    organization_name: str | None = None
+    space_name: str | None = None
+    instance_name: str | None = None
+    created_at: str | None = None
+
+
+class ValidationIssue(Record):
+    # missing_field | invalid_key | not_normalised | legacy_name | duplicate_key | duplicate_deployment | not_a_map
+    kind: str
+    key: str
+    detail: str = ""
+
+
+class ValidationReport(Record):
+    entries: int = 0
+    changed: bool = False  # False: the merged index equals the current one; write nothing
+    issues: list[ValidationIssue] = Field(default_factory=list)
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    orphan_marked: list[str] = Field(default_factory=list)
+    orphan_cleared: list[str] = Field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for i in self.issues if i.kind == kind)
+
+
+# --- orphans ---------------------------------------------------------------------------
+
+
+class OrphanKind(StrEnum):
+    CF = "cf"  # CF instance of our broker, no deployment
+    BOSH = "bosh"  # our deployment, no CF instance
+    VAULT = "vault"  # index/Vault entry with neither
+
+
+class OrphanCandidate(Record):
+    kind: OrphanKind
+    key: str  # instance id (cf, vault) or deployment name (bosh)
+    instance_id: str | None = None
+    deployment_name: str | None = None
+    director: str | None = None
+    reason: str = ""
+
+
+class OrphanUpdate(Record):
+    state: dict[str, dict[str, dict[str, Any]]]  # {"cf": {key: entry}, "bosh": {...}, "vault": {...}}
+    newly_orphaned: dict[str, list[str]] = Field(default_factory=dict)
+    resolved: dict[str, list[str]] = Field(default_factory=dict)
+    skipped: dict[str, str] = Field(default_factory=dict)  # kind -> why not evaluated this run

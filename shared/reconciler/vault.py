@@ -1,0 +1,457 @@
+"""Vault adapter (hvac): token or AWS IAM auth, KV v2/v1 detection, logical paths.
+
+Callers speak logical paths (``secret/db``, ``secret/<id>/credentials``); this module adds
+the KV v2 ``data/`` / ``metadata/`` infixes. Wire errors become domain exceptions:
+403 -> PermissionDenied (naming the path), 404 -> ``None`` on reads / NotFound,
+a lost check-and-set -> CasConflict, sealed -> VaultSealed, 5xx/timeouts -> Unavailable,
+429 -> RateLimited. Messages name paths and the Vault address, never a value or token.
+
+Resilience (retry, rate limit, circuit breaker) is plugged in through ``policy``: any
+object with ``call(fn, *, operation)`` that runs ``fn`` (retrying it as it sees fit). The
+adapter itself never retries, so a sealed Vault costs exactly one request per call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import hvac
+import hvac.exceptions as hx
+import requests
+from requests.adapters import HTTPAdapter
+
+from reconciler.errors import (
+    CasConflict,
+    ConfigError,
+    ExternalAPIError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    VaultSealed,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Tree = dict[str, tuple[dict[str, Any], int | None]]
+
+_SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+
+
+class CallPolicy(Protocol):
+    """What :class:`reconciler.resilience.Resilience` provides per API/endpoint."""
+
+    def call(self, fn: Callable[[], T], *, what: str = "call") -> T: ...
+
+
+def _errors_text(exc: hx.VaultError) -> str:
+    errs = getattr(exc, "errors", None) or []
+    return " ".join(str(e) for e in errs) if isinstance(errs, list) else str(errs)
+
+
+class VaultClient:
+    """One Vault server and one KV mount.
+
+    ``auth="token"`` uses ``token``; ``auth="aws"`` logs in with ``auth/<aws_mount>/login``
+    (IAM method) using ``aws_credentials`` (a botocore Credentials object) or the default
+    boto3 session's credentials (the Lambda's role), and logs in again once on a 403.
+    ``ca_cert`` (a PEM file path) is what TLS is verified against; ``verify=False`` only
+    when explicitly asked (skip_ssl_validation).
+    ``kv_version`` (1/2) skips detection; otherwise it is read from ``sys/mounts`` or,
+    without permission there, ``sys/internal/ui/mounts/<mount>``.
+    """
+
+    def __init__(self, address: str, *, token: str | None = None, auth: str = "token",
+                 aws_role: str | None = None, aws_mount: str = "aws", aws_region: str = "us-east-1",
+                 aws_header_value: str | None = None, aws_credentials: Any = None,
+                 mount: str = "secret", ca_cert: str | None = None, verify: bool = True,
+                 timeout: float = 10.0, max_connections: int = 10, kv_version: int | None = None,
+                 namespace: str | None = None, policy: CallPolicy | None = None,
+                 session: requests.Session | None = None) -> None:
+        if not isinstance(address, str) or not re.match(r"^https?://[^/\s]+", address or ""):
+            raise ConfigError(f"vault address {address!r} is invalid: expected http(s)://host[:port]")
+        if auth not in ("token", "aws"):
+            raise ConfigError(f"vault auth {auth!r} is invalid: accepted 'token' or 'aws'")
+        if auth == "token" and not token:
+            raise ConfigError("vault auth is 'token' but no token is configured (vault.token)")
+        if auth == "aws" and not aws_role:
+            raise ConfigError("vault auth is 'aws' but no role is configured (vault.aws_role)")
+        if kv_version not in (None, 1, 2):
+            raise ConfigError(f"vault kv_version {kv_version!r} is invalid: accepted 1 or 2")
+        mount = (mount or "").strip("/")
+        if not mount or "/" in mount:
+            raise ConfigError(f"vault mount {mount!r} is invalid: expected a single path segment such as 'secret'")
+        self.address = address.rstrip("/")
+        self.mount = mount
+        self.auth = auth
+        self._aws = {"role": aws_role, "mount": aws_mount, "region": aws_region, "header": aws_header_value,
+                     "credentials": aws_credentials}
+        self.policy = policy
+        self._kv_version = kv_version
+        self._login_lock = threading.Lock()
+        if session is None:
+            session = requests.Session()
+            pool = HTTPAdapter(pool_connections=max(1, max_connections), pool_maxsize=max(1, max_connections))
+            session.mount("https://", pool)
+            session.mount("http://", pool)
+        self._client = hvac.Client(url=self.address, token=token if auth == "token" else None,
+                                   verify=(ca_cert or True) if verify else False, timeout=timeout,
+                                   namespace=namespace, session=session)
+        self._logged_in = auth == "token"
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
+        """Build from ``Settings`` (contract C): ``settings.vault`` (address, auth, token, aws_role,
+        aws_mount, aws_header_value, namespace, mount, kv_version, ca_cert, insecure_skip_verify)
+        and ``settings.reconciler.apis.vault`` / ``retry`` for the resilience policy (rate limit
+        and circuit breaker shared through ``store`` when given)."""
+        from reconciler.resilience import ApiPolicy, Resilience, make_session
+
+        v = settings.vault
+        if getattr(v, "address", None) is None:
+            raise ConfigError("vault.address is not configured")
+        api_policy = ApiPolicy.from_settings(settings, "vault")
+        ca_path = _ca_file(_reveal(getattr(v, "ca_cert", None)))
+        skip = bool(getattr(v, "skip_ssl_validation", False))
+        kv = str(getattr(v, "kv_version", "auto") or "auto")
+        return cls(str(v.address), token=_reveal(getattr(v, "token", None)), auth=v.auth,
+                   aws_role=getattr(v, "aws_role", None), aws_mount=getattr(v, "aws_mount", "aws") or "aws",
+                   aws_header_value=getattr(v, "aws_header_value", None), namespace=getattr(v, "namespace", None),
+                   mount=getattr(v, "mount", "secret") or "secret", ca_cert=ca_path, verify=not skip,
+                   timeout=api_policy.timeout, kv_version=None if kv == "auto" else int(kv),
+                   policy=policy or Resilience(api_policy, store),
+                   session=make_session(api_policy, ca_cert=ca_path, skip_ssl_validation=skip))
+
+    def __repr__(self) -> str:  # never the token
+        return f"VaultClient(address={self.address!r}, mount={self.mount!r}, auth={self.auth!r})"
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _split(self, path: str) -> str:
+        """Logical path -> path inside the mount; refuses anything that is not plainly under it."""
+        if not isinstance(path, str):
+            raise InvalidInput(f"vault path {path!r} is not a string")
+        if not path.startswith(self.mount + "/"):
+            raise InvalidInput(f"vault path {path!r} is not under the mount '{self.mount}/'")
+        rel = path[len(self.mount) + 1:]
+        segments = rel.split("/")
+        if not rel or any(s in ("", ".", "..") or not _SEGMENT_RE.match(s) for s in segments):
+            raise InvalidInput(f"vault path {path!r} is invalid: expected '{self.mount}/<segment>/...' "
+                               "without empty, '.' or '..' segments or control characters")
+        return rel
+
+    def _folder(self, path: str) -> str:
+        """Logical folder (with or without trailing '/', or the bare mount) -> rel folder."""
+        if path.rstrip("/") == self.mount:
+            return ""
+        return self._split(path.rstrip("/")) + "/"
+
+    def _map_error(self, exc: BaseException, op: str, path: str) -> ExternalAPIError:
+        where = f"Vault {op} {path}" if path else f"Vault {op}"
+        if isinstance(exc, hx.Forbidden):
+            return PermissionDenied(f"{where}: permission denied (check the token's or role's policy for {path})",
+                                    api="vault", status=403)
+        if isinstance(exc, hx.Unauthorized):
+            return Unauthorized(f"{where}: unauthorized", api="vault", status=401)
+        if isinstance(exc, hx.InvalidPath):
+            return NotFound(f"{where}: not found", api="vault", status=404)
+        if isinstance(exc, hx.InvalidRequest):
+            text = _errors_text(exc)
+            if "check-and-set" in text:
+                return CasConflict(f"{where}: check-and-set conflict (the secret changed since it was read)",
+                                   api="vault", status=400)
+            return ExternalAPIError(f"{where}: rejected by Vault (400): {text[:200]}", api="vault", status=400)
+        if isinstance(exc, hx.RateLimitExceeded):
+            return RateLimited(f"{where}: rate limited by Vault (429)", api="vault", status=429)
+        if isinstance(exc, hx.VaultDown):
+            if "sealed" in _errors_text(exc).lower():
+                return VaultSealed(f"{where}: Vault at {self.address} is sealed", api="vault", status=503)
+            return Unavailable(f"{where}: Vault unavailable (503)", api="vault", status=503)
+        if isinstance(exc, hx.VaultNotInitialized):
+            return Unavailable(f"{where}: Vault at {self.address} is not initialized (501)", api="vault", status=501)
+        if isinstance(exc, hx.InternalServerError | hx.BadGateway):
+            return Unavailable(f"{where}: Vault error {getattr(exc, 'status_code', None) or ''}".rstrip(),
+                               api="vault", status=getattr(exc, "status_code", None))
+        if isinstance(exc, requests.exceptions.SSLError):
+            return Unavailable(f"{where}: TLS verification of {self.address} failed (check vault.ca_cert)",
+                               api="vault")
+        if isinstance(exc, requests.exceptions.Timeout):
+            return Unavailable(f"{where}: timed out talking to {self.address}", api="vault")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return Unavailable(f"{where}: cannot connect to {self.address}", api="vault")
+        if isinstance(exc, hx.VaultError):
+            status = getattr(exc, "status_code", None)
+            return Unavailable(f"{where}: unexpected Vault answer {status}", api="vault", status=status)
+        return Unavailable(f"{where}: {type(exc).__name__}", api="vault")
+
+    def _call(self, op: str, path: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            self._ensure_login()
+            try:
+                return fn()
+            except (hx.VaultError, requests.exceptions.RequestException) as exc:
+                if isinstance(exc, hx.Forbidden) and self.auth == "aws":
+                    # the IAM-issued token may have expired: log in once more, then give up
+                    self._login(force=True)
+                    try:
+                        return fn()
+                    except (hx.VaultError, requests.exceptions.RequestException) as again:
+                        raise self._map_error(again, op, path) from None
+                raise self._map_error(exc, op, path) from None
+
+        if self.policy is not None:
+            return self.policy.call(attempt, what=f"vault {op} {path}".rstrip())
+        return attempt()
+
+    def _ensure_login(self) -> None:
+        if not self._logged_in:
+            self._login(force=False)
+
+    def _login(self, *, force: bool) -> None:
+        with self._login_lock:
+            if self._logged_in and not force:
+                return
+            creds = self._aws["credentials"]
+            if creds is None:
+                import boto3  # the Lambda's role credentials; imported lazily (cold start)
+
+                creds = boto3.Session().get_credentials()
+            if creds is None:
+                raise ConfigError("vault auth is 'aws' but no AWS credentials are available to sign the login")
+            frozen = creds.get_frozen_credentials() if hasattr(creds, "get_frozen_credentials") else creds
+            try:
+                self._client.auth.aws.iam_login(frozen.access_key, frozen.secret_key, frozen.token,
+                                                header_value=self._aws["header"], role=self._aws["role"],
+                                                use_token=True, region=self._aws["region"],
+                                                mount_point=self._aws["mount"])
+            except hx.InvalidRequest as exc:
+                raise Unauthorized(f"Vault AWS login for role {self._aws['role']!r} refused: "
+                                   f"{_errors_text(exc)[:200]}", api="vault", status=400) from None
+            except (hx.VaultError, requests.exceptions.RequestException) as exc:
+                raise self._map_error(exc, "login", f"auth/{self._aws['mount']}/login") from None
+            self._logged_in = True
+            log.info("vault: logged in with AWS IAM role %s", self._aws["role"])
+
+    # ------------------------------------------------------------------ status
+
+    def health(self) -> dict[str, Any]:
+        """``sys/health``; raises VaultSealed (503), Unavailable (not initialized, unreachable)."""
+        def fn() -> dict[str, Any]:
+            resp = self._client.sys.read_health_status(method="GET", standby_ok=True)
+            if isinstance(resp, dict):
+                return resp
+            body: dict[str, Any] = {}
+            with contextlib.suppress(ValueError):
+                body = resp.json()
+            if resp.status_code == 503 or body.get("sealed"):
+                raise VaultSealed(f"Vault at {self.address} is sealed", api="vault", status=503)
+            if resp.status_code == 501:
+                raise Unavailable(f"Vault at {self.address} is not initialized", api="vault", status=501)
+            if resp.status_code >= 400:
+                raise Unavailable(f"Vault at {self.address} health answered {resp.status_code}", api="vault",
+                                  status=resp.status_code)
+            return body
+
+        def unauthenticated() -> dict[str, Any]:
+            try:
+                return fn()
+            except (hx.VaultError, requests.exceptions.RequestException) as exc:
+                raise self._map_error(exc, "health", "sys/health") from None
+
+        if self.policy is not None:
+            return self.policy.call(unauthenticated, what="vault health")
+        return unauthenticated()
+
+    @property
+    def kv_version(self) -> int:
+        if self._kv_version is None:
+            self._kv_version = self._detect_kv_version()
+        return self._kv_version
+
+    def _detect_kv_version(self) -> int:
+        def from_mounts() -> int | None:
+            mounts = self._client.sys.list_mounted_secrets_engines()
+            entry = (mounts.get("data") or mounts).get(self.mount + "/")
+            return None if entry is None else _version_of(entry)
+
+        def from_ui() -> int | None:
+            resp = self._client.adapter.get(f"/v1/sys/internal/ui/mounts/{self.mount}")
+            data = resp.get("data") if isinstance(resp, dict) else None
+            return _version_of(data) if data else None
+
+        errors = []
+        for name, probe in (("sys/mounts", from_mounts), (f"sys/internal/ui/mounts/{self.mount}", from_ui)):
+            try:
+                version = self._call("detect", name, probe)
+            except (PermissionDenied, NotFound) as exc:
+                errors.append(f"{name}: {type(exc).__name__}")
+                continue
+            if version is None:
+                errors.append(f"{name}: no mount '{self.mount}/'")
+                continue
+            log.info("vault: mount %s/ is KV v%d", self.mount, version)
+            return version
+        raise ConfigError(f"cannot detect the KV version of mount '{self.mount}/' at {self.address} "
+                          f"({'; '.join(errors)}); check vault.mount and the policy (read on sys/mounts)")
+
+    def is_authenticated(self) -> bool:
+        try:
+            self._call("lookup-self", "auth/token/lookup-self", self._client.auth.token.lookup_self)
+        except (PermissionDenied, Unauthorized):
+            return False
+        return True
+
+    # ------------------------------------------------------------------ KV
+
+    def read(self, path: str) -> tuple[dict[str, Any], int | None] | None:
+        """``(data, version)`` of the latest version, ``None`` when absent or deleted.
+        ``version`` is None on KV v1."""
+        rel = self._split(path)
+        kv = self.kv_version
+
+        def fn() -> tuple[dict[str, Any], int | None] | None:
+            try:
+                if kv == 2:
+                    resp = self._client.secrets.kv.v2.read_secret_version(
+                        path=rel, mount_point=self.mount, raise_on_deleted_version=True)
+                    body = resp["data"]
+                    if body.get("data") is None:
+                        return None
+                    return dict(body["data"]), int(body["metadata"]["version"])
+                resp = self._client.secrets.kv.v1.read_secret(path=rel, mount_point=self.mount)
+                return dict(resp["data"]), None
+            except hx.InvalidPath:
+                return None
+
+        return self._call("read", path, fn)
+
+    def read_data(self, path: str) -> dict[str, Any] | None:
+        got = self.read(path)
+        return got[0] if got else None
+
+    def write(self, path: str, data: Mapping[str, Any], *, cas: int | None = None) -> int | None:
+        """Write the complete secret. ``cas``: 0 = must not exist, N = current version must be N,
+        None = unconditional. Returns the new version (None on KV v1). KV v1 has no cas: the
+        adapter compares with a read first (not atomic; documented)."""
+        rel = self._split(path)
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"vault write {path}: data must be a JSON object")
+        if cas is not None and (isinstance(cas, bool) or not isinstance(cas, int) or cas < 0):
+            raise InvalidInput(f"vault write {path}: cas {cas!r} must be an integer >= 0")
+        payload = dict(data)
+        kv = self.kv_version
+        if kv == 1 and cas is not None:
+            exists = self.read(path) is not None
+            if (cas == 0 and exists) or (cas > 0 and not exists):
+                raise CasConflict(f"Vault write {path}: check-and-set conflict (KV v1 pre-check)", api="vault")
+
+        def fn() -> int | None:
+            if kv == 2:
+                resp = self._client.secrets.kv.v2.create_or_update_secret(
+                    path=rel, secret=payload, cas=cas, mount_point=self.mount)
+                return int(resp["data"]["version"])
+            self._client.secrets.kv.v1.create_or_update_secret(path=rel, secret=payload, mount_point=self.mount)
+            return None
+
+        return self._call("write", path, fn)
+
+    def list(self, folder: str) -> list[str]:
+        """Keys directly under ``folder`` (relative; sub-folders end with '/'); [] when empty."""
+        rel = self._folder(folder)
+        kv = self.kv_version
+
+        def fn() -> list[str]:
+            try:
+                if kv == 2:
+                    resp = self._client.secrets.kv.v2.list_secrets(path=rel, mount_point=self.mount)
+                else:
+                    resp = self._client.secrets.kv.v1.list_secrets(path=rel, mount_point=self.mount)
+            except hx.InvalidPath:
+                return []
+            return sorted(str(k) for k in ((resp or {}).get("data") or {}).get("keys") or [])
+
+        return self._call("list", folder, fn)
+
+    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> list[str]:
+        """Every secret path (logical) below ``folder``; folders in ``exclude`` (logical,
+        ending with '/') are not descended into."""
+        skip = {e if e.endswith("/") else e + "/" for e in exclude}
+        base = folder.rstrip("/") + "/"
+        out, todo = [], [base]
+        while todo:
+            current = todo.pop()
+            for key in self.list(current):
+                full = current + key
+                if key.endswith("/"):
+                    if full not in skip:
+                        todo.append(full)
+                else:
+                    out.append(full)
+        return sorted(out)
+
+    def read_tree(self, prefix: str, *, exclude: Iterable[str] = ()) -> Tree:
+        """``{path: (data, version)}`` for ``prefix`` itself (if it is a secret) and every secret
+        below it, except under ``exclude`` folders. Keys deleted between list and read are skipped."""
+        self._split(prefix)
+        out: Tree = {}
+        for path in [prefix, *self.list_recursive(prefix, exclude=exclude)]:
+            got = self.read(path)
+            if got is not None:
+                out[path] = got
+        return out
+
+    def delete(self, path: str) -> None:
+        """Remove a backup record and all its versions. Only backup paths are accepted
+        (``<mount>/backups/...`` or ``<mount>/<id>/backups/...``): the reconciler deletes
+        nothing else."""
+        rel = self._split(path)
+        parts = rel.split("/")
+        if not ((len(parts) >= 3 and parts[0] == "backups") or (len(parts) >= 3 and parts[1] == "backups")):
+            raise InvalidInput(f"refusing to delete {path}: only backups ({self.mount}/backups/<id>/<sha> or "
+                               f"{self.mount}/<id>/backups/<sha>) may be deleted")
+        kv = self.kv_version
+
+        def fn() -> None:
+            if kv == 2:
+                self._client.secrets.kv.v2.delete_metadata_and_all_versions(path=rel, mount_point=self.mount)
+            else:
+                self._client.secrets.kv.v1.delete_secret(path=rel, mount_point=self.mount)
+
+        self._call("delete", path, fn)
+
+
+def _reveal(value: Any) -> Any:
+    """A config Secret (``.get()``) or a plain value."""
+    getter = getattr(value, "get", None)
+    return getter() if callable(getter) and not isinstance(value, dict) else value
+
+
+def _ca_file(ca: str | None) -> str | None:
+    """requests verifies against a file: PEM text from the config is written to /tmp once."""
+    if not ca or "-----BEGIN" not in ca:
+        return ca
+    import hashlib
+    import os
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"vault-ca-{hashlib.sha256(ca.encode()).hexdigest()[:16]}.pem")
+    if not os.path.exists(path):
+        with open(path, "w", encoding="ascii") as fh:
+            fh.write(ca)
+    return path
+
+
+def _version_of(entry: Mapping[str, Any]) -> int | None:
+    kind = entry.get("type")
+    if kind not in ("kv", "generic"):
+        return None
+    options = entry.get("options") or {}
+    return 2 if str(options.get("version", "1")) == "2" else 1
