@@ -454,3 +454,37 @@ class WorldBuilder:
     def world(self, **parts: Any) -> dict[str, Any]:
         return {"cf": self.cf, "bosh": parts.get("bosh", self.bosh), "vault": parts.get("vault", self.vault),
                 **{k: v for k, v in parts.items() if k not in ("bosh", "vault")}}
+
+
+def sample_world(instances: int = 120, seed: str = "sample") -> dict[str, Any]:
+    """A small CF world for tests and demos: two orgs, three spaces, the ``blacksmith`` broker
+    (redis, postgresql) and another broker (mysql), ``instances`` managed instances spread over
+    plans and spaces, three user-provided ones, app bindings and service keys, labels,
+    instance parameters and binding credentials."""
+    b = WorldBuilder(seed)
+    orgs = [b.org("org-a"), b.org("org-b")]
+    spaces = [b.space("dev", orgs[0]), b.space("prod", orgs[0]), b.space("other", orgs[1])]
+    apps = [b.app(f"app-{i}", spaces[i % 3]) for i in range(4)]
+    blacksmith = b.broker("blacksmith")
+    other = b.broker("other-broker")
+    redis = b.offering("redis", blacksmith, "redis-service-id")
+    postgres = b.offering("postgresql", blacksmith, "postgresql-service-id")
+    mysql = b.offering("mysql", other, "mysql-service-id")
+    plans = [b.plan("small", redis, "redis-service-id-small"), b.plan("large", redis, "redis-service-id-large"),
+             b.plan("standalone", postgres, "postgresql-service-id-standalone"), b.plan("db", mysql, "mysql-id-db")]
+    created = []
+    for i in range(instances):
+        labels = {"env": ("dev", "prod")[i % 2]}
+        if i % 5 == 0:
+            labels["tier"] = "backend"
+        guid = b.instance(f"inst-{i:04d}", spaces[i % 3], plans[i % 4], parameters={"index": i},
+                          metadata={"labels": labels, "annotations": {}})
+        created.append(guid)
+    for i in range(3):
+        b.instance(f"ups-{i}", spaces[i])
+    for i, guid in enumerate(created[:10]):
+        if i % 2 == 0:
+            b.binding(guid, apps[i % 4], name=f"binding-{i}", credentials={"password": f"pw-{i}"})
+        else:
+            b.binding(guid, name=f"key-{i}", credentials={"password": f"pw-{i}"})
+    return b.world()

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from ..errors import ConfigError
-from ..secrets import Secret
+from ..secrets import CertRef, Secret
 from .types import (
     Bool,
     Duration,
@@ -307,7 +307,7 @@ def _parse_url(value: Any) -> str:
 Name = Annotated[str, BeforeValidator(_parse_name), Kind("a name of letters, digits, '.', '_' or '-' (max 63)")]
 Url = Annotated[str, BeforeValidator(_parse_url), Kind("an http:// or https:// URL")]
 SecretField = Annotated[Secret, Kind("a string, or a reference ssm:/name, secretsmanager:name[#key]")]
-CACert = Annotated[Secret, Kind("PEM text, a path to a PEM file, or a reference ssm:/name, secretsmanager:name")]
+CACert = Annotated[CertRef, Kind("PEM text, a path to a PEM file, or a reference ssm:/name, secretsmanager:name")]
 
 _CA_FILES: dict[str, str] = {}
 
