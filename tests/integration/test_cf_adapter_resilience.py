@@ -192,20 +192,18 @@ def test_breaker_opened_by_one_process_is_seen_by_another_and_closes(cf, aws):
         client = boto3.client("dynamodb", endpoint_url=ddb, region_name="eu-west-1")
         create_tables(client, "cache", "state")
         cf.server.set_faults(down=True)
-        first = run_worker(ddb, cf.server.url, 3, cbt=2)
+        first = run_worker(ddb, cf.server.url, 3, cbt=600)
         assert first["state"] == "open" and first["results"] == ["unavailable"] * 3
         cf.server.set_faults(down=False)
         cf.server.log.clear()
-        second = run_worker(ddb, cf.server.url, 2, cbt=2)  # another process, right away
+        second = run_worker(ddb, cf.server.url, 2, cbt=600)  # another process, within the breaker timeout
         assert second["results"] == ["open", "open"] and cf.server.log.count() == 0  # no network
         store = Store("cache", "state", client)
         assert store.get_breaker_states()["cf:shared"]["state"] == "open"
-        import time
-
-        time.sleep(2.2)  # the configured breaker timeout (2 s) passes
-        third = run_worker(ddb, cf.server.url, 1, cbt=2)
+        # processes configured with a short timeout (0.05 s, long passed): half-open trials
+        third = run_worker(ddb, cf.server.url, 1, cbt=0.05)
         assert third["results"] == [200] and third["state"] == "half_open"  # 1 of success_threshold 2
-        fourth = run_worker(ddb, cf.server.url, 2, cbt=2)
+        fourth = run_worker(ddb, cf.server.url, 2, cbt=0.05)
         assert fourth["results"] == [200, 200] and fourth["state"] == "closed"
         assert cf.server.log.count() == 3
     finally:
