@@ -352,6 +352,18 @@ def _install_lambda_hook() -> None:
         LambdaFunction._invoke_lambda = _invoke_lambda
 
 
+def _forget_cached_clients() -> None:
+    """Powertools Parameters keeps providers (boto3 clients bound to an endpoint) and values
+    across calls: a new engine must not see an earlier engine's."""
+    try:
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+        parameters.base.DEFAULT_PROVIDERS.clear()
+    except Exception:  # noqa: S110 - Powertools internals changed: nothing cached to forget
+        pass
+
+
 def _tiny_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -413,6 +425,7 @@ class AwsEngine:
         self._server: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._started = False
+        self.engine_id = uuid.uuid4().hex[:12]
 
     # ---- lifecycle ----------------------------------------------------------------------
     @property
@@ -431,6 +444,7 @@ class AwsEngine:
         else:
             self._start_server()
         _install_lambda_hook()
+        _forget_cached_clients()
         self._started = True
         try:
             self._create_stack()
@@ -606,6 +620,8 @@ class AwsEngine:
         code_dir = (self.base_dir / code_uri).resolve()
         env = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
         env.update(self.function_env)
+        # a new engine is a new deployment: cold starts, nothing cached from an earlier one
+        env["MOCKSTACK_ENGINE_ID"] = self.engine_id
         name = r.refs[lid]
         spec = FunctionSpec(logical_id=lid, name=name, arn=r.attrs[(lid, "Arn")], code_dir=code_dir,
                             handler=props.get("Handler", "app.handler"), environment=env,

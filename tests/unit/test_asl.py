@@ -78,7 +78,8 @@ def test_discovery_failures_degrade_not_fail():
         assert marker["Type"] == "Pass" and marker["Parameters"]["status"] == "failed"
     choice = ASL["States"]["SourcesAvailable?"]
     assert choice["Choices"][0]["Next"] == "NoSourceAvailable"
-    assert choice["Choices"][1] == {"Variable": "$.sources.bosh.status", "StringEquals": "failed", "Next": "Match"}
+    assert choice["Choices"][1] == {"Not": {"Variable": "$.sources.bosh.status", "StringEquals": "ok"},
+                                    "Next": "Match"}
 
 
 def test_failed_batches_are_recorded_and_skipped():

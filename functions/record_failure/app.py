@@ -1,0 +1,20 @@
+"""RecordFailure state: record a failed batch or run, release the lock.
+
+Thin handler: the logic is reconciler.phases.record_failure (the layer package).
+"""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reconciler.phases import record_failure
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id || run_id || state.run.run_id || execution_arn")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return record_failure.run(event, context)

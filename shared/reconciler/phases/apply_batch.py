@@ -1,0 +1,65 @@
+"""ApplyBatch (phase 4): plan one batch of instances against their current Vault trees, then
+back up and write (``reconciler.apply``: backup first, cas writes, never drops a credential).
+
+Stops early when the Lambda's time runs short (``done: false`` + next offset).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ..apply import BackupSettings, apply_plan
+from ..backup import instance_root, legacy_folder
+from ..domain import DomainConfig, PlanItem, plan_batch
+from . import runtime, sources
+
+log = logging.getLogger("reconciler.phases.apply_batch")
+STEP = 5  # instances planned and applied between time checks
+
+
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
+    s, store = runtime.settings(), runtime.store()
+    cfg = DomainConfig.from_settings(s)
+    items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
+    key = f"apply#{batch}#figures"
+    figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
+    vault = sources.vault(s, store)
+    backup = BackupSettings.from_settings(s)
+    bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
+    budget = runtime.Budget(context)
+    position = offset
+    while position < len(items) and not budget.exhausted():
+        chunk = items[position:position + STEP]
+        trees = {i.instance_id: vault.read_tree(instance_root(i.instance_id, vault.mount),
+                                                exclude=[legacy_folder(i.instance_id, vault.mount) + "/"])
+                 for i in chunk if not i.skip_reason}
+        plan = plan_batch(chunk, trees, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
+        writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
+        index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
+        report = apply_plan(vault, writes, settings=backup, index=index, trees=trees, now=time.time())
+        for p in plan.plans:
+            if p.credentials_recovered:
+                figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
+            elif p.needs_credential_recovery:
+                figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
+            if p.skipped:
+                figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
+        for r in report.instances:
+            if r.status == "failed":
+                store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
+        for name, value in report.figures.items():
+            figures_key = {"written": "instances_written", "unchanged": "instances_unchanged",
+                           "failed": "instances_failed"}.get(name, name)
+            figures[figures_key] = figures.get(figures_key, 0) + value
+        if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
+            from ..errors import Unavailable
+
+            raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
+        position += len(chunk)
+    done = position >= len(items)
+    ttl = runtime.scratch_ttl(s)
+    store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
+    return {**event, "offset": position, "done": done}

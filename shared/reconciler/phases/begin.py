@@ -1,0 +1,88 @@
+"""Begin: take the single-flight run lock, record the run, clear the cache on a forced run.
+
+Returns ``{"run": {...}}``: the small run context every later state reads (run id, limits
+for the Map states, timeouts for ``TimeoutSecondsPath``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .. import env
+from ..domain import is_uuid
+from ..errors import InvalidInput
+from . import runtime
+
+log = logging.getLogger("reconciler.phases.begin")
+INPUT_KEYS = {"source", "forced", "force", "selection", "requested_at"}
+MAX_SELECTED = 1000
+
+
+def _selection(raw: Any) -> dict[str, list[str]] | None:
+    if raw in (None, {}):
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"instances", "services"}:
+        raise InvalidInput('selection: accepted is {"instances": [instance UUIDs], "services": [service ids]}')
+    out: dict[str, list[str]] = {}
+    for key in ("instances", "services"):
+        values = raw.get(key) or []
+        if not isinstance(values, list) or len(values) > MAX_SELECTED or not all(isinstance(v, str) for v in values):
+            raise InvalidInput(f"selection.{key}: a list of at most {MAX_SELECTED} strings is accepted")
+        if key == "instances":
+            bad = [v for v in values if not is_uuid(v)]
+            if bad:
+                raise InvalidInput(f"selection.instances: {bad[:3]} are not UUIDs")
+            values = [v.lower() for v in values]
+        out[key] = values
+    return out if any(out.values()) else None
+
+
+def parse_input(raw: Any) -> dict[str, Any]:
+    """The execution input (scheduler, API or console): ``{source, forced|force, selection}``."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise InvalidInput("execution input: a JSON object is accepted, e.g. {\"forced\": true}")
+    unknown = set(raw) - INPUT_KEYS
+    if unknown:
+        raise InvalidInput(f"execution input: unknown key(s) {sorted(unknown)}; accepted: {sorted(INPUT_KEYS)}")
+    forced = raw.get("forced", raw.get("force", False))
+    if not isinstance(forced, bool):
+        raise InvalidInput("execution input: forced must be true or false")
+    return {"source": str(raw.get("source") or "console")[:40], "forced": forced,
+            "selection": _selection(raw.get("selection"))}
+
+
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    raw_input, execution_arn, started_at = runtime.require(event, "input", "execution_arn", "started_at")
+    request = parse_input(raw_input)
+    s = runtime.settings()
+    rc = s.reconciler
+    store = runtime.store()
+    run_id = execution_arn.rsplit(":", 1)[-1]
+    lease = float(env.get("RUN_TIMEOUT_SECONDS") or rc.timeouts.reconciliation_run)
+    store.acquire_lock(run_id, execution_arn, lease)  # RunLocked: the state machine refuses this run
+    try:
+        cleared = store.clear_cache() if request["forced"] else 0
+        store.put_run({"run_id": run_id, "execution_arn": execution_arn, "status": "running", "phase": "Begin",
+                       "started_at": started_at, "forced": request["forced"], "source": request["source"],
+                       "selection": request["selection"], "figures": {}})
+    except Exception:
+        store.release_lock(run_id)
+        raise
+    log.info("run %s started (%s, forced=%s, cache entries cleared=%d)", run_id, request["source"],
+             request["forced"], cleared)
+    return {"run": {
+        "run_id": run_id,
+        "execution_arn": execution_arn,
+        "started_at": started_at,
+        "forced": request["forced"],
+        "selection": request["selection"],
+        "cache_cleared": cleared,
+        # Map MaxConcurrency: batches in flight; each batch works on up to concurrency.max_concurrent items
+        "limits": {"scan_concurrency": max(1, min(rc.batch.max_parallel_batch, rc.max_concurrency)),
+                   "apply_concurrency": max(1, min(rc.batch.max_parallel_batch, rc.max_concurrency))},
+        "timeouts": {"instance_discovery": runtime.whole_seconds(rc.timeouts.instance_discovery),
+                     "deployment_scan": runtime.whole_seconds(rc.timeouts.deployment_scan),
+                     "vault_operations": runtime.whole_seconds(rc.timeouts.vault_operations)},
+    }}

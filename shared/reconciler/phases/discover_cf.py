@@ -1,0 +1,49 @@
+"""DiscoverCF (phase 1): our broker's service instances, plans and bindings in every foundation.
+
+Bulk results go to the run's scratch item ``cf``; the state gets counts and a status. CF
+down (every foundation failed) -> status ``failed``: the run goes on BOSH-only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from . import runtime, sources
+
+log = logging.getLogger("reconciler.phases.discover_cf")
+
+
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    (run,) = runtime.require(event, "run")
+    s, store = runtime.settings(), runtime.store()
+    if not s.cf_foundations:
+        return {"source": "cf", "status": "skipped", "error": "no cf foundation configured", "instances": 0}
+    results = sources.discover_cf(s, store)
+    failed = [r for r in results if str(r.status) != "ok"]
+    selection = run.get("selection") or {}
+    wanted_ids = set(selection.get("instances") or [])
+    wanted_services = set(selection.get("services") or [])
+    data: dict[str, list[Any]] = {"instances": [], "catalog": [], "bindings": [], "brokers": []}
+    for r in results:
+        d = r.to_dict()
+        instances = d["instances"]
+        if wanted_ids or wanted_services:
+            instances = [i for i in instances if i["guid"] in wanted_ids or i["service_id"] in wanted_services]
+        keep = {i["guid"] for i in instances}
+        data["instances"] += instances
+        data["catalog"] += d["catalog"]
+        data["bindings"] += [b for b in d["bindings"] if b["instance_guid"] in keep]
+        data["brokers"].append({"foundation": r.foundation, **d["broker"]})
+    for r in failed:
+        store.record_error(run["run_id"], "DiscoverCF", f"cf:{r.foundation}", r.error or "discovery failed")
+    status = "failed" if failed else "ok"  # orphan marking needs every foundation's full answer
+    if failed and len(failed) == len(results):
+        reasons = "; ".join(f"{r.foundation}: {r.error}" for r in failed)
+        return {"source": "cf", "status": "failed", "error": reasons[:500], "instances": 0}
+    store.put_scratch(run["run_id"], "cf", data, runtime.scratch_ttl(s))
+    log.info("cf: %d instances of our broker in %d foundation(s)", len(data["instances"]), len(results))
+    return {"source": "cf", "status": status, "foundations": len(results), "instances": len(data["instances"]),
+            "bindings": len(data["bindings"]), "plans": len(data["catalog"]),
+            "selective": bool(wanted_ids or wanted_services),
+            "ignored": sum(r.ignored for r in results), "skipped_records": sum(len(r.skipped) for r in results)}

@@ -1,0 +1,75 @@
+"""Match (phase 3): cross-reference CF instances, scanned deployments and the ``secret/db``
+index; cut the instances to update into apply batches.
+
+CF failed -> BOSH-only matching (the catalog comes from the index); BOSH failed -> CF-only
+(no infrastructure details). The match result, the index read and each apply batch's plan
+items go to scratch; the state gets counts and the batch numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..domain import DomainConfig, build_plan_items, match
+from ..models import BoshDeployment, DeploymentDetail
+from . import runtime, sources
+
+log = logging.getLogger("reconciler.phases.match")
+
+
+def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[DeploymentDetail], list[Any]]:
+    """Scanned details, plus list entries for deployments whose batch failed (matched by name only)."""
+    if bosh.get("status") != "ok":
+        return [], []
+    listing = store.get_scratch(run_id, "bosh") or {}
+    size = int(listing.get("batch_size") or 1)
+    entries = listing.get("deployments", [])
+    details: list[DeploymentDetail] = []
+    unscanned: list[Any] = []
+    for batch in bosh.get("batches") or []:
+        got = store.get_scratch(run_id, f"scan#{batch}")
+        if got is None or store.get_scratch(run_id, f"scan#{batch}#figures") is None:
+            unscanned += [BoshDeployment.model_validate(d) for d in entries[batch * size:(batch + 1) * size]]
+            got = got or []
+        details += [DeploymentDetail.model_validate(d) for d in got]
+    seen = {d.name for d in details}
+    unscanned = [d for d in unscanned if d.name not in seen]
+    return details, unscanned
+
+
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    run, srcs = runtime.require(event, "run", "sources")
+    run_id = run["run_id"]
+    s, store = runtime.settings(), runtime.store()
+    cfg = DomainConfig.from_settings(s)
+    cf_data = store.get_scratch(run_id, "cf") if (srcs.get("cf") or {}).get("status") != "skipped" else None
+    cf_available = cf_data is not None
+    instances, catalog, bindings = sources.load_cf(cf_data)
+    details, unscanned = gather_details(store, run_id, srcs.get("bosh") or {})
+    vault = sources.vault(s, store)
+    index = vault.read_data(f"{cfg.mount}/db") or {}
+    result = match(instances if cf_available else None, [*details, *unscanned], index, catalog, cfg)
+    items = build_plan_items(result, instances=instances if cf_available else None,
+                             details={d.name: d for d in details}, index=index, bindings=bindings,
+                             cf_available=cf_available)
+    selected = set(((run.get("selection") or {}).get("instances")) or [])
+    if selected and not cf_available:
+        items = [i for i in items if i.instance_id in selected]
+    size, count = runtime.split(len(items), s.reconciler.batch.size)
+    ttl = runtime.scratch_ttl(s)
+    for b in range(count):
+        batch = [i.model_dump(mode="json") for i in items[b * size:(b + 1) * size]]
+        store.put_scratch(run_id, f"apply#{b}#items", batch, ttl)
+    store.put_scratch(run_id, "match", result.model_dump(mode="json"), ttl)
+    store.put_scratch(run_id, "index", index, ttl)
+    store.put_scratch(run_id, "flags", {"cf_available": cf_available,
+                                        "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok"}, ttl)
+    log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts",
+             len(result.matches), len(result.unmatched_instances), len(result.unidentified_deployments),
+             len(result.conflicts))
+    return {"matched": len(result.matches), "unmatched_instances": len(result.unmatched_instances),
+            "unidentified_deployments": len(result.unidentified_deployments),
+            "excluded_deployments": len(result.excluded_deployments), "conflicts": len(result.conflicts),
+            "unscanned_deployments": len(unscanned), "cf_available": cf_available,
+            "to_update": len(items), "batch_size": size, "batches": list(range(count))}

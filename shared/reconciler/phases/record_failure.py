@@ -1,0 +1,83 @@
+"""RecordFailure: a failed batch (recorded, skipped) or a failed run (recorded, lock released).
+
+Error causes come from our own exceptions, whose messages never carry a secret; they are
+trimmed and stored in the bounded error list.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from . import runtime
+
+log = logging.getLogger("reconciler.phases.record_failure")
+
+
+def describe(error: Any) -> tuple[str, str]:
+    """(error name, message) from a Catch's ``{"Error", "Cause"}``; Lambda causes are JSON."""
+    if not isinstance(error, dict):
+        return "Unknown", ""
+    name = str(error.get("Error") or "Unknown")
+    cause = error.get("Cause") or ""
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict) and "errorMessage" in parsed:
+            cause = parsed["errorMessage"]
+    except (TypeError, ValueError):
+        pass
+    return name, str(cause)[:1000]
+
+
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    store = runtime.store()
+    if event.get("scope") == "batch":
+        name, message = describe(event.get("error"))
+        target = f"batch {event.get('batch')}"
+        store.record_error(event.get("run_id", "?"), event.get("phase", "?"), target, f"{name}: {message}")
+        log.warning("%s %s failed and was skipped: %s", event.get("phase"), target, name)
+        return {"recorded": True, "batch": event.get("batch")}
+
+    state = event.get("state") or {}
+    run = state.get("run") or {}
+    run_id = run.get("run_id") or str(event.get("execution_arn", "?")).rsplit(":", 1)[-1]
+    name, message = describe(state.get("error"))
+    phase = _failed_phase(state)
+    store.record_error(run_id, phase, "run", f"{name}: {message}")
+    store.add_metrics(runs_total=1, runs_failed=1, errors_total=1)
+    duration = None
+    if run:
+        duration = _duration(run.get("started_at"))
+        try:
+            store.update_run(run_id, status="failed", phase=phase, finished_at=runtime.now_iso(),
+                             duration_s=duration, error={"error": name, "message": message[:500]})
+        except Exception as exc:  # the run record may be missing; the error list has it
+            log.warning("could not update run %s: %s", run_id, type(exc).__name__)
+        store.release_lock(run_id)
+    log.error("run %s failed in %s: %s", run_id, phase, name)
+    return {"recorded": True, "run_id": run_id, "phase": phase, "error": name, "duration_s": duration}
+
+
+def _failed_phase(state: dict[str, Any]) -> str:
+    """Where the run stopped: the phase after the last result the state holds."""
+    if "run" not in state:
+        return "Begin"
+    for key, phase in (("orphans", "Finish"), ("index", "Orphans"), ("match", "UpdateVault/SyncIndex"),
+                       ("sources", "ScanDeployments/Match")):
+        if key in state:
+            return phase
+    return "Discover"
+
+
+def _duration(started_at: Any) -> float | None:
+    if not isinstance(started_at, str):
+        return None
+    try:
+        from datetime import datetime
+
+        start = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return round(max(0.0, time.time() - start), 3)

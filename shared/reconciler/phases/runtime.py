@@ -1,0 +1,106 @@
+"""What every phase needs: settings, the store, the run's scratch data, a time budget.
+
+Settings and the store are built once per cold start *and* per environment overlay
+(``reconciler.env.fingerprint()``): on AWS that is once per container; in the embedded
+engine, where every function shares one process, each function (and each engine) keeps
+its own.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import env
+from ..errors import InvalidInput
+
+SCRATCH_TTL_MIN_S = 3600.0  # scratch outlives the run (the run's timeout) by at least an hour
+MAX_MAP_ITEMS = 1000  # Map iterations per state: bounds the history (~10 events each) at 50,000 instances
+STOP_RESERVE_S = 15.0  # leave the Lambda this much time to save progress and return
+
+_lock = threading.Lock()
+_settings: dict[str, Any] = {}
+_stores: dict[str, Any] = {}
+
+
+def settings() -> Any:
+    """The configuration (``reconciler.config``), for this function's environment."""
+    from ..config import load_settings
+    from ..config.loader import _read_source  # the SSM/file source, as settings_from_environment reads it
+
+    key = env.fingerprint()
+    with _lock:
+        if key not in _settings:
+            environ = env.environ()
+            text, name = _read_source(environ)
+            _settings[key] = load_settings(environ, text, name)
+        return _settings[key]
+
+
+def store() -> Any:
+    """The DynamoDB store (tables from ``CACHE_TABLE`` / ``STATE_TABLE``)."""
+    from ..store import Store
+
+    key = env.fingerprint()
+    with _lock:
+        if key not in _stores:
+            _stores[key] = Store.from_env(env.environ())
+        return _stores[key]
+
+
+def reset() -> None:
+    """Forget cached settings and stores (tests; the engine gives each start its own key)."""
+    with _lock:
+        _settings.clear()
+        _stores.clear()
+
+
+def scratch_ttl(s: Any) -> float:
+    return max(SCRATCH_TTL_MIN_S, 2 * float(s.reconciler.timeouts.reconciliation_run))
+
+
+def split(count: int, batch_size: int, max_batches: int = MAX_MAP_ITEMS) -> tuple[int, int]:
+    """(effective batch size, number of batches) for ``count`` items: ``batch_size`` unless that
+    would make more than ``max_batches`` Map iterations, then the smallest size that fits."""
+    if count <= 0:
+        return max(1, batch_size), 0
+    size = max(1, batch_size, math.ceil(count / max_batches))
+    return size, math.ceil(count / size)
+
+
+def whole_seconds(value: float) -> int:
+    """A timeout for ``TimeoutSecondsPath``: a positive integer."""
+    return max(1, math.ceil(float(value)))
+
+
+@dataclass
+class Budget:
+    """The time an invocation may still use: the Lambda's remaining time less a reserve."""
+
+    context: Any
+    reserve_s: float = STOP_RESERVE_S
+
+    def left_s(self) -> float:
+        getter = getattr(self.context, "get_remaining_time_in_millis", None)
+        return float("inf") if getter is None else getter() / 1000.0 - self.reserve_s
+
+    def exhausted(self) -> bool:
+        return self.left_s() <= 0
+
+
+def require(event: Mapping[str, Any], *keys: str) -> list[Any]:
+    """The event's ``keys``, or InvalidInput naming the missing one (a wiring error, not user input)."""
+    if not isinstance(event, Mapping):
+        raise InvalidInput(f"event: expected a JSON object, got {type(event).__name__}")
+    missing = [k for k in keys if k not in event]
+    if missing:
+        raise InvalidInput(f"event is missing {missing}; it has {sorted(event)}")
+    return [event[k] for k in keys]
+
+
+def now_iso(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))

@@ -1,0 +1,69 @@
+"""ScanBatch (phase 2, second half): manifest and VMs of one batch of deployments.
+
+Details come from the cache (``cache_ttl``) or the Director. A failing deployment is
+recorded and skipped (its detail carries the error). When the Lambda's time runs short the
+batch stops, saves what it has and returns ``done: false`` with the next offset: the state
+machine calls it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .. import env
+from ..errors import ReconcilerError
+from ..models import BoshDeployment, DeploymentDetail
+from . import runtime, sources
+
+log = logging.getLogger("reconciler.phases.scan_batch")
+
+
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
+    s, store = runtime.settings(), runtime.store()
+    listing = store.get_scratch(run_id, "bosh") or {}
+    size = int(listing.get("batch_size") or 1)
+    mine = [BoshDeployment.model_validate(d) for d in listing.get("deployments", [])[batch * size:(batch + 1) * size]]
+    key = f"scan#{batch}"
+    details: list[dict[str, Any]] = store.get_scratch(run_id, key, []) if offset else []
+    figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
+    clients = sources.bosh_clients(s, store)
+    budget = runtime.Budget(context)
+    ttl = float(s.reconciler.cache_ttl)
+    workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
+
+    def scan(dep: BoshDeployment) -> tuple[DeploymentDetail, str]:
+        cached = store.get_cached_deployment(dep.director, dep.name) if ttl > 0 else None
+        if cached is not None:
+            return DeploymentDetail.model_validate(cached), "cache_hits"
+        try:
+            client = clients[dep.director]
+            detail = sources.scan_deployment(client, dep.name)
+        except ReconcilerError as exc:
+            store.record_error(run_id, "ScanBatch", f"bosh:{dep.director}/{dep.name}", f"{type(exc).__name__}: {exc}")
+            return DeploymentDetail(director=dep.director, name=dep.name, releases=dep.releases,
+                                    stemcells=dep.stemcells, error=f"{type(exc).__name__}: {exc}"[:500]), "scan_failed"
+        if ttl > 0:
+            store.put_cached_deployment(dep.director, dep.name, detail.model_dump(mode="json"), ttl)
+        return detail, "cache_misses"
+
+    position = offset
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while position < len(mine):
+            if budget.exhausted():
+                break
+            chunk = mine[position:position + workers]
+            for detail, outcome in pool.map(env.bind(scan), chunk):
+                details.append(detail.model_dump(mode="json"))
+                figures[outcome] = figures.get(outcome, 0) + 1
+            position += len(chunk)
+    done = position >= len(mine)
+    store.put_scratch(run_id, key, details, runtime.scratch_ttl(s))
+    if done:
+        store.put_scratch(run_id, key + "#figures", {"scanned": len(details), **figures}, runtime.scratch_ttl(s))
+    else:
+        store.put_scratch(run_id, key + "#progress", figures, runtime.scratch_ttl(s))
+        log.info("scan batch %d stopped at %d/%d for time; continuing", batch, position, len(mine))
+    return {**event, "offset": position, "done": done}

@@ -1,0 +1,42 @@
+"""Adapter access for the phases: CF discovery, BOSH directors, Vault, kept in one place so the
+phase modules read as the reconciliation steps they are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import BoshDeployment, CatalogPlan, CFBinding, CFInstance, DeploymentDetail
+
+
+def vault(s: Any, store: Any) -> Any:
+    from ..vault import VaultClient
+
+    return VaultClient.from_settings(s, store=store)
+
+
+def discover_cf(s: Any, store: Any) -> list[Any]:
+    from ..cf import discover_all
+
+    return discover_all(s, store, with_bindings=True)
+
+
+def bosh_clients(s: Any, store: Any) -> dict[str, Any]:
+    """``{director name: client}``; the client lists deployments and scans one."""
+    from ..bosh import BoshClient
+
+    return {c.name: c for c in BoshClient.all_from_settings(s, store)}
+
+
+def list_deployments(client: Any) -> list[BoshDeployment]:
+    return list(client.deployments())
+
+
+def scan_deployment(client: Any, name: str) -> DeploymentDetail:
+    return client.deployment_detail(name)
+
+
+def load_cf(data: dict[str, Any] | None) -> tuple[list[CFInstance], list[CatalogPlan], list[CFBinding]]:
+    data = data or {}
+    return ([CFInstance.model_validate(i) for i in data.get("instances", [])],
+            [CatalogPlan.model_validate(p) for p in data.get("catalog", [])],
+            [CFBinding.model_validate(b) for b in data.get("bindings", [])])
