@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 import re
 import tempfile
@@ -278,6 +279,17 @@ class ReconcilerSettings(_Model):
     backup: Backup = Field(default_factory=Backup)
     matching: Matching = Field(default_factory=Matching)
     bosh: BoshScan = Field(default_factory=BoshScan)
+
+    def schedule_expression(self) -> str:
+        """``interval`` as an EventBridge rate expression (whole minutes, at least 1, rounded up)."""
+        minutes = max(1, math.ceil(self.interval / 60 - 1e-9))
+        if minutes % 1440 == 0:
+            days = minutes // 1440
+            return f"rate({days} day{'s' if days > 1 else ''})"
+        if minutes % 60 == 0:
+            hours = minutes // 60
+            return f"rate({hours} hour{'s' if hours > 1 else ''})"
+        return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
 
 
 # --- endpoints ---------------------------------------------------------------------------
