@@ -231,6 +231,8 @@ def _validate_bosh(bosh: Any) -> dict[str, Any]:
         path = f"bosh.deployments[{i}]"
         _obj(dep, path)
         name = _str(_get(dep, "name", path), f"{path}.name")
+        if "/" in name:
+            raise WorldError(f"{path}.name", f"deployment names cannot contain '/', got {name!r}")
         if name in names:
             raise WorldError(f"{path}.name",
                              f"duplicate deployment name {name!r} (also bosh.deployments[{names[name]}])")
@@ -248,7 +250,9 @@ def _validate_bosh(bosh: Any) -> dict[str, Any]:
             _expect(dep["locked"], bool, f"{path}.locked", "a boolean")
         for j, vm in enumerate(_expect(dep.get("vms", []), list, f"{path}.vms", "a list")):
             _obj(vm, f"{path}.vms[{j}]")
-            for field in ("job_name", "vm_cid", "agent_id", "id", "az", "job_state"):
+            for field in ("job_name", "id"):  # instance group and instance UUID: always present
+                _str(_get(vm, field, f"{path}.vms[{j}]"), f"{path}.vms[{j}].{field}")
+            for field in ("vm_cid", "agent_id", "az", "job_state"):
                 if vm.get(field) is not None:
                     _str(vm[field], f"{path}.vms[{j}].{field}", empty=True)
             for field in ("ips", "dns"):

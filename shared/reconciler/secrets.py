@@ -166,6 +166,18 @@ class Secret:
         raise ValueError("expected a string (quote it in YAML)")
 
 
+class CertRef(Secret):
+    """A CA certificate: PEM text, a file path, or a reference. Not secret, so it prints a summary."""
+
+    __slots__ = ()
+
+    def describe(self) -> str:
+        if self.kind != "plain":
+            return f"{self.kind}:{self.name}" + (f"#{self.field}" if self.field else "")
+        text = self._value or ""
+        return f"PEM ({len(text)} bytes)" if "-----BEGIN" in text else text
+
+
 def _reason(exc: BaseException) -> str:
     """A short cause without values: error codes and messages from AWS name parameters, not data."""
     cause = exc.__cause__ or exc

@@ -102,8 +102,10 @@ class VaultClient:
             pool = HTTPAdapter(pool_connections=max(1, max_connections), pool_maxsize=max(1, max_connections))
             session.mount("https://", pool)
             session.mount("http://", pool)
+        # hvac lets a given session's ``verify`` win over its own argument: set it on the session
+        session.verify = (ca_cert or True) if verify else False
         self._client = hvac.Client(url=self.address, token=token if auth == "token" else None,
-                                   verify=(ca_cert or True) if verify else False, timeout=timeout,
+                                   verify=session.verify, timeout=timeout,
                                    namespace=namespace, session=session)
         self._logged_in = auth == "token"
 

@@ -1,6 +1,7 @@
 """VaultClient against the Vault emulator: KV v2 and v1, cas, listing, trees, errors, auth."""
 
 import logging
+from pathlib import Path
 
 import botocore.credentials
 import pytest
@@ -170,6 +171,14 @@ def test_tls_verified_against_ca(tmp_path):
         assert ok.read_data(f"secret/{IID}/credentials")["password"] == PASSWORD
         with pytest.raises(Unavailable, match="TLS"):
             VaultClient(server.url, token=TOKEN).read("secret/x")
+        # from the configuration, with the CA given as PEM text
+        from reconciler.config import load_settings
+
+        pem = Path(material.ca_path).read_text()
+        indented = "\n".join("    " + line for line in pem.strip().splitlines())
+        text = f"vault:\n  address: {server.url}\n  token: {TOKEN}\n  ca_cert: |\n{indented}\n"
+        configured = VaultClient.from_settings(load_settings(env={}, file_text=text))
+        assert configured.read_data(f"secret/{IID}/credentials")["password"] == PASSWORD
     finally:
         server.stop()
 

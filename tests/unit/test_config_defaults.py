@@ -173,3 +173,13 @@ def test_settings_are_immutable():
     s = load_settings(env={})
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error
         s.reconciler.interval = 5
+
+
+@pytest.mark.parametrize(
+    ("interval", "expression"),
+    [("1h", "rate(1 hour)"), ("30m", "rate(30 minutes)"), ("1m", "rate(1 minute)"), ("10s", "rate(1 minute)"),
+     ("90s", "rate(2 minutes)"), ("1h30m", "rate(90 minutes)"), ("2h", "rate(2 hours)"), ("48h", "rate(2 days)")],
+)
+def test_schedule_expression_from_interval(interval, expression):
+    s = load_settings(env={"BLACKSMITH_RECONCILER_INTERVAL": interval})
+    assert s.reconciler.schedule_expression() == expression

@@ -25,7 +25,8 @@ def small_world():
                                          "releases": [{"name": "redis", "version": "1"}],
                                          "stemcells": [{"name": "ubuntu", "version": "1.1"}],
                                          "teams": [], "locked": False,
-                                         "vms": [{"job_name": "redis", "ips": ["10.0.0.1"], "vm_cid": "vm-1"}]})
+                                         "vms": [{"job_name": "redis", "id": "a1", "ips": ["10.0.0.1"],
+                                                  "vm_cid": "vm-1"}]})
     return world
 
 
@@ -95,6 +96,8 @@ def _break(mutate):
      "a string"),
     (lambda w: w["bosh"]["deployments"][0]["releases"][0].pop("version"),
      "bosh.deployments[0].releases[0].version", "missing"),
+    (lambda w: w["bosh"]["deployments"][0]["vms"][0].pop("id"), "bosh.deployments[0].vms[0].id", "missing"),
+    (lambda w: w["bosh"]["deployments"][0].update(name="a/b"), "bosh.deployments[0].name", "'/'"),
     (lambda w: w["vault"].update({"secret/data/db": {}}), 'vault["secret/data/db"]', "logical"),
     (lambda w: w["vault"].update({"/secret/x": {}}), 'vault["/secret/x"]', "logical KV path"),
     (lambda w: w["vault"].update({"secret/x": "pw"}), 'vault["secret/x"]', "an object"),

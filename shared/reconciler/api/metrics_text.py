@@ -14,8 +14,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 PREFIX = "blacksmith_reconciler"
-# Upper bounds (seconds) of the run-duration histogram; the store keeps a count per bound.
-RUN_DURATION_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 
 
 def _num(figures: Mapping[str, Any], key: str) -> float:
@@ -70,16 +68,13 @@ class StoredFiguresCollector:
         yield orphans
 
     def _histogram(self) -> Metric:
-        counts = self.figures.get("run_duration_buckets") or {}
-        cumulative, buckets = 0.0, []
-        for bound in RUN_DURATION_BUCKETS:
-            cumulative += float(counts.get(_bucket_key(bound), 0) or 0)
-            buckets.append((str(bound), cumulative))
-        total = _num(self.figures, "runs_total")
-        # runs longer than the last bound only count in +Inf
-        buckets.append(("+Inf", max(total, cumulative)))
+        # the store keeps cumulative Prometheus-style buckets: {"buckets": {"10": n, ..., "+Inf": n}, "sum", "count"}
+        hist = self.figures.get("run_duration_seconds") or {}
+        buckets = [(bound, float(count)) for bound, count in (hist.get("buckets") or {}).items() if bound != "+Inf"]
+        buckets.sort(key=lambda b: float(b[0]))
+        buckets.append(("+Inf", float((hist.get("buckets") or {}).get("+Inf", hist.get("count", 0)) or 0)))
         return HistogramMetricFamily(f"{PREFIX}_run_duration_seconds", "Run duration", buckets=buckets,
-                                     sum_value=_num(self.figures, "duration_total_s"))
+                                     sum_value=float(hist.get("sum", 0) or 0))
 
     def _per_api(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(f"{PREFIX}_api_requests", "Requests to external APIs", labels=["api"])
@@ -91,18 +86,6 @@ class StoredFiguresCollector:
                 errors.add_metric([key.split("__", 1)[1]], float(value or 0))
         yield requests
         yield errors
-
-
-def _bucket_key(bound: float) -> str:
-    return f"le_{bound:g}"
-
-
-def bucket_for(seconds: float) -> str:
-    """The histogram bucket key a run of this duration is counted in (``le_inf`` past the last)."""
-    for bound in RUN_DURATION_BUCKETS:
-        if seconds <= bound:
-            return _bucket_key(bound)
-    return "le_inf"
 
 
 def render(figures: Mapping[str, Any], orphans: Mapping[str, int], running: bool) -> str:

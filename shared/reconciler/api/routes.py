@@ -8,7 +8,6 @@ lazily on the first request (no I/O at import) and can be replaced in tests thro
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +19,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from reconciler import env
 from reconciler.api import dashboard, metrics_text, status
 from reconciler.api.requests import parse_reconcile_body
-from reconciler.errors import InvalidInput, ReconcilerError
+from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
 
 logger = Logger(service="blacksmith-reconciler")
 app = LambdaFunctionUrlResolver()
@@ -59,22 +59,29 @@ def use_services(services: Services | None) -> None:
 
 
 @cache
-def _services_from_environment() -> Services:
+def _services_from_environment(_fingerprint: str) -> Services:
     from reconciler.config import settings_from_environment
     from reconciler.store import Store
 
     settings = settings_from_environment()
     return Services(
-        store=Store.from_env(),
+        store=Store.from_env(env.environ()),
         sfn=boto3.client("stepfunctions"),
-        state_machine_arn=os.environ["STATE_MACHINE_ARN"],
+        state_machine_arn=_required("STATE_MACHINE_ARN"),
         interval_s=settings.reconciler.interval,
         enabled=settings.reconciler.enabled,
     )
 
 
+def _required(name: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set (the template sets it on the API function)")
+    return value
+
+
 def services() -> Services:
-    return _override or _services_from_environment()
+    return _override or _services_from_environment(env.fingerprint())
 
 
 def _json(status_code: int, payload: Any) -> Response:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
-import os
 import threading
 import typing
 from collections.abc import Mapping
@@ -44,6 +43,8 @@ from .yamlfile import Path, format_path, load_yaml
 ENV_PREFIX = "BLACKSMITH_RECONCILER_"
 CONFIG_SSM_ENV = "BLACKSMITH_RECONCILER_CONFIG_SSM"
 CONFIG_FILE_ENV = "BLACKSMITH_RECONCILER_CONFIG_FILE"
+CONFIG_SSM_ALIAS_ENV = "BLACKSMITH_CONFIG_PARAMETER"  # the SAM template's name for CONFIG_SSM
+SECRETS_PREFIX_ENV = "BLACKSMITH_SECRETS_PREFIX"  # prepended to *_SECRET_NAME values
 DEBUG_ENV = "BLACKSMITH_DEBUG"
 # Names under our prefixes that are not configuration keys but are read elsewhere.
 RESERVED_ENV = {CONFIG_SSM_ENV, CONFIG_FILE_ENV}
@@ -76,6 +77,8 @@ class EnvKey:
     names: tuple[str, ...]  # BLACKSMITH_* names; setting two of them differently is an error
     fallbacks: tuple[str, ...] = ()  # lower-precedence names from other tools (VAULT_ADDR)
     field: FieldInfo | None = None
+    # Secret fields only: NAME_SECRET_NAME=x means NAME=secretsmanager:<BLACKSMITH_SECRETS_PREFIX>x
+    secret_names: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -115,14 +118,22 @@ def endpoint_env_keys() -> list[EnvKey]:
     """Single-endpoint overrides: BLACKSMITH_CF_*, BLACKSMITH_BOSH_*, BLACKSMITH_VAULT_*."""
     out = []
     for section, model in ENDPOINT_SECTIONS.items():
-        for name, info in model.model_fields.items():
+        # TLS fields (inherited, so first in the model) read better last.
+        fields = sorted(model.model_fields.items(), key=lambda kv: kv[0] in ("ca_cert", "insecure_skip_verify"))
+        for name, info in fields:
             names = [f"BLACKSMITH_{section.upper()}_{name.upper()}"]
             if section == "vault" and name == "address":
                 names.append("BLACKSMITH_VAULT_ADDR")
             fallbacks = VAULT_FALLBACK_ENV.get(name, ()) if section == "vault" else ()
             path: Path = (section, name) if section == "vault" else (section, 0, name)
-            out.append(EnvKey(path, tuple(names), fallbacks, info))
+            secret_names = tuple(_secret_name_var(n) for n in names[:1]) if is_secret_field(info) else ()
+            out.append(EnvKey(path, tuple(names), fallbacks, info, secret_names))
     return out
+
+
+def _secret_name_var(name: str) -> str:
+    """BLACKSMITH_CF_CLIENT_SECRET -> ..._CLIENT_SECRET_NAME; BLACKSMITH_VAULT_TOKEN -> ..._TOKEN_SECRET_NAME."""
+    return f"{name}_NAME" if name.endswith("_SECRET") else f"{name}_SECRET_NAME"
 
 
 def all_env_keys() -> list[EnvKey]:
@@ -275,6 +286,7 @@ def _apply_env(data: dict, env: Mapping[str, str], sources: _Sources, problems: 
     known: set[str] = {DEBUG_ENV, *RESERVED_ENV}
     for key in all_env_keys():
         known.update(key.names)
+        known.update(key.secret_names)
     # Unknown names under our prefixes are typos: refuse rather than ignore them.
     for name in sorted(env):
         if name in known or not _env_value(env, name):
@@ -286,11 +298,11 @@ def _apply_env(data: dict, env: Mapping[str, str], sources: _Sources, problems: 
 
     for section in ("cf", "bosh"):
         keys = [k for k in endpoint_env_keys() if k.path[0] == section]
-        present = [(k, n) for k in keys for n in k.names if _env_value(env, n) is not None]
+        present = [(k, n) for k in keys for n in (*k.names, *k.secret_names) if _env_value(env, n) is not None]
         if not present:
             continue
         current = data.get(section)
-        if current is None:
+        if not current:  # absent, empty or []
             current = data[section] = [{}]
         if not isinstance(current, list) or len(current) != 1:
             count = len(current) if isinstance(current, list) else "not a list of"
@@ -308,6 +320,13 @@ def _apply_env(data: dict, env: Mapping[str, str], sources: _Sources, problems: 
             shown = "different values" if is_secret_field(key.field) else ", ".join(f"{n}={v!r}" for n, v in found)
             problems.append(f"{key.key}: set by {' and '.join(n for n, _ in found)} with {shown}; set only one")
             continue
+        by_name = [(n, _env_value(env, n)) for n in key.secret_names if _env_value(env, n) is not None]
+        if by_name and found:
+            problems.append(f"{key.key}: set by both {found[0][0]} and {by_name[0][0]}; set only one")
+            continue
+        if by_name:
+            prefix = (_env_value(env, SECRETS_PREFIX_ENV) or "").strip()
+            found = [(by_name[0][0], f"secretsmanager:{prefix}{(by_name[0][1] or '').strip()}")]
         if not found:
             found = [(n, _env_value(env, n)) for n in key.fallbacks if _env_value(env, n) is not None][:1]
         if not found:
@@ -394,11 +413,14 @@ def load_settings(
     file_text: str | None = None,
     file_name: str = "blacksmith.conf",
 ) -> Settings:
-    """Settings from defaults, then ``file_text`` (YAML), then ``env`` (``os.environ`` when None).
+    """Settings from defaults, then ``file_text`` (YAML), then ``env``.
+
+    ``env`` None means the process environment (with the embedded engine's per-invocation
+    overlay, see :mod:`reconciler.env`); pass ``{}`` for "no environment".
 
     Raises one :class:`ConfigError` listing every problem (key, value, source, what is accepted).
     """
-    env = os.environ if env is None else env
+    env = _environ() if env is None else env
     problems: list[str] = []
     data: Any = {}
     lines: dict[Path, int] = {}
@@ -467,6 +489,8 @@ def _empty_sections(data: Any, path: Path) -> None:
         info = _field_at(sub)
         if value is None and info is not None and _is_model(info.annotation):
             data[key] = {}
+        elif value is None and path == () and key in ("cf", "bosh"):
+            data[key] = []
         elif isinstance(value, dict):
             _empty_sections(value, sub)
 
@@ -505,16 +529,38 @@ def log_config_warnings(settings: Settings, logger: Any = None) -> list[str]:
 
 # --- Lambda entry point ------------------------------------------------------------------
 
-_cached: Settings | None = None
+# One Settings per environment fingerprint: on AWS that is one per cold start; in the embedded
+# engine (many functions in one process, each with its env overlay) one per function.
+_cache: dict[str, Settings] = {}
 _lock = threading.Lock()
+
+
+def _environ() -> Mapping[str, str]:
+    from .. import env as envmod
+
+    return envmod.environ()
+
+
+def _fingerprint() -> str:
+    from .. import env as envmod
+
+    return envmod.fingerprint()
 
 
 def _read_source(env: Mapping[str, str]) -> tuple[str | None, str]:
     ssm_name = _env_value(env, CONFIG_SSM_ENV)
+    alias = _env_value(env, CONFIG_SSM_ALIAS_ENV)
+    if ssm_name and alias and ssm_name.strip() != alias.strip():
+        raise ConfigError(
+            f"invalid configuration: {CONFIG_SSM_ENV} and {CONFIG_SSM_ALIAS_ENV} name different parameters; "
+            "set only one"
+        )
+    ssm_name = ssm_name or alias
     path = _env_value(env, CONFIG_FILE_ENV)
     if ssm_name and path:
         raise ConfigError(
-            f"invalid configuration: both {CONFIG_SSM_ENV} and {CONFIG_FILE_ENV} are set; set only one"
+            f"invalid configuration: both {CONFIG_SSM_ENV} (or {CONFIG_SSM_ALIAS_ENV}) and {CONFIG_FILE_ENV} "
+            "are set; set only one"
         )
     if ssm_name:
         from aws_lambda_powertools.utilities import parameters
@@ -545,18 +591,24 @@ def settings_from_environment(env: Mapping[str, str] | None = None) -> Settings:
 
     The YAML comes from the SSM parameter named by ``BLACKSMITH_RECONCILER_CONFIG_SSM`` or the
     file named by ``BLACKSMITH_RECONCILER_CONFIG_FILE`` (neither: defaults only); environment
-    variables override it. :func:`reset_settings_cache` forgets the cached value.
+    variables override it. ``env`` defaults to :func:`reconciler.env.environ` (the process
+    environment plus the embedded engine's per-invocation overlay); an explicit ``env`` is not
+    cached. :func:`reset_settings_cache` forgets cached values.
     """
-    global _cached
+    if env is not None:
+        text, name = _read_source(env)
+        return load_settings(env, text, name)
+    key = _fingerprint()
     with _lock:
-        if _cached is None:
-            env = os.environ if env is None else env
-            text, name = _read_source(env)
-            _cached = load_settings(env, text, name)
-        return _cached
+        cached = _cache.get(key)
+        if cached is None:
+            environ = _environ()
+            text, name = _read_source(environ)
+            cached = _cache[key] = load_settings(environ, text, name)
+        return cached
 
 
 def reset_settings_cache() -> None:
-    global _cached
+    """Forget every cached Settings (tests; the embedded engine between scenarios)."""
     with _lock:
-        _cached = None
+        _cache.clear()

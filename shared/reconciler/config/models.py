@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 import re
 import tempfile
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from ..errors import ConfigError
-from ..secrets import Secret
+from ..secrets import CertRef, Secret
 from .types import (
     Bool,
     Duration,
@@ -279,6 +280,17 @@ class ReconcilerSettings(_Model):
     matching: Matching = Field(default_factory=Matching)
     bosh: BoshScan = Field(default_factory=BoshScan)
 
+    def schedule_expression(self) -> str:
+        """``interval`` as an EventBridge rate expression (whole minutes, at least 1, rounded up)."""
+        minutes = max(1, math.ceil(self.interval / 60 - 1e-9))
+        if minutes % 1440 == 0:
+            days = minutes // 1440
+            return f"rate({days} day{'s' if days > 1 else ''})"
+        if minutes % 60 == 0:
+            hours = minutes // 60
+            return f"rate({hours} hour{'s' if hours > 1 else ''})"
+        return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
+
 
 # --- endpoints ---------------------------------------------------------------------------
 
@@ -307,7 +319,7 @@ def _parse_url(value: Any) -> str:
 Name = Annotated[str, BeforeValidator(_parse_name), Kind("a name of letters, digits, '.', '_' or '-' (max 63)")]
 Url = Annotated[str, BeforeValidator(_parse_url), Kind("an http:// or https:// URL")]
 SecretField = Annotated[Secret, Kind("a string, or a reference ssm:/name, secretsmanager:name[#key]")]
-CACert = Annotated[Secret, Kind("PEM text, a path to a PEM file, or a reference ssm:/name, secretsmanager:name")]
+CACert = Annotated[CertRef, Kind("PEM text, a path to a PEM file, or a reference ssm:/name, secretsmanager:name")]
 
 _CA_FILES: dict[str, str] = {}
 

@@ -114,7 +114,12 @@ def load_yaml(text: str, file_name: str) -> tuple[Any, dict[Path, int], list[str
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-            what = " ".join(p for p in (exc.context, exc.problem) if p)
+            what = exc.problem or "syntax error"
+            if exc.context:
+                what += f", {exc.context}"
+            lines = text.splitlines()
+            if mark and mark.line < len(lines) and "\t" in lines[mark.line]:
+                what += "; indent with spaces, not tabs"
             raise ConfigError(
                 f"invalid configuration: {file_name}{where}: malformed YAML ({what}); "
                 "accepted: a YAML mapping such as 'reconciler:' with indented keys"

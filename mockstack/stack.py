@@ -1,0 +1,192 @@
+"""The whole offline stack from one world: CF (+ its UAA), BOSH (+ its UAA in UAA mode) and
+Vault, each a real HTTP(S) server on a free loopback port.
+
+    with MockStack("world.json", tmp_path) as stack:
+        ep = stack.endpoints()          # every URL, credential and CA path a client needs
+        stack.servers["cf"].set_faults(error_rate=0.2)
+        stack.request_counts()          # {"cf": {"GET": 12}, "uaa": {"POST": 1}, ...}
+
+BOSH and its UAA always speak TLS with a CA made at start (``endpoints()["bosh"]["ca_cert"]``);
+CF, its UAA and Vault speak plain HTTP unless ``tls=True``, then they share that CA.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mockstack.base import EmulatorServer, Faults, LoggedRequest
+from mockstack.bosh import BoshDirectorEmulator
+from mockstack.cf import CloudControllerEmulator
+from mockstack.tls import TLSMaterial, make_tls
+from mockstack.uaa import UAAEmulator
+from mockstack.vault import VaultEmulator
+from mockstack.world import load_world
+
+# scopes of the generated CF client: a read-only reconciler that may read binding credentials
+CF_CLIENT_SCOPES = ["cloud_controller.admin_read_only", "cloud_controller.read"]
+BOSH_CLIENT_SCOPES = ["bosh.admin", "bosh.read"]
+
+
+def default_auth(world_auth: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The world's ``auth`` with generated values for whatever it leaves out."""
+    auth = dict(world_auth or {})
+    auth.setdefault("cf_client", {"id": "reconciler", "secret": secrets.token_urlsafe(18)})
+    auth.setdefault("cf_user", {"username": "admin", "password": secrets.token_urlsafe(18)})
+    auth.setdefault("bosh_client", {"id": "reconciler", "secret": secrets.token_urlsafe(18)})
+    auth.setdefault("bosh_basic", {"username": "admin", "password": secrets.token_urlsafe(18)})
+    auth.setdefault("bosh_auth", "uaa")
+    auth.setdefault("vault_token", "hvs." + secrets.token_urlsafe(24))
+    auth.setdefault("vault_aws_role", "blacksmith-reconciler")
+    return auth
+
+
+class MockStack:
+    """``MockStack(world, workdir)``: ``world`` is a path or a world dict (validated with
+    :func:`mockstack.world.load_world`); ``workdir`` receives the TLS material and
+    ``endpoints.json`` (a temporary directory when None).
+
+    Knobs: ``expires_in`` (token lifetime of both UAAs, seconds), ``bosh_task_steps`` (polls
+    before a BOSH task is done), ``cf_rate_limits`` (X-RateLimit-* headers), ``tls`` (CF, its
+    UAA and Vault over TLS too), ``vault_kv_version``.
+    """
+
+    def __init__(self, world: str | os.PathLike[str] | dict[str, Any], workdir: str | os.PathLike[str] | None = None,
+                 *, expires_in: int = 43199, bosh_task_steps: int = 2, cf_rate_limits: dict[str, int] | None = None,
+                 tls: bool = False, vault_kv_version: int = 2) -> None:
+        self.world = load_world(world)
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="mockstack-"))
+        self.auth = default_auth(self.world.get("auth"))
+        self.expires_in = expires_in
+        self.bosh_task_steps = bosh_task_steps
+        self.cf_rate_limits = cf_rate_limits
+        self.tls_everywhere = tls
+        self.vault_kv_version = vault_kv_version
+        self.servers: dict[str, EmulatorServer] = {}
+        self.tls: TLSMaterial | None = None
+        self.cf_uaa: UAAEmulator | None = None
+        self.bosh_uaa: UAAEmulator | None = None
+        self.cf: CloudControllerEmulator | None = None
+        self.bosh: BoshDirectorEmulator | None = None
+        self.vault: VaultEmulator | None = None
+
+    # -- life cycle -------------------------------------------------------------------
+    def _serve(self, key: str, emulator: Any, secure: bool) -> EmulatorServer:
+        context = self.tls.server_context() if secure and self.tls else None
+        server = EmulatorServer(emulator, ssl_context=context, faults=Faults()).start()
+        self.servers[key] = server
+        return server
+
+    def start(self) -> MockStack:
+        if self.servers:
+            raise RuntimeError("MockStack already started")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tls = make_tls(self.workdir / "tls", name="mockstack")
+        a = self.auth
+        cf_client, cf_user = a["cf_client"], a["cf_user"]
+        self.cf_uaa = UAAEmulator({cf_client["id"]: {"secret": cf_client["secret"], "authorities": CF_CLIENT_SCOPES}},
+                                  users={cf_user["username"]: cf_user["password"]}, expires_in=self.expires_in)
+        uaa_server = self._serve("uaa", self.cf_uaa, self.tls_everywhere)
+        self.cf_uaa.set_issuer(uaa_server.url)
+        self.cf = CloudControllerEmulator(self.world["cf"], uaa_url=uaa_server.url, authority=self.cf_uaa.authority,
+                                          rate_limits=self.cf_rate_limits)
+        self._serve("cf", self.cf, self.tls_everywhere)
+
+        bosh_kwargs: dict[str, Any] = {}
+        if a["bosh_auth"] == "uaa":
+            client = a["bosh_client"]
+            self.bosh_uaa = UAAEmulator({client["id"]: {"secret": client["secret"],
+                                                        "authorities": BOSH_CLIENT_SCOPES}},
+                                        expires_in=self.expires_in)
+            self.bosh_uaa.api = "bosh_uaa"
+            bosh_uaa_server = self._serve("bosh_uaa", self.bosh_uaa, True)
+            self.bosh_uaa.set_issuer(bosh_uaa_server.url)
+            bosh_kwargs.update(uaa_url=bosh_uaa_server.url, authority=self.bosh_uaa.authority)
+        basic = a["bosh_basic"]
+        self.bosh = BoshDirectorEmulator(self.world["bosh"], auth=a["bosh_auth"],
+                                         basic=(basic["username"], basic["password"]),
+                                         task_steps=self.bosh_task_steps, tls=self.tls, **bosh_kwargs)
+        self._serve("bosh", self.bosh, True)
+
+        self.vault = VaultEmulator(self.world["vault"], token=a["vault_token"], kv_version=self.vault_kv_version,
+                                   aws_role=a.get("vault_aws_role"))
+        self._serve("vault", self.vault, self.tls_everywhere)
+        path = self.workdir / "endpoints.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds credentials
+        with os.fdopen(fd, "w") as out:
+            json.dump(self.endpoints(), out, indent=2)
+
+    def stop(self) -> None:
+        for server in reversed(list(self.servers.values())):
+            server.stop()
+        self.servers.clear()
+
+    def __enter__(self) -> MockStack:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- what clients need ----------------------------------------------------------
+    def endpoints(self) -> dict[str, Any]:
+        if not self.servers:
+            raise RuntimeError("MockStack not started")
+        a, s = self.auth, self.servers
+        ca = self.tls.ca_path if self.tls else None
+        plain_ca = ca if self.tls_everywhere else None
+        bosh_uaa = s.get("bosh_uaa")
+        return {
+            "cf": {"name": self.world["cf"].get("name", "cf"), "api_url": s["cf"].url, "uaa_url": s["uaa"].url,
+                   "login_url": s["uaa"].url, "client_id": a["cf_client"]["id"],
+                   "client_secret": a["cf_client"]["secret"], "username": a["cf_user"]["username"],
+                   "password": a["cf_user"]["password"], "ca_cert": plain_ca},
+            "bosh": {"name": self.world["bosh"].get("name", "bosh"), "url": s["bosh"].url, "auth": a["bosh_auth"],
+                     "uaa_url": bosh_uaa.url if bosh_uaa else None, "client_id": a["bosh_client"]["id"],
+                     "client_secret": a["bosh_client"]["secret"], "username": a["bosh_basic"]["username"],
+                     "password": a["bosh_basic"]["password"], "ca_cert": ca},
+            "vault": {"address": s["vault"].url, "token": a["vault_token"], "mount": "secret",
+                      "kv_version": self.vault_kv_version, "aws_role": a.get("vault_aws_role"), "ca_cert": plain_ca},
+            "admin": {key: f"{server.url}/__mockstack" for key, server in s.items()},
+            "ca_cert": ca,
+            "workdir": str(self.workdir),
+        }
+
+    # -- observation and control ------------------------------------------------------
+    def set_faults(self, api: str, **knobs: Any) -> None:
+        """``api`` is a key of :attr:`servers` (cf, uaa, bosh, bosh_uaa, vault)."""
+        if api not in self.servers:
+            raise KeyError(f"unknown api {api!r}; running: {', '.join(self.servers)}")
+        self.servers[api].set_faults(**knobs)
+
+    def reset(self) -> None:
+        """Clear every fault and request log."""
+        for server in self.servers.values():
+            server.reset_faults()
+            server.log.clear()
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """``{api: {method: n}}`` across every server."""
+        out: dict[str, dict[str, int]] = {}
+        for server in self.servers.values():
+            for api, methods in server.log.counts().items():
+                for method, n in methods.items():
+                    out.setdefault(api, {}).setdefault(method, 0)
+                    out[api][method] += n
+        return out
+
+    def requests(self) -> list[LoggedRequest]:
+        """Every logged request of every server, in start-time order."""
+        entries = [e for server in self.servers.values() for e in server.log.entries()]
+        return sorted(entries, key=lambda e: e.start)

@@ -1,0 +1,63 @@
+"""Command line: check a configuration file, print the effective settings or the key reference.
+
+    python -m reconciler.config check [FILE]        # validate FILE + environment; exit 1 with the problems
+    python -m reconciler.config show [FILE]         # the effective settings as JSON (secrets masked)
+    python -m reconciler.config reference [--write DOC]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ConfigError
+from .loader import config_warnings, load_settings
+from .reference import effective_config, embed, reference_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reconciler.config")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("check", "show"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("file", nargs="?", help="a blacksmith.conf (YAML); default: environment only")
+    ref = sub.add_parser("reference")
+    ref.add_argument("--write", metavar="DOC", help="replace the generated table inside DOC")
+    args = parser.parse_args(argv)
+
+    if args.command == "reference":
+        if args.write:
+            with open(args.write, encoding="utf-8") as fh:
+                text = fh.read()
+            with open(args.write, "w", encoding="utf-8") as fh:
+                fh.write(embed(text))
+        else:
+            print(reference_table())
+        return 0
+
+    try:
+        text = None
+        if args.file:
+            with open(args.file, encoding="utf-8") as fh:
+                text = fh.read()
+        settings = load_settings(None, text, args.file or "blacksmith.conf")
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for warning in config_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.command == "show":
+        print(effective_config(settings))
+    else:
+        print(
+            f"ok: {len(settings.cf_foundations)} CF foundation(s), {len(settings.bosh_directors)} BOSH director(s), "
+            f"vault {'configured' if settings.vault.address else 'not configured'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The key/environment-variable reference table, generated from the models.
+
+docs/configuration.md embeds it between markers; a unit test keeps the two identical.
+Regenerate with ``python -m reconciler.config reference --write docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .loader import all_env_keys, describe_accepted, is_secret_field
+from .models import Settings
+
+BEGIN = "<!-- BEGIN GENERATED: configuration keys (python -m reconciler.config reference) -->"
+END = "<!-- END GENERATED -->"
+
+
+def _default(path: tuple, settings: Settings) -> str:
+    if path[0] in ("cf", "bosh"):
+        info = _list_item_model(path[0]).model_fields[path[-1]]
+        if info.is_required():
+            return "required"
+        value: Any = info.default
+    else:
+        value = settings
+        for part in path:
+            value = getattr(value, part)
+    if path[-1] == "broker_name":
+        return "`blacksmith` (if broker_guid is unset)"
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float):
+        return f"`{_duration(value)}`" if _is_duration(path) else f"`{value:g}`"
+    if isinstance(value, list):
+        return "`" + ",".join(value) + "`"
+    if isinstance(value, dict):
+        return "`" + ",".join(f"{k}={v}" for k, v in value.items()) + "`"
+    return f"`{value}`"
+
+
+def _list_item_model(section: str) -> Any:
+    from .models import BoshDirector, CFFoundation
+
+    return CFFoundation if section == "cf" else BoshDirector
+
+
+def _is_duration(path: tuple) -> bool:
+    from .loader import _field_at
+
+    return "duration" in describe_accepted(_field_at(path))
+
+
+def _duration(seconds: float) -> str:
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    out = ""
+    rest = seconds
+    for unit, size in (("h", 3600), ("m", 60)):
+        if rest >= size:
+            count = int(rest // size)
+            out += f"{count}{unit}"
+            rest -= count * size
+    if rest:
+        out += f"{rest:g}s"
+    return out
+
+
+def reference_table() -> str:
+    """Markdown: one row per key with its environment variable names, default and accepted values."""
+    settings = Settings()
+    rows = [
+        "| File key | Environment variable(s) | Default | Accepted |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key in all_env_keys():
+        names = ", ".join(f"`{n}`" for n in key.names)
+        if key.secret_names:
+            names += ", " + ", ".join(f"`{n}`" for n in key.secret_names)
+        if key.fallbacks:
+            names += " (fallback " + ", ".join(f"`{n}`" for n in key.fallbacks) + ")"
+        accepted = describe_accepted(key.field) or "a string"
+        if is_secret_field(key.field):
+            accepted += " (secret: never logged)"
+        rows.append(f"| `{key.key}` | {names} | {_default(key.path, settings)} | {accepted} |")
+    return "\n".join(rows)
+
+
+def embed(document: str) -> str:
+    """``document`` with the text between the markers replaced by the current table."""
+    start, end = document.index(BEGIN), document.index(END)
+    return document[: start + len(BEGIN)] + "\n\n" + reference_table() + "\n\n" + document[end:]
+
+
+def effective_config(settings: Settings) -> str:
+    """The settings as JSON with secrets masked: safe to print or log."""
+    return json.dumps(settings.model_dump(mode="json", by_alias=True), indent=2)
