@@ -60,8 +60,9 @@ def build_config(endpoints: Mapping[str, Any], user_text: str | None = None) -> 
         foundation.update({k: v for k, v in user_cf.items() if k in ("broker_name", "broker_guid")})
     if cf.get("ca_cert"):
         foundation["ca_cert"] = cf["ca_cert"]
-    director: dict[str, Any] = {"name": bosh["name"], "url": bosh["url"], "auth": bosh["auth"],
-                                "ca_cert": bosh["ca_cert"]}
+    director: dict[str, Any] = {"name": bosh["name"], "url": bosh["url"], "auth": bosh["auth"]}
+    if bosh.get("ca_cert"):
+        director["ca_cert"] = bosh["ca_cert"]
     if bosh["auth"] == "uaa":
         director.update(client_id=bosh["client_id"], client_secret=ref + "bosh_client_secret")
         secrets["bosh_client_secret"] = bosh["client_secret"]
@@ -226,7 +227,7 @@ def run_scenario(world: Any, *, config_text: str | None = None, runs: int = 1, f
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", required=True, help="world file (JSON)")
-    parser.add_argument("--config", help="blacksmith.conf (YAML) with reconciler settings; endpoints come from the stack")
+    parser.add_argument("--config", help="blacksmith.conf (YAML): reconciler settings (endpoints come from the stack)")
     parser.add_argument("--runs", type=int, default=1, help="executions to run one after another (default 1)")
     parser.add_argument("--faults", help='JSON file {"<api>": {"<knob>": value}} applied before the first run')
     parser.add_argument("--force", action="store_true", help="forced runs (clear the deployment cache)")
