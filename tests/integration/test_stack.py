@@ -209,3 +209,21 @@ def test_cli_serve_stops_on_sigint(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_generated_world_serves_through_the_stack(tmp_path):
+    from mockstack.generator import generate
+
+    world, expected = generate(30, 5)
+    with MockStack(world, tmp_path) as s:
+        ep = s.endpoints()
+        client = CloudFoundryClient(ep["cf"]["api_url"], client_id=ep["cf"]["client_id"],
+                                    client_secret=ep["cf"]["client_secret"])
+        client.init_with_client_credentials()
+        listed = {i["guid"] for i in client.v3.service_instances.list(per_page=7)}
+        assert listed == {i["guid"] for i in world["cf"]["service_instances"]}
+        broker = expected["broker"]
+        plans = list(client.v3.service_plans.list(service_broker_guids=[broker["guid"]]))
+        assert plans and all(p["broker_catalog"]["id"] for p in plans)
+        bindings = list(client.v3.service_credential_bindings.list(include="app", per_page=10))
+        assert len(bindings) == len(world["cf"]["service_credential_bindings"])
