@@ -45,18 +45,34 @@ def test_report_of_a_run(small_world, tmp_path):
     path = tmp_path / "world.json"
     path.write_text(json.dumps(world))
     out = tmp_path / "report.json"
-    code = runner.main_run(["--world", str(path), "--report", str(out)])
+    code = runner.main_run(["--world", str(path), "--runs", "2", "--report", str(out)])
     report = json.loads(out.read_text())
     assert code == (0 if report["runs"][0]["status"] == "SUCCEEDED" else 1)
     run = report["runs"][0]
     assert run["execution_arn"].startswith("arn:aws:states:us-east-1:123456789012:execution:blacksmith-reconcile:")
     assert run["history_events"] > run["state_transitions"] > 3
     assert 0 < run["max_state_payload_bytes"] < 256 * 1024
-    if importlib.util.find_spec("reconciler.cf") and importlib.util.find_spec("reconciler.bosh"):
-        assert run["status"] == "SUCCEEDED", run["cause"]
-        assert run["requests"]["cf"]["GET"] > 0 and run["requests"]["bosh"]["GET"] > 0
-    else:  # adapters not on this branch yet: both discoveries fail, the run says so
+    has_cf, has_bosh = (importlib.util.find_spec(f"reconciler.{m}") is not None for m in ("cf", "bosh"))
+    if not (has_cf or has_bosh):  # adapters not on this branch yet: both discoveries fail, the run says so
         assert (run["status"], run["error"]) == ("FAILED", "NoSourceAvailable")
+        return
+    assert run["status"] == "SUCCEEDED", run["cause"]
+    phases = run["output"]["phases"]
+    assert phases["discover_cf"]["status"] == ("ok" if has_cf else "failed")
+    assert phases["discover_bosh"]["status"] == ("ok" if has_bosh else "failed")
+    if has_cf:
+        assert run["requests"]["cf"]["GET"] > 0
+        assert phases["discover_cf"]["instances"] > 0
+    if has_bosh:
+        assert run["requests"]["bosh"]["GET"] > 0
+    assert run["requests"]["vault"]["GET"] > 0
+    assert phases["apply"]["batches_missing"] == 0
+    assert "running" in report["status"]
+    second = report["runs"][1]
+    assert second["status"] == "SUCCEEDED"
+    assert second["output"]["phases"]["apply"]["writes"] == 0  # a second run writes nothing
+    assert second["output"]["phases"]["sync_index"]["written"] is False
+    assert not {"PUT", "POST", "PATCH", "DELETE"} & set(second["requests"].get("vault", {}))
     assert set(report["orphans"]) == {"cf", "bosh", "vault"}
     assert set(report["vault"]) >= set(world["vault"]) - {"secret/db"}
 
