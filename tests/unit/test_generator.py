@@ -364,3 +364,20 @@ def test_module_entry_point(tmp_path, capsys):
     out = tmp_path / "sub" / "world.json"
     assert main(["generate", "--instances", "4", "--seed", "9", "--out", str(out)]) == 0
     assert out.exists() and (tmp_path / "sub" / "world.expected.json").exists()
+
+
+def test_deterministic_across_processes_and_hash_seeds():
+    """No set or dict-hash order leaks into the world: other interpreters, same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, json; from mockstack.generator import generate; "
+            "print(hashlib.sha256(json.dumps(generate(80, 4), sort_keys=False).encode()).hexdigest())")
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.pathsep.join(sys.path)}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                             check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
