@@ -377,3 +377,10 @@ def test_durations():
     assert parse_duration(90, "d") == 90 and format_duration(12319) == "3h25m19s" and format_duration(60) == "1m0s"
     with pytest.raises(Exception, match="invalid duration"):
         parse_duration("soon", "d")
+
+
+def test_a_bad_world_entry_loads_nothing():
+    emulator = VaultEmulator({"secret/keep": {"a": 1}}, token=TOKEN)
+    with pytest.raises(ValueError, match="other/x"):
+        emulator.load({"secret/new": {"b": 2}, "other/x": {}})
+    assert emulator.snapshot() == {"secret/keep": {"a": 1}}

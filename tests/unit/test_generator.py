@@ -229,6 +229,12 @@ def test_vault_drift_shapes(world300):
         assert iid in vault["secret/db"] and not any(p.startswith(f"secret/{iid}") for p in vault)
     for iid in drift["lost_both"]:
         assert iid not in vault["secret/db"] and f"secret/{iid}" not in vault
+    assert expected["lost_binding_credentials"]
+    for iid, guids in expected["lost_binding_credentials"].items():
+        assert iid in drift["lost_tree"] or iid in drift["lost_both"]
+        for guid in guids:
+            assert guid in world["cf"]["binding_details"]
+            assert f"secret/{iid}/bindings/{guid}/credentials" not in vault
     for iid in drift["stale_manifest"]:
         assert vault[f"secret/{iid}/manifest"]["manifest"] != deployments[expected["matched"][iid]]["manifest"]
     healthy = set(expected["matched"]) - {i for k in ("lost_tree", "lost_both", "stale_manifest") for i in drift[k]}
