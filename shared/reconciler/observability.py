@@ -88,7 +88,9 @@ def redact(value: Any, _depth: int = 0) -> Any:
         return [redact(v, _depth + 1) for v in value]
     if isinstance(value, str):
         return redact_text(value)
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact_text(str(value))  # exceptions, datetimes...: as JSON would print them, masked
 
 
 def _harmless(value: Any) -> bool:
