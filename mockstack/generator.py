@@ -852,7 +852,7 @@ class _World:
             data = {
                 "index": index_entry,
                 "metadata": self.vault.get(f"{p}/metadata", {}),
-                "manifest": self.vault.get(f"{p}/manifest", {}).get("manifest", ""),
+                "manifest": self.vault.get(f"{p}/manifest", {}),  # each part is the secret at secret/<id>/<part>
                 "credentials": creds,
                 "bindings": {bg: creds for bg, _, _ in bindings},
             }

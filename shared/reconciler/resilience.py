@@ -20,7 +20,9 @@ Shared state ("guard item", one per API endpoint, DynamoDB state table ``pk=guar
   ``tau = (burst-1)*T``. A request *reserves* its slot with one conditional ``UpdateItem``
   (``SET tat = tat + T IF now <= tat <= now + tau + wait_timeout``) and sleeps until
   ``tat_old - tau``. Any window of length w therefore holds at most ``burst + rate*w`` slots,
-  however many Lambdas share the item.
+  however many Lambdas share the item. A caller that wakes (or hears back from DynamoDB)
+  more than ``T/2`` after its slot drops it and reserves another, so late senders cannot
+  bunch up with later slots (a missed slot is simply lost: conservative).
 * circuit breaker: ``cb`` (closed/open/half_open), ``failures``, ``successes``, ``opened_at``,
   ``inflight`` (half-open trials) and ``half_until`` (a lease, so a crashed trial cannot
   hold the breaker half-open forever). The closed check is folded into the rate-limit
@@ -362,6 +364,12 @@ class LocalGuardState:
             return dict(self._items.get(self.name, {}))
 
 
+def reset_local_state() -> None:
+    """Forget the in-process guard state (tests; a new "process")."""
+    with LocalGuardState._lock:
+        LocalGuardState._shared.clear()
+
+
 # --- the guard: rate limiter + circuit breaker ------------------------------------------
 
 
@@ -411,11 +419,13 @@ class Guard:
             params = {"T": T, "now": now, "limit": now + tau + self.policy.rate_limit.wait_timeout, "nowT": now + T}
             try:
                 new = self.state.update(_steady(cb_on), params)
-                wait = new["tat"] - T - tau - now
-                wait = wait if wait > 1e-4 else 0.0  # float noise on epoch seconds
-                if wait:
+                slot = max(now, new["tat"] - T - tau)  # a slot in the past = conforming now (burst)
+                wait = slot - self.clock()
+                if wait > 1e-4:  # (below: float noise on epoch seconds)
                     self.sleep(wait)
-                return Permit("closed" if cb_on else "free", int(new.get("failures", 0)), wait)
+                if self.clock() - slot > T / 2:
+                    continue  # we woke (or DynamoDB answered) too late: sending now could bunch; new slot
+                return Permit("closed" if cb_on else "free", int(new.get("failures", 0)), max(0.0, wait))
             except ConditionFailed as failed:
                 old = failed.old
             if cb_on and not _closed(old):
@@ -423,6 +433,8 @@ class Guard:
             if "tat" not in old or old["tat"] < now:
                 try:
                     new = self.state.update(_refill(cb_on), params)
+                    if self.clock() - now > T / 2:
+                        continue
                     return Permit("closed" if cb_on else "free", int(new.get("failures", 0)))
                 except ConditionFailed:
                     continue
@@ -690,10 +702,14 @@ class PolicyAdapter(HTTPAdapter):
         return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
-def make_session(policy: ApiPolicy, *, ca_cert: str | None = None, skip_ssl_validation: bool = False,
-                 user_agent: str = "blacksmith-reconciler") -> requests.Session:
+def make_session(policy: ApiPolicy, *, verify: bool | str | None = None, ca_cert: str | None = None,
+                 skip_ssl_validation: bool = False, user_agent: str = "blacksmith-reconciler") -> requests.Session:
     """A requests Session for one API endpoint. TLS is verified against ``ca_cert`` (a PEM file
-    path) or the system CAs; ``skip_ssl_validation`` turns it off (logged loudly)."""
+    path) or the system CAs; ``skip_ssl_validation`` turns it off (logged loudly). ``verify``
+    (what the config's ``tls_verify()`` returns: True, False or a CA path) overrides both."""
+    if verify is not None:
+        skip_ssl_validation = verify is False
+        ca_cert = verify if isinstance(verify, str) else None
     session = requests.Session()
     adapter = PolicyAdapter(policy)
     session.mount("https://", adapter)

@@ -15,6 +15,7 @@ import yaml
 from mockstack import generator
 from mockstack.generator import CATALOG, Drift, generate, main_generate
 from mockstack.world import load_world
+from reconciler.backup import decode_backup
 
 PORTS = {"redis": 6379, "postgresql": 5432, "rabbitmq": 5672}
 KINDS = ["lost_index", "lost_tree", "lost_both", "stale_manifest", "missing_credentials",
@@ -264,7 +265,12 @@ def test_legacy_backups_decode(world300):
             assert f"secret/{iid}" in export
             assert all(isinstance(v, str) for data in export.values() for v in data.values())  # safe format
         assert hashlib.sha256(raw).hexdigest() == sha
-        assert path.split("/")[1 if fmt == "blacksmith-record" else 2] in expected["legacy_backups"]
+        iid = path.split("/")[1 if fmt == "blacksmith-record" else 2]
+        assert iid in expected["legacy_backups"]
+        # the project's own backup reader understands both formats
+        decoded = decode_backup(record, instance_id=iid, key=sha)
+        assert decoded.format == {"blacksmith-record": "legacy-blacksmith", "gzip-archive": "legacy-gzip"}[fmt]
+        assert decoded.tree
 
 
 def test_manifests_parse_and_carry_the_instance_id():
