@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
 import random
 import re
@@ -170,40 +171,54 @@ class BoshDirectorEmulator(Emulator):
         if not isinstance(deployments, list):
             raise ValueError("bosh.deployments: expected a list of deployments")
         now = time.time()
-        with self._lock:
-            for i, dep in enumerate(deployments):
-                where = f"bosh.deployments[{i}]"
-                if not isinstance(dep, dict):
-                    raise ValueError(f"{where}: expected an object")
-                name = dep.get("name")
-                if not isinstance(name, str) or not name or "/" in name:
-                    raise ValueError(f"{where}.name: expected a non-empty deployment name without '/'")
-                if name in self._deployments:
-                    raise ValueError(f"{where}.name: duplicate deployment {name!r}")
-                manifest = dep.get("manifest")
-                if manifest is not None and not isinstance(manifest, str):
-                    raise ValueError(f"{where}.manifest: expected the raw YAML text or null")
-                vms = dep.get("vms") or []
-                if not isinstance(vms, list) or not all(isinstance(v, dict) for v in vms):
-                    raise ValueError(f"{where}.vms: expected a list of VM records")
-                for j, vm in enumerate(vms):
-                    if not isinstance(vm.get("job_name"), str) or not isinstance(vm.get("id"), str):
-                        raise ValueError(f"{where}.vms[{j}]: job_name and id (instance UUID) must be strings")
-                for key in ("releases", "stemcells"):
-                    items = dep.get(key) or []
-                    if not isinstance(items, list) or not all(isinstance(r, dict) and "name" in r for r in items):
-                        raise ValueError(f"{where}.{key}: expected a list of {{name, version}}")
-                self._deployments[name] = dep
-                created = now - 86400 + (i % 3600)
-                task = self._new_task("update_deployment", "create deployment", name, "admin", "", created)
-                task.started_at = created
-                task.finished_at = created + 60
-                task.fixed_state = "done"
-                task.result_text = f"/deployments/{name}"
-                self._add_event(name, "create", "deployment", name, task.id, created, parent=None)
-                self._add_event(name, "create", "deployment", name, task.id, created + 60,
-                                parent=self._events[-1]["id"])
-            self._sorted_names = None
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # many small objects; see VaultEmulator.load
+        try:
+            with self._lock:
+                self._load(deployments, now)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _load(self, deployments: list, now: float) -> None:
+        seen: set[str] = set()
+        for i, dep in enumerate(deployments):
+            where = f"bosh.deployments[{i}]"
+            if not isinstance(dep, dict):
+                raise ValueError(f"{where}: expected an object")
+            name = dep.get("name")
+            if not isinstance(name, str) or not name or "/" in name:
+                raise ValueError(f"{where}.name: expected a non-empty deployment name without '/'")
+            if name in self._deployments or name in seen:
+                raise ValueError(f"{where}.name: duplicate deployment {name!r}")
+            seen.add(name)
+            manifest = dep.get("manifest")
+            if manifest is not None and not isinstance(manifest, str):
+                raise ValueError(f"{where}.manifest: expected the raw YAML text or null")
+            vms = dep.get("vms") or []
+            if not isinstance(vms, list) or not all(isinstance(v, dict) for v in vms):
+                raise ValueError(f"{where}.vms: expected a list of VM records")
+            for j, vm in enumerate(vms):
+                if not isinstance(vm.get("job_name"), str) or not isinstance(vm.get("id"), str):
+                    raise ValueError(f"{where}.vms[{j}]: job_name and id (instance UUID) must be strings")
+            for key in ("releases", "stemcells"):
+                items = dep.get(key) or []
+                if not isinstance(items, list) or not all(isinstance(r, dict) and "name" in r for r in items):
+                    raise ValueError(f"{where}.{key}: expected a list of {{name, version}}")
+        # all valid: now add them (a bad entry leaves nothing half-loaded)
+        for i, dep in enumerate(deployments):
+            name = dep["name"]
+            self._deployments[name] = dep
+            created = now - 86400 + (i % 3600)
+            task = self._new_task("update_deployment", "create deployment", name, "admin", "", created)
+            task.started_at = created
+            task.finished_at = created + 60
+            task.fixed_state = "done"
+            task.result_text = f"/deployments/{name}"
+            self._add_event(name, "create", "deployment", name, task.id, created, parent=None)
+            self._add_event(name, "create", "deployment", name, task.id, created + 60,
+                            parent=self._events[-1]["id"])
+        self._sorted_names = None
 
     def _new_task(self, task_type: str, description: str, deployment: str | None, user: str, context_id: str,
                   created: float) -> _Task:

@@ -359,3 +359,22 @@ def test_uaa_team_scoping(uaa_director):
     url = get(server, bosh, f"/deployments/{DEP}/vms?format=full", auth=None, headers=reader).url
     debug = get(server, bosh, url[len(server.url):] + "/output?type=debug", auth=None, headers=reader)
     assert debug.status_code == 401 and debug.json()["code"] == 600000  # debug output is admin only
+
+
+def test_a_bad_deployment_loads_nothing():
+    bosh = BoshDirectorEmulator(world(), auth="basic", basic=(USER, PASSWORD))
+    with pytest.raises(ValueError, match=r"bosh.deployments\[1\]"):
+        bosh.load([{"name": "fresh"}, {"name": DEP}])
+    with bosh.server() as server:
+        assert "fresh" not in [d["name"] for d in get(server, bosh, "/deployments").json()]
+
+
+def test_large_director_lists_every_deployment():
+    deployments = [{"name": f"redis-small-{i:05d}", "manifest": "---\n", "vms": [vm(0, f"i-{i}")]}
+                   for i in range(50_000)]
+    bosh = BoshDirectorEmulator({"deployments": deployments}, auth="basic", basic=(USER, PASSWORD))
+    with bosh.server() as server:
+        names = [d["name"] for d in get(server, bosh, "/deployments?exclude_configs=true").json()]
+        assert len(names) == 50_000 and names == sorted(names)
+        assert len(get(server, bosh, "/events?deployment=redis-small-04242").json()) == 2
+        assert len(get(server, bosh, "/events").json()) == 200  # the Director caps event pages at 200

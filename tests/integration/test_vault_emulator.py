@@ -359,8 +359,11 @@ def test_faults_answer_in_vault_shape(vault):
     server.set_faults(reset_rate=0.0, down=True)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/v1/sys/health", timeout=5)
-    server.set_faults(down=False)
+    server.set_faults(down=False, latency_s=0.05, jitter_s=0.01)
+    server.log.clear()
     assert client.sys.read_health_status(method="GET")["sealed"] is False
+    entry = server.log.entries("vault")[0]
+    assert entry.end - entry.start >= 0.05 and entry.status == 200
 
 
 def test_world_errors_name_the_path():
@@ -377,3 +380,10 @@ def test_durations():
     assert parse_duration(90, "d") == 90 and format_duration(12319) == "3h25m19s" and format_duration(60) == "1m0s"
     with pytest.raises(Exception, match="invalid duration"):
         parse_duration("soon", "d")
+
+
+def test_a_bad_world_entry_loads_nothing():
+    emulator = VaultEmulator({"secret/keep": {"a": 1}}, token=TOKEN)
+    with pytest.raises(ValueError, match="other/x"):
+        emulator.load({"secret/new": {"b": 2}, "other/x": {}})
+    assert emulator.snapshot() == {"secret/keep": {"a": 1}}

@@ -177,3 +177,121 @@ class FakeVault:
             # JSON round trip: what Vault stores and returns.
             self.data[w.path] = json.loads(json.dumps(w.data))
             self.version[w.path] = current + 1
+
+
+# --- generated worlds -> domain inputs (what the real adapters hand over) ----------------
+
+
+class WorldInputs:
+    """A generator world converted into the records the adapters produce."""
+
+    def __init__(self, world: dict[str, Any], broker_name: str = "blacksmith"):
+        from reconciler.models import CFBinding
+
+        cf = world["cf"]
+        broker = next(b for b in cf["service_brokers"] if b["name"] == broker_name)
+        offerings = {
+            o["guid"]: o
+            for o in cf["service_offerings"]
+            if o["relationships"]["service_broker"]["data"]["guid"] == broker["guid"]
+        }
+        plans = {
+            p["guid"]: p
+            for p in cf["service_plans"]
+            if p["relationships"]["service_offering"]["data"]["guid"] in offerings
+        }
+        self.catalog = []
+        for p in plans.values():
+            o = offerings[p["relationships"]["service_offering"]["data"]["guid"]]
+            self.catalog.append(
+                CatalogPlan(
+                    foundation="cf",
+                    plan_guid=p["guid"],
+                    plan_id=p["broker_catalog"]["id"],
+                    plan_name=p["name"],
+                    service_guid=o["guid"],
+                    service_id=o["broker_catalog"]["id"],
+                    service_name=o["name"],
+                )
+            )
+        by_plan_guid = {c.plan_guid: c for c in self.catalog}
+        orgs = {o["guid"]: o for o in cf["organizations"]}
+        spaces = {s["guid"]: s for s in cf["spaces"]}
+        self.instances: list[CFInstance] = []
+        for si in cf["service_instances"]:
+            if si.get("type") != "managed":
+                continue
+            plan = by_plan_guid.get(si["relationships"]["service_plan"]["data"]["guid"])
+            if plan is None:
+                continue  # another broker's instance: the adapter filters by broker
+            space = spaces[si["relationships"]["space"]["data"]["guid"]]
+            org = orgs[space["relationships"]["organization"]["data"]["guid"]]
+            self.instances.append(
+                CFInstance(
+                    foundation="cf",
+                    guid=si["guid"],
+                    name=si["name"],
+                    service_id=plan.service_id,
+                    plan_id=plan.plan_id,
+                    service_name=plan.service_name,
+                    plan_name=plan.plan_name,
+                    space_guid=space["guid"],
+                    space_name=space["name"],
+                    organization_guid=org["guid"],
+                    organization_name=org["name"],
+                    created_at=si["created_at"],
+                    updated_at=si["updated_at"],
+                    last_operation=si.get("last_operation") or {},
+                )
+            )
+        ours = {i.guid for i in self.instances}
+        self.bindings = [
+            CFBinding(
+                foundation="cf",
+                guid=b["guid"],
+                instance_guid=b["relationships"]["service_instance"]["data"]["guid"],
+                name=b.get("name") or "",
+                type=b["type"],
+                app_guid=((b["relationships"].get("app") or {}).get("data") or {}).get("guid", ""),
+                created_at=b["created_at"],
+                credentials=cf["binding_details"].get(b["guid"], {}).get("credentials"),
+            )
+            for b in cf["service_credential_bindings"]
+            if b["relationships"]["service_instance"]["data"]["guid"] in ours
+        ]
+        self.parameters = {k: v for k, v in cf.get("instance_parameters", {}).items() if k in ours}
+        director = world["bosh"].get("name", "bosh")
+        self.deployments = [
+            DeploymentDetail(
+                director=director,
+                name=d["name"],
+                manifest_text=d.get("manifest"),
+                releases=[NameVersion(**r) for r in d.get("releases", [])],
+                stemcells=[NameVersion(**s) for s in d.get("stemcells", [])],
+                vms=[
+                    VM(
+                        instance_group=v["job_name"],
+                        index=v.get("index"),
+                        id=v.get("id", ""),
+                        ips=v.get("ips", []),
+                        dns=v.get("dns", []),
+                        az=v.get("az"),
+                        vm_cid=v.get("vm_cid"),
+                        agent_id=v.get("agent_id"),
+                        process_state=v.get("job_state", ""),
+                        active=v.get("active"),
+                    )
+                    for v in d.get("vms", [])
+                ],
+            )
+            for d in world["bosh"]["deployments"]
+        ]
+        self.index = copy.deepcopy(world["vault"].get("secret/db", {}))
+        self.vault = FakeVault({p: d for p, d in world["vault"].items() if p != "secret/db"})
+
+    def vault_ids(self) -> list[str]:
+        """Instance ids with a tree in Vault: first segment under the mount (what listing gives)."""
+        from reconciler.domain import normalize_uuid
+
+        ids = {normalize_uuid(p.split("/")[1]) for p in self.vault.data}
+        return sorted(i for i in ids if i)

@@ -166,5 +166,8 @@ def test_batch_items_and_plan_batch():
     batch = plan_batch(items, {A: {}}, now=NOW)
     assert batch.changed_instances == [A] and len(batch.writes) == 4
     # BOSH-only: the same deployment is planned from the match alone
+    items = build_plan_items(res, instances=None, details=[dep], cf_available=False, vault_ids=[A])
+    assert items[0].cf is None and items[0].deployment.name == NAME and not items[0].skip_reason
+    # ... but a deployment Vault has never heard of gets no tree while CF cannot be asked
     items = build_plan_items(res, instances=None, details=[dep], cf_available=False)
-    assert items[0].cf is None and items[0].deployment.name == NAME
+    assert items[0].skip_reason and plan_batch(items, {}, now=NOW).writes == []

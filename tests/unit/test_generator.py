@@ -15,6 +15,7 @@ import yaml
 from mockstack import generator
 from mockstack.generator import CATALOG, Drift, generate, main_generate
 from mockstack.world import load_world
+from reconciler.backup import decode_backup
 
 PORTS = {"redis": 6379, "postgresql": 5432, "rabbitmq": 5672}
 KINDS = ["lost_index", "lost_tree", "lost_both", "stale_manifest", "missing_credentials",
@@ -229,6 +230,12 @@ def test_vault_drift_shapes(world300):
         assert iid in vault["secret/db"] and not any(p.startswith(f"secret/{iid}") for p in vault)
     for iid in drift["lost_both"]:
         assert iid not in vault["secret/db"] and f"secret/{iid}" not in vault
+    assert expected["lost_binding_credentials"]
+    for iid, guids in expected["lost_binding_credentials"].items():
+        assert iid in drift["lost_tree"] or iid in drift["lost_both"]
+        for guid in guids:
+            assert guid in world["cf"]["binding_details"]
+            assert f"secret/{iid}/bindings/{guid}/credentials" not in vault
     for iid in drift["stale_manifest"]:
         assert vault[f"secret/{iid}/manifest"]["manifest"] != deployments[expected["matched"][iid]]["manifest"]
     healthy = set(expected["matched"]) - {i for k in ("lost_tree", "lost_both", "stale_manifest") for i in drift[k]}
@@ -258,7 +265,12 @@ def test_legacy_backups_decode(world300):
             assert f"secret/{iid}" in export
             assert all(isinstance(v, str) for data in export.values() for v in data.values())  # safe format
         assert hashlib.sha256(raw).hexdigest() == sha
-        assert path.split("/")[1 if fmt == "blacksmith-record" else 2] in expected["legacy_backups"]
+        iid = path.split("/")[1 if fmt == "blacksmith-record" else 2]
+        assert iid in expected["legacy_backups"]
+        # the project's own backup reader understands both formats
+        decoded = decode_backup(record, instance_id=iid, key=sha)
+        assert decoded.format == {"blacksmith-record": "legacy-blacksmith", "gzip-archive": "legacy-gzip"}[fmt]
+        assert decoded.tree
 
 
 def test_manifests_parse_and_carry_the_instance_id():

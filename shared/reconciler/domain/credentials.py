@@ -231,9 +231,11 @@ def _rabbitmq(manifest: dict[str, Any], vms: Sequence[VM], instance_id: str) -> 
                 "username": admin_user,
                 "password": admin_pass,
                 "uri": f"http://{_q(admin_user)}:{_q(admin_pass)}@{host}:{mgmt_port}/api",
+                "path": "/api",
             },
         },
-        "dashboard_url": f"http://{host}:{mgmt_port}/#/",
+        # rabbitmq-forge's credentials.yml logs the dashboard straight in with the admin user
+        "dashboard_url": f"http://{host}:{mgmt_port}/#/login/{_q(admin_user)}/{_q(admin_pass)}",
         "api_url": api_url,
     }
 

@@ -27,9 +27,11 @@ def observations_from(
     instances: Sequence[Any] | None,
     *,
     cf_available: bool = True,
+    index: Mapping[str, Any] | None = None,
 ) -> list[IndexObservation]:
     """Index observations of a run: every CF instance of our broker (with its deployment when
-    matched) and, in a BOSH-only run, every identified deployment."""
+    matched). In a BOSH-only run, only identified deployments of instances the index already
+    holds: without CF, a BOSH orphan cannot be told from a live instance, so none is added."""
     matches = result.by_instance()
     conflicted = set(result.conflicted_instances)
     out: dict[str, IndexObservation] = {}
@@ -53,7 +55,10 @@ def observations_from(
                 created_at=inst.created_at or None,
             )
     else:
+        indexed = {u for u in (normalize_uuid(k) for k in (index or {})) if u}
         for m in result.matches:
+            if m.instance_id not in indexed:
+                continue
             out.setdefault(
                 m.instance_id,
                 IndexObservation(

@@ -12,7 +12,7 @@ Rules (DESIGN.md §5):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -76,40 +76,42 @@ class _Planner:
         self.plan.changes.append(f"{part}: {reason}")
 
 
-def _root_fields(
-    uid: str,
-    cf: CFInstance | None,
-    deployment: DeploymentDetail | None,
-    match: Match | None,
-    index_entry: Mapping[str, Any] | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(fields we own and overwrite, fields we only fill when absent)."""
-    owned: dict[str, Any] = {"instance_id": uid}
-    fill: dict[str, Any] = {}
-    if cf is not None:
-        owned.update(
-            service_id=cf.service_id,
-            plan_id=cf.plan_id,
-            service_name=cf.service_name,
-            plan_name=cf.plan_name,
-            instance_name=cf.name,
-            organization_guid=cf.organization_guid,
-            organization_name=cf.organization_name,
-            space_guid=cf.space_guid,
-            space_name=cf.space_name,
-            foundation=cf.foundation,
-        )
-        fill["created_at"] = cf.created_at
-    else:
-        entry = index_entry or {}
-        fill["service_id"] = (match.service_id if match else None) or entry.get("service_id")
-        fill["plan_id"] = (match.plan_id if match else None) or entry.get("plan_id")
-    if deployment is not None:
-        owned["deployment_name"] = deployment.name
-        owned["bosh_director"] = deployment.director
-    elif match is not None:
-        owned["deployment_name"] = match.deployment_name
-    return owned, fill
+def _set(record: dict[str, Any], key: str, value: Any) -> None:
+    if value not in (None, ""):  # never replace a value with nothing
+        record[key] = value
+
+
+def merge_record(
+    old: Mapping[str, Any] | None,
+    *,
+    core: Mapping[str, Any],
+    extra: Mapping[str, Any] = {},  # noqa: B006 - read only
+    fill: Mapping[str, Any] = {},  # noqa: B006 - read only
+    volatile: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+) -> tuple[dict[str, Any], bool]:
+    """Merge what we know into a record without churning it.
+
+    ``core`` fields are ours: set when they differ. ``fill`` fields are set only when absent
+    or empty. ``extra`` fields enrich the record: kept up to date once present, but added
+    only when the record is written anyway, so a healthy estate is not rewritten just to
+    gain a new field. Every other field of ``old`` is kept as it is.
+    Returns (new record, changed) where changed ignores ``volatile`` and ``ignore`` fields.
+    """
+    new = dict(old or {})
+    for k, v in core.items():
+        _set(new, k, v)
+    for k, v in fill.items():
+        if new.get(k) in (None, ""):
+            _set(new, k, v)
+    for k, v in extra.items():
+        if k in new:
+            _set(new, k, v)
+    changed = old is None or stable(new, volatile, ignore) != stable(old, volatile, ignore)
+    if changed:
+        for k, v in extra.items():
+            _set(new, k, v)
+    return new, changed
 
 
 def _context(cf: CFInstance) -> dict[str, Any]:
@@ -169,19 +171,29 @@ def plan_instance(
     # --- root: secret/<id> -------------------------------------------------------------
     root_path = p.path()
     old_root, _ = p.existing(root_path)
-    root = dict(old_root or {})
-    owned, fill = _root_fields(uid, cf, deployment, match, index_entry)
-    for k, v in owned.items():
-        if v not in (None, ""):
-            root[k] = v
-    for k, v in fill.items():
-        if v not in (None, "") and root.get(k) in (None, ""):
-            root[k] = v
-    if "parameters" not in root and parameters is not None:
-        root["parameters"] = dict(parameters)
-    if "context" not in root and cf is not None:
-        root["context"] = _context(cf)
-    for f in USER_FIELDS:  # never dropped, never rewritten
+    core: dict[str, Any] = {"instance_id": uid, "deployment_name": plan.deployment_name}
+    extra: dict[str, Any] = {"bosh_director": deployment.director if deployment else None}
+    fill: dict[str, Any] = {}
+    if cf is not None:
+        core.update(
+            service_id=cf.service_id,
+            plan_id=cf.plan_id,
+            instance_name=cf.name,
+            organization_guid=cf.organization_guid,
+            organization_name=cf.organization_name,
+            space_guid=cf.space_guid,
+            space_name=cf.space_name,
+        )
+        extra.update(service_name=cf.service_name, plan_name=cf.plan_name, foundation=cf.foundation)
+        fill.update(created_at=cf.created_at, context=_context(cf))
+    else:  # BOSH-only: what the match and the index know, never overriding the record
+        entry = index_entry or {}
+        fill["service_id"] = (match.service_id if match else None) or entry.get("service_id")
+        fill["plan_id"] = (match.plan_id if match else None) or entry.get("plan_id")
+    if parameters is not None:
+        fill["parameters"] = dict(parameters)
+    root, changed = merge_record(old_root, core=core, extra=extra, fill=fill, volatile=vol)
+    for f in USER_FIELDS:  # the user's: never dropped, never rewritten
         if old_root is not None and f in old_root:
             root[f] = old_root[f]
     if old_root is None or stable(root, vol) != stable(old_root, vol):
@@ -193,19 +205,19 @@ def plan_instance(
     if scanned is not None and scanned.manifest_text is not None:
         man_path = p.path("manifest")
         old_man, _ = p.existing(man_path)
-        man = dict(old_man or {})
-        man.update(manifest=scanned.manifest_text, deployment_name=scanned.name)
-        if scanned.director:
-            man["director"] = scanned.director
-        if old_man is None or stable(man, vol) != stable(old_man, vol):
+        man, changed = merge_record(
+            old_man,
+            core={"manifest": scanned.manifest_text},
+            extra={"deployment_name": scanned.name, "director": scanned.director},
+            volatile=vol,
+        )
+        if changed:
             man["updated_at"] = now
             what = (
                 "stored"
                 if old_man is None
                 else (
-                    "manifest changed in BOSH"
-                    if old_man.get("manifest") != scanned.manifest_text
-                    else "manifest record updated"
+                    "manifest changed in BOSH" if old_man.get("manifest") != scanned.manifest_text else "record updated"
                 )
             )
             p.write(man_path, man, "manifest", what)
@@ -220,13 +232,14 @@ def plan_instance(
             or ((index_entry or {}).get("service_id"))
         )
         if scanned is None:
-            plan.needs_credential_recovery = True
             if not bosh_available:
+                plan.needs_credential_recovery = True
                 plan.credential_recovery_reason = "credentials missing; BOSH was not available this run"
             elif deployment is not None:
+                plan.needs_credential_recovery = True
                 plan.credential_recovery_reason = "credentials missing; the deployment could not be scanned this run"
-            else:
-                plan.credential_recovery_reason = "credentials missing and no BOSH deployment to recover them from"
+            else:  # a CF orphan: nothing deployed, nothing to recover
+                plan.notes.append("no credentials and no deployment: nothing to recover them from")
         else:
             creds, reason = recover_credentials(
                 service, scanned.manifest_text, scanned.vms, uid, release_services=cfg.release_services
@@ -252,63 +265,59 @@ def plan_instance(
             for k in added:
                 merged[k] = b.credentials[k]
             if old_bc is None or added:
-                p.write(
-                    bc_path,
-                    merged,
-                    f"bindings/{bid}/credentials",
-                    "restored from CF binding details" if not old_bc else f"{len(added)} missing field(s) added",
-                )
+                why = "restored from CF binding details" if not old_bc else f"{len(added)} missing field(s) added"
+                p.write(bc_path, merged, f"bindings/{bid}/credentials", why)
         elif not old_bc:
             plan.missing_binding_credentials.append(bid)
         bm_path = p.path("bindings", bid, "metadata")
         old_bm, _ = p.existing(bm_path)
-        bm = dict(old_bm or {})
-        for k, v in {
-            "binding_id": bid,
-            "instance_id": uid,
-            "name": b.name,
-            "type": b.type,
-            "app_guid": b.app_guid,
-            "app_name": b.app_name,
-        }.items():
-            if v not in (None, ""):
-                bm[k] = v
-        if b.created_at and not bm.get("created_at"):
-            bm["created_at"] = b.created_at
-        if old_bm is None or stable(bm, vol) != stable(old_bm, vol):
+        bm, changed = merge_record(
+            old_bm,
+            core={"binding_id": bid, "instance_id": uid, "app_guid": b.app_guid},
+            extra={"name": b.name, "type": b.type, "app_name": b.app_name},
+            fill={"created_at": b.created_at},
+            volatile=vol,
+        )
+        if changed:
             bm["updated_at"] = now
             p.write(bm_path, bm, f"bindings/{bid}/metadata", "binding metadata updated" if old_bm else "stored")
 
     # --- metadata: secret/<id>/metadata (infrastructure + bounded history) ---------------
     meta_path = p.path("metadata")
     old_meta, _ = p.existing(meta_path)
-    meta = dict(old_meta or {})
+    infra: dict[str, Any] = {}
     if scanned is not None:
-        meta.update(
-            deployment_name=scanned.name,
-            director=scanned.director,
-            releases=[{"name": r.name, "version": r.version} for r in scanned.releases],
-            stemcells=[{"name": s.name, "version": s.version} for s in scanned.stemcells],
-            vms=[vm_summary(v) for v in _sorted_vms(scanned.vms)],
-        )
-    meta_changed = scanned is not None and (
-        old_meta is None or stable(meta, vol, ("history",)) != stable(old_meta, vol, ("history",))
+        infra = {
+            "director": scanned.director,
+            "releases": [{"name": r.name, "version": r.version} for r in scanned.releases],
+            "stemcells": [{"name": s.name, "version": s.version} for s in scanned.stemcells],
+            "vms": [vm_summary(v) for v in _sorted_vms(scanned.vms)],
+        }
+    meta, meta_changed = merge_record(
+        old_meta,
+        core={"deployment_name": plan.deployment_name},
+        extra=infra,
+        volatile=vol,
+        ignore=("history",),
     )
+    meta_changed = meta_changed and (old_meta is not None or bool(p.pending) or scanned is not None)
     if p.pending or meta_changed:
-        parts = [*p.changed_parts, *(["metadata"] if meta_changed else [])]
+        for k, v in infra.items():  # written anyway: bring the infrastructure in
+            _set(meta, k, v)
+        parts = [*p.changed_parts, *(["metadata"] if old_meta is not None and meta_changed else [])]
         history = meta.get("history")
         history = list(history) if isinstance(history, list) else []
         history.append(
             {
                 "timestamp": now,
                 "action": "reconcile",
-                "description": "reconciler updated " + ", ".join(parts),
-                "paths": parts,
+                "description": "reconciler updated " + ", ".join(parts or ["metadata"]),
+                "paths": parts or ["metadata"],
             }
         )
         meta["history"] = history[-cfg.history_limit :]
         meta["updated_at"] = now
-        p.write(meta_path, meta, "metadata", "history entry" + (" and infrastructure" if meta_changed else ""))
+        p.write(meta_path, meta, "metadata", "history entry" + (" and infrastructure" if infra else ""))
 
     plan.writes = p.pending
     plan.changed = bool(p.pending)
@@ -356,13 +365,16 @@ def build_plan_items(
     bindings: Sequence[CFBinding] = (),
     parameters: Mapping[str, Mapping[str, Any]] | None = None,
     cf_available: bool = True,
+    vault_ids: Iterable[str] = (),
 ) -> list[PlanItem]:
     """The instances a run writes for, with their inputs.
 
     With CF available, CF is the list of what should exist: every CF instance of our broker
     (matched or not) gets an item; deployments without a CF instance (BOSH orphans) do not.
-    Without CF (BOSH-only run), every identified deployment gets an item. Conflicted
-    instances get an item that is skipped, so the report shows them.
+    Without CF (BOSH-only run), identified deployments of instances Vault already knows (in
+    the index or in ``vault_ids``, the ids with a tree) are refreshed; the others get a
+    skipped item: a BOSH orphan must not be given a Vault tree while CF cannot be asked.
+    Conflicted instances get a skipped item, so the report shows them.
     """
     if not isinstance(details, Mapping):
         details = {d.name: d for d in details}
@@ -401,8 +413,19 @@ def build_plan_items(
                 continue
             items[uid] = item(uid, inst)
     else:
+        known = set(idx_by_uid) | {u for u in (normalize_uuid(v) for v in vault_ids) if u}
         for m in result.matches:
-            items.setdefault(m.instance_id, item(m.instance_id, None))
+            if m.instance_id in known:
+                items.setdefault(m.instance_id, item(m.instance_id, None))
+            else:
+                items.setdefault(
+                    m.instance_id,
+                    PlanItem(
+                        instance_id=m.instance_id,
+                        match=m,
+                        skip_reason="CF unavailable and Vault does not know this instance: not created now",
+                    ),
+                )
     for uid in conflicted:
         if uid in items or not cf_available:
             items[uid] = PlanItem(instance_id=uid, skip_reason="conflicting evidence; see the match report")

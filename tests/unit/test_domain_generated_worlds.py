@@ -1,0 +1,156 @@
+"""The domain logic reaches the generator's expected outcome on worlds of every drift kind."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import fields
+
+import pytest
+
+from mockstack.generator import Drift, generate
+from reconciler.domain import (
+    DomainConfig,
+    build_plan_items,
+    is_allowed_write_path,
+    match,
+    merge_index,
+    observations_from,
+    plan_batch,
+    update_orphans,
+)
+from tests.unit.domain_support import WorldInputs
+
+NOW, LATER = "2026-03-01T01:00:00Z", "2026-03-01T02:00:00Z"
+OK = {"cf": "ok", "bosh": "ok", "vault": "ok"}
+
+
+def reconcile_once(w: WorldInputs, now: str, status=OK, previous_orphans=None, cfg=None):
+    """The whole call sequence of docs/matching-and-planning.md over in-memory inputs."""
+    cfg = cfg or DomainConfig()
+    cf_ok, bosh_ok = status.get("cf") == "ok", status.get("bosh") == "ok"
+    instances = w.instances if cf_ok else None
+    deployments = w.deployments if bosh_ok else []
+    result = match(instances, deployments, w.index, w.catalog if cf_ok else [], cfg)
+    items = build_plan_items(
+        result,
+        instances=instances,
+        details=deployments,
+        index=w.index,
+        bindings=w.bindings,
+        parameters=w.parameters,
+        cf_available=cf_ok,
+        vault_ids=w.vault_ids(),
+    )
+    batch = plan_batch(
+        items, {i.instance_id: w.vault.tree(i.instance_id) for i in items}, now=now, cfg=cfg, bosh_available=bosh_ok
+    )
+    for wr in batch.writes:
+        assert is_allowed_write_path(wr.path), wr.path
+    w.vault.apply(batch.writes)
+    orphans = update_orphans(
+        previous_orphans or {}, result, source_status=status, now=now, index=w.index, vault_ids=w.vault_ids()
+    )
+    new_index, report = merge_index(
+        w.index, observations_from(result, instances, cf_available=cf_ok, index=w.index), now=now, orphans=orphans.state
+    )
+    w.index = new_index
+    return result, batch, orphans, report
+
+
+def check_expected(world, exp, w: WorldInputs, result, batch, orphans, index_before):
+    assert {m.instance_id: m.deployment_name for m in result.matches if m.in_cf} == exp["matched"]
+    assert sorted(orphans.state["cf"]) == sorted(exp["orphans"]["cf"])
+    assert sorted(orphans.state["bosh"]) == sorted(exp["orphans"]["bosh"])
+    assert sorted(orphans.state["vault"]) == sorted(exp["orphans"]["vault"])
+    assert sorted(result.excluded_deployments) == sorted(exp["excluded_deployments"])
+    unidentified = {u.name for u in result.unidentified_deployments}
+    assert set(exp.get("foreign_deployments", [])) <= unidentified
+    assert result.conflicts == [] and result.malformed_manifests == {}
+
+    plans = {p.instance_id: p for p in batch.plans}
+    recovered = {i for i, p in plans.items() if p.credentials_recovered}
+    assert recovered == set(exp["recoverable_credentials"])
+    for iid, creds in exp.get("recovered_credentials", {}).items():
+        assert w.vault.data[f"secret/{iid}/credentials"] == creds
+    assert {i for i, p in plans.items() if p.needs_credential_recovery} == set(exp["unrecoverable_credentials"])
+    for iid in exp["unrecoverable_credentials"]:
+        assert "unresolved" in plans[iid].credential_recovery_reason
+
+    ignored = set(exp["ignored_cf_instances"])
+    assert not ignored & set(plans) and not any(i in wr.path for wr in batch.writes for i in ignored)
+    for path in exp["untouched_paths"]:
+        assert w.vault.data.get(path) == world["vault"].get(path), path
+    for path, keys in exp.get("preserved_fields", {}).items():
+        for k in keys:
+            assert w.vault.data[path][k] == world["vault"][path][k], (path, k)
+    assert not any("/backups/" in wr.path or wr.path.startswith("secret/backups") for wr in batch.writes)
+
+    assert sorted(w.index) == sorted(exp["index_ids"])
+    for iid, entry in index_before.items():
+        for k in exp.get("index_preserved_fields", []):
+            if k in entry:
+                assert w.index[iid][k] == entry[k], (iid, k)
+
+
+DRIFT_KINDS = [f.name for f in fields(Drift)]
+
+
+def _single(kind: str) -> Drift:
+    value = 6 if kind in ("non_service_deployments", "foreign_deployments") else 0.3
+    return Drift(**{**{f.name: 0 for f in fields(Drift)}, kind: value})
+
+
+@pytest.mark.parametrize("kind", [*DRIFT_KINDS, "default-mix", "none"])
+def test_expected_outcome_then_idempotent(kind):
+    drift = Drift() if kind == "default-mix" else Drift.none() if kind == "none" else _single(kind)
+    world, exp = generate(120 if kind == "default-mix" else 30, seed=len(kind), drift=drift)
+    if kind not in ("default-mix", "none"):
+        assert exp["drift"].get(kind) or exp.get(kind), f"the generator made no {kind}"
+    w = WorldInputs(world)
+    index_before = copy.deepcopy(w.index)
+    result, batch, orphans, _ = reconcile_once(w, NOW)
+    check_expected(world, exp, w, result, batch, orphans, index_before)
+
+    # Second run over the repaired Vault: nothing to write, index unchanged, orphans counted on.
+    index_after = copy.deepcopy(w.index)
+    _, batch2, orphans2, report2 = reconcile_once(w, LATER, previous_orphans=orphans.state)
+    assert batch2.writes == [], sorted({wr.path.split("/", 2)[-1] for wr in batch2.writes})[:5]
+    assert not report2.changed and w.index == index_after
+    for k in ("cf", "bosh", "vault"):
+        for key, entry in orphans2.state[k].items():
+            assert entry["checks"] == 2 and entry["first_seen"] == NOW and entry["last_seen"] == LATER, key
+
+
+def test_healthy_world_needs_no_writes():
+    world, exp = generate(40, seed=7, drift=Drift.none())
+    w = WorldInputs(world)
+    _, batch, orphans, report = reconcile_once(w, NOW)
+    assert batch.writes == [] and not report.changed
+    assert all(not v for v in orphans.state.values())
+
+
+@pytest.mark.parametrize("down", ["bosh", "cf"])
+def test_a_failed_source_marks_no_orphans_and_loses_nothing(down):
+    world, exp = generate(60, seed=3)
+    w = WorldInputs(world)
+    status = {**OK, down: "failed"}
+    index_before = dict(w.index)
+    result, batch, orphans, _ = reconcile_once(w, NOW, status=status)
+    assert orphans.state == {"cf": {}, "bosh": {}, "vault": {}} and set(orphans.skipped) == {"cf", "bosh", "vault"}
+    for path in exp["untouched_paths"]:
+        assert w.vault.data.get(path) == world["vault"].get(path), path
+    plans = {p.instance_id: p for p in batch.plans}
+    if down == "bosh":
+        assert result.matches == [] and batch.plans  # CF-only: records from CF, no infrastructure
+        assert not any(wr.path.count("/") == 2 and wr.path.endswith("/credentials") for wr in batch.writes)
+        missing = {i for i, p in plans.items() if p.needs_credential_recovery}
+        assert set(exp["recoverable_credentials"]) <= missing  # flagged, not guessed
+        assert sorted(w.index) == sorted(set(index_before) | set(exp["matched"]) | set(exp["orphans"]["cf"]))
+    else:
+        # BOSH-only: every deployment identified through the index's plan ids, none "in CF";
+        # only instances Vault already knows are refreshed, nothing new enters the index.
+        matched = {m.instance_id for m in result.matches}
+        assert set(exp["matched"]) <= matched and not any(m.in_cf for m in result.matches)
+        known = set(index_before) | set(w.vault_ids())
+        assert {i for i, p in plans.items() if not p.skipped} == matched & known
+        assert sorted(w.index) == sorted(index_before)
