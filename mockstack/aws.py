@@ -706,10 +706,11 @@ class AwsEngine:
 
     def start_execution(self, execution_input: Any = None, *, logical_id: str | None = None,
                         name: str | None = None) -> str:
+        # always named, as AWS names unnamed executions with a UUID (moto's context object
+        # would otherwise say ":None" in $$.Execution.Id)
         args: dict[str, Any] = {"stateMachineArn": self.state_machine_arn(logical_id),
-                                "input": json.dumps(execution_input if execution_input is not None else {})}
-        if name:
-            args["name"] = name
+                                "input": json.dumps(execution_input if execution_input is not None else {}),
+                                "name": name or str(uuid.uuid4())}
         return self.client("stepfunctions").start_execution(**args)["executionArn"]
 
     def wait(self, execution_arn: str, timeout_s: float = 120.0, poll_s: float = 0.05) -> ExecutionResult:
@@ -844,7 +845,8 @@ class ScheduleTrigger:
             return None
         target = current["Target"]
         arn = self.engine.client("stepfunctions").start_execution(
-            stateMachineArn=target["Arn"], input=target.get("Input") or "{}")["executionArn"]
+            stateMachineArn=target["Arn"], input=target.get("Input") or "{}",
+            name=f"schedule-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")["executionArn"]
         self.started.append(arn)
         if self.on_start:
             self.on_start(arn)

@@ -88,12 +88,26 @@ def generate_command(args: argparse.Namespace) -> int:
     return generator.run_generate(args)
 
 
+# -- run ------------------------------------------------------------------------------------
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    from mockstack import runner
+
+    runner.add_arguments(parser)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from mockstack import runner
+
+    return runner.command(args)
+
+
 # name, help, add arguments, run
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
     ("serve", "start every emulator for a world, print one JSON line of endpoints, serve until interrupted",
      serve_arguments, serve_command),
     ("generate", "write a generated world and its expected outcome", generate_arguments, generate_command),
     ("validate", "check a world file and print what it holds", validate_arguments, validate_command),
+    ("run", "run the real state machine on a world N times and write a JSON report", run_arguments, run_command),
 ]
 
 

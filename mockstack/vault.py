@@ -338,18 +338,27 @@ class VaultEmulator(Emulator):
         """
         now = time.time()
         out: dict[str, dict] = {}
-        with self._lock:
-            for mount in self.mounts.values():
-                prefix = mount.name + "/"
-                if mount.version == 1:
-                    for path, data in mount.secrets.items():
-                        out[prefix + path] = dict(data)
-                    continue
-                for path, secret in mount.secrets.items():
-                    v = secret.versions.get(secret.current)
-                    if v is not None and not v.gone(now):
-                        out[prefix + path] = dict(v.data)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # one small dict per path; see load()
+        try:
+            with self._lock:
+                self._snapshot_into(out, now)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         return out
+
+    def _snapshot_into(self, out: dict[str, dict], now: float) -> None:
+        for mount in self.mounts.values():
+            prefix = mount.name + "/"
+            if mount.version == 1:
+                for path, data in mount.secrets.items():
+                    out[prefix + path] = dict(data)
+                continue
+            for path, secret in mount.secrets.items():
+                v = secret.versions.get(secret.current)
+                if v is not None and not v.gone(now):
+                    out[prefix + path] = dict(v.data)
 
     # ------------------------------------------------------------------ HTTP
 

@@ -40,6 +40,8 @@ def test_no_source_available_fails_after_recording(engine, put_config):
     runs = store.list_runs()
     assert runs[0]["status"] == "failed" and runs[0]["forced"] is True
     assert store.current_lock() is None
+    assert runs[0]["run_id"] == result.arn.rsplit(":", 1)[-1]
+    assert store.recent_errors()[0]["phase"] == "Discover"
     history = [e["type"] for e in engine.history(result.arn)]
     assert "ParallelStateSucceeded" in history  # both discoveries answered "skipped", not crashed
 

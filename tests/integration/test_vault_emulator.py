@@ -359,8 +359,11 @@ def test_faults_answer_in_vault_shape(vault):
     server.set_faults(reset_rate=0.0, down=True)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/v1/sys/health", timeout=5)
-    server.set_faults(down=False)
+    server.set_faults(down=False, latency_s=0.05, jitter_s=0.01)
+    server.log.clear()
     assert client.sys.read_health_status(method="GET")["sealed"] is False
+    entry = server.log.entries("vault")[0]
+    assert entry.end - entry.start >= 0.05 and entry.status == 200
 
 
 def test_world_errors_name_the_path():

@@ -192,3 +192,13 @@ def test_many_random_instances_match_exactly():
         m.plan_id == plans[i % len(plans)]
         for i, m in enumerate(sorted(res.matches, key=lambda m: ids.index(m.instance_id)))
     )
+
+
+def test_domain_config_from_real_settings():
+    from reconciler.config import load_settings
+
+    s = load_settings(env={}, file_text="reconciler:\n  matching:\n    excluded_deployments: [logsearch]\n")
+    cfg = DomainConfig.from_settings(s)
+    assert cfg.excluded_deployments == ["logsearch"] and cfg.release_services["redis-forge"] == "redis"
+    assert cfg.mount == "secret"
+    assert DomainConfig.from_settings(object()) == DomainConfig()

@@ -88,7 +88,25 @@ def merge_index(
     report = ValidationReport()
     touched: set[str] = set()
 
+    # One observation per instance: several (e.g. two foundations) are combined, later
+    # non-empty values winning, so the merge stays a function of the set of facts.
+    combined: dict[str, IndexObservation] = {}
     for obs in observations:
+        uid = normalize_uuid(obs.instance_id)
+        key = uid or str(obs.instance_id)
+        if key in combined:
+            report.issues.append(
+                ValidationIssue(
+                    kind="duplicate_observation", key=key[:80], detail="several observations of one instance combined"
+                )
+            )
+            prev = combined[key].model_dump()
+            prev.update({k: v for k, v in obs.model_dump().items() if v not in (None, "")})
+            combined[key] = IndexObservation(**prev)
+        else:
+            combined[key] = obs
+
+    for obs in combined.values():
         uid = normalize_uuid(obs.instance_id)
         if uid is None:
             report.issues.append(
@@ -99,9 +117,9 @@ def merge_index(
                 )
             )
             continue
-        entry = new.get(uid)
-        if entry is not None and not isinstance(entry, dict):
+        if uid in new and not isinstance(new[uid], dict):
             continue  # reported below as not_a_map; never overwritten
+        entry = new.get(uid)
         is_new = entry is None
         if is_new:
             # A legacy upper-case key for the same instance: copy its fields, keep the old key.

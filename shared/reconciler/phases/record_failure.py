@@ -44,7 +44,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = state.get("run") or {}
     run_id = run.get("run_id") or str(event.get("execution_arn", "?")).rsplit(":", 1)[-1]
     name, message = describe(state.get("error"))
-    phase = _failed_phase(state)
+    phase = "Discover" if name == "NoSourceAvailable" else _failed_phase(state)
     store.record_error(run_id, phase, "run", f"{name}: {message}")
     store.add_metrics(runs_total=1, runs_failed=1, errors_total=1)
     duration = None

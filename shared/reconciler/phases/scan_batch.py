@@ -9,6 +9,7 @@ machine calls it again.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,7 +30,14 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     key = f"scan#{batch}"
     details: list[dict[str, Any]] = store.get_scratch(run_id, key, []) if offset else []
     figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
-    clients = sources.bosh_clients(s, store)
+    clients: dict[str, Any] = {}
+    clients_lock = threading.Lock()
+
+    def client_for(director: str) -> Any:
+        with clients_lock:  # built on the first cache miss only: a fully cached batch never logs in
+            if not clients:
+                clients.update(sources.bosh_clients(s, store))
+        return clients[director]
     budget = runtime.Budget(context)
     ttl = float(s.reconciler.cache_ttl)
     workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
@@ -39,7 +47,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if cached is not None:
             return DeploymentDetail.model_validate(cached), "cache_hits"
         try:
-            client = clients[dep.director]
+            client = client_for(dep.director)
             detail = sources.scan_deployment(client, dep.name)
         except ReconcilerError as exc:
             store.record_error(run_id, "ScanBatch", f"bosh:{dep.director}/{dep.name}", f"{type(exc).__name__}: {exc}")

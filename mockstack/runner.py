@@ -1,0 +1,269 @@
+"""The scenario runner: a world, the real state machine, a report.
+
+``python -m mockstack run --world FILE [--config blacksmith.conf] [--runs N] [--faults FILE]
+[--force] --report OUT.json`` starts the mock stack (CF/UAA, BOSH, Vault) seeded with the
+world, brings ``template.yaml`` up in the embedded engine, writes the configuration to the
+SSM parameter the functions read (credentials in Secrets Manager, referenced, never inline),
+runs the state machine N times and writes the report:
+
+- ``runs``: per execution its ARN, status, error, duration_s, state_transitions,
+  history_events, max_state_payload_bytes, requests (``{api: {method: n}}`` from the
+  emulators' request logs, this run only) and the execution output;
+- ``vault``: the final Vault contents (every logical path -> its latest data);
+- ``orphans``: ``{"cf": [instance ids], "bosh": [deployment names], "vault": [instance ids]}``;
+- ``status`` and ``metrics``: what ``GET /b/status`` and ``GET /b/metrics`` answer after the
+  last run (through real Function URL events), when the API function is present.
+
+The faults file is ``{api: {knob: value}}`` with the mock stack's knobs (``down``,
+``error_rate``, ``latency_s``, ``rate_limit_rps`` ...; ``api`` one of cf, uaa, bosh,
+bosh_uaa, vault), applied before the first run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECRET_NAME = "blacksmith/reconciler/mockstack"
+CONFIG_PARAMETER = "/blacksmith/reconciler/config"
+# Retry intervals of the state machine sleep in real time: keep them short locally.
+ENGINE_PARAMETERS = {"StateRetryIntervalSeconds": "1", "StateRetryMaxAttempts": "1", "PhaseTimeoutSeconds": "300"}
+
+
+class ScenarioError(Exception):
+    """A user mistake in the runner's inputs (the message says what and what is accepted)."""
+
+
+def build_config(endpoints: Mapping[str, Any], user_text: str | None = None) -> tuple[str, dict[str, str]]:
+    """blacksmith.conf for the stack (the user's ``reconciler`` settings kept; endpoints from
+    the stack) and the secret values to store in Secrets Manager."""
+    try:
+        user = yaml.safe_load(user_text) if user_text else {}
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"--config: not valid YAML: {exc}") from None
+    if not isinstance(user, dict):
+        raise ScenarioError("--config: expected a mapping with a 'reconciler' section")
+    cf, bosh, vault = endpoints["cf"], endpoints["bosh"], endpoints["vault"]
+    ref = f"secretsmanager:{SECRET_NAME}#"
+    secrets = {"cf_client_secret": cf["client_secret"], "vault_token": vault["token"]}
+    foundation = {"name": cf["name"], "api_url": cf["api_url"], "client_id": cf["client_id"],
+                  "client_secret": ref + "cf_client_secret"}
+    user_cf = user.get("cf")
+    if isinstance(user_cf, dict):
+        foundation.update({k: v for k, v in user_cf.items() if k in ("broker_name", "broker_guid")})
+    if cf.get("ca_cert"):
+        foundation["ca_cert"] = cf["ca_cert"]
+    director: dict[str, Any] = {"name": bosh["name"], "url": bosh["url"], "auth": bosh["auth"]}
+    if bosh.get("ca_cert"):
+        director["ca_cert"] = bosh["ca_cert"]
+    if bosh["auth"] == "uaa":
+        director.update(client_id=bosh["client_id"], client_secret=ref + "bosh_client_secret")
+        secrets["bosh_client_secret"] = bosh["client_secret"]
+    else:
+        director.update(username=bosh["username"], password=ref + "bosh_password")
+        secrets["bosh_password"] = bosh["password"]
+    vault_cfg: dict[str, Any] = {"address": vault["address"], "token": ref + "vault_token", "mount": vault["mount"]}
+    if vault.get("ca_cert"):
+        vault_cfg["ca_cert"] = vault["ca_cert"]
+    config = {k: v for k, v in user.items() if k not in ("cf", "bosh", "vault")}
+    config.update(cf=[foundation], bosh=[director], vault=vault_cfg)
+    return yaml.safe_dump(config, sort_keys=False), secrets
+
+
+def load_faults(path: str | None) -> dict[str, dict[str, Any]]:
+    if not path:
+        return {}
+    try:
+        faults = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f"--faults {path}: cannot read a JSON object: {exc}") from None
+    if not isinstance(faults, dict) or not all(isinstance(v, dict) for v in faults.values()):
+        raise ScenarioError('--faults: expected {"<api>": {"<knob>": value}}, e.g. {"bosh": {"down": true}}')
+    return faults
+
+
+def _diff(after: Mapping[str, Mapping[str, int]], before: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for api, methods in after.items():
+        for method, n in methods.items():
+            delta = n - before.get(api, {}).get(method, 0)
+            if delta:
+                out.setdefault(api, {})[method] = delta
+    return out
+
+
+def orphan_lists(state: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The store's orphan state as the report's id lists."""
+    field = {"cf": "instance_id", "bosh": "deployment_name", "vault": "instance_id"}
+    out: dict[str, list[str]] = {}
+    for kind, name in field.items():
+        entries = state.get(kind) or {}
+        out[kind] = sorted(str((e or {}).get(name) or key) for key, e in entries.items())
+    return out
+
+
+class Scenario:
+    """A running scenario: the mock stack, the engine, and helpers to run and report."""
+
+    def __init__(self, world: Any, *, config_text: str | None = None, workdir: str | None = None,
+                 engine_parameters: Mapping[str, str] | None = None, stack_options: Mapping[str, Any] | None = None,
+                 mode: str = "inprocess", port: int = 4566) -> None:
+        from mockstack.stack import MockStack
+
+        self.stack = MockStack(world, workdir, **dict(stack_options or {}))
+        self.config_text = config_text
+        self.engine_parameters = {**ENGINE_PARAMETERS, **dict(engine_parameters or {})}
+        self.mode, self.port = mode, port
+        self.engine: Any = None
+        self.runs: list[dict[str, Any]] = []
+
+    def start(self) -> Scenario:
+        from mockstack.aws import AwsEngine
+
+        self.stack.start()
+        try:
+            config, secrets = build_config(self.stack.endpoints(), self.config_text)
+            self.engine = AwsEngine(parameters=self.engine_parameters, mode=self.mode, port=self.port).start()
+            self.engine.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=json.dumps(secrets))
+            self.put_config(config)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def put_config(self, text: str) -> None:
+        self.engine.client("ssm").put_parameter(Name=CONFIG_PARAMETER, Value=text, Type="SecureString",
+                                                Overwrite=True)
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+        self.stack.stop()
+
+    def __enter__(self) -> Scenario:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def set_faults(self, faults: Mapping[str, Mapping[str, Any]]) -> None:
+        for api, knobs in faults.items():
+            try:
+                self.stack.set_faults(api, **knobs)
+            except (KeyError, ValueError) as exc:
+                raise ScenarioError(f"faults for {api!r}: {exc}") from None
+
+    def run_once(self, *, force: bool = False, selection: Mapping[str, Any] | None = None,
+                 timeout_s: float = 600.0) -> dict[str, Any]:
+        """One execution of the real state machine, with its figures."""
+        before = self.stack.request_counts()
+        execution_input: dict[str, Any] = {"source": "runner", "forced": force}
+        if selection:
+            execution_input["selection"] = dict(selection)
+        result = self.engine.run(execution_input, timeout_s=timeout_s)
+        figures = self.engine.execution_figures(result.arn)
+        record = {"execution_arn": result.arn, "status": result.status, "error": result.error,
+                  "cause": (result.cause or "")[:2000] or None, "duration_s": result.duration_s,
+                  "state_transitions": figures["state_transitions"], "history_events": figures["history_events"],
+                  "max_state_payload_bytes": figures["max_state_payload_bytes"],
+                  "requests": _diff(self.stack.request_counts(), before), "output": result.output}
+        self.runs.append(record)
+        return record
+
+    def vault_contents(self) -> dict[str, Any]:
+        return self.stack.vault.snapshot()
+
+    def orphans(self) -> dict[str, list[str]]:
+        from reconciler.store import Store
+
+        store = Store(self.engine.tables["CacheTable"], self.engine.tables["StateTable"],
+                      client=self.engine.client("dynamodb"))
+        return orphan_lists(store.get_orphans())
+
+    def api(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        """One request to the API function, as its Function URL would pass it."""
+        from mockstack.frontdoor import function_url_event, http_response
+
+        headers = {"host": "localhost", "user-agent": "mockstack-runner"}
+        if body:
+            headers["content-type"] = "application/json"
+        event = function_url_event(method, path, "", headers, body)
+        response = self.engine.client("lambda").invoke(FunctionName=self.engine.function_name("ApiFunction"),
+                                                       Payload=json.dumps(event).encode())
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            return 502, {}, json.dumps({"Message": "Internal Server Error"}).encode()
+        return http_response(payload)
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"runs": self.runs, "vault": self.vault_contents(), "orphans": self.orphans()}
+        if "ApiFunction" in self.engine.functions:
+            status, _, body = self.api("GET", "/b/status")
+            out["status"] = json.loads(body) if status == 200 else {"http_status": status}
+            status, _, body = self.api("GET", "/b/metrics")
+            out["metrics"] = body.decode() if status == 200 else {"http_status": status}
+        return out
+
+
+def run_scenario(world: Any, *, config_text: str | None = None, runs: int = 1, faults: Mapping[str, Any] | None = None,
+                 force: bool = False, workdir: str | None = None) -> dict[str, Any]:
+    with Scenario(world, config_text=config_text, workdir=workdir) as scenario:
+        scenario.set_faults(faults or {})
+        for _ in range(runs):
+            scenario.run_once(force=force)
+        return scenario.report()
+
+
+# -- command line (python -m mockstack run) -------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--world", required=True, help="world file (JSON)")
+    parser.add_argument("--config", help="blacksmith.conf (YAML): reconciler settings (endpoints come from the stack)")
+    parser.add_argument("--runs", type=int, default=1, help="executions to run one after another (default 1)")
+    parser.add_argument("--faults", help='JSON file {"<api>": {"<knob>": value}} applied before the first run')
+    parser.add_argument("--force", action="store_true", help="forced runs (clear the deployment cache)")
+    parser.add_argument("--workdir", help="directory for the stack's TLS material (default: a temp dir)")
+    parser.add_argument("--report", required=True, help="where to write the JSON report")
+
+
+def command(args: argparse.Namespace) -> int:
+    from mockstack.world import WorldError
+
+    if args.runs < 1:
+        print("run: --runs must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        config_text = Path(args.config).read_text() if args.config else None
+        faults = load_faults(args.faults)
+        started = time.monotonic()
+        report = run_scenario(args.world, config_text=config_text, runs=args.runs, faults=faults, force=args.force,
+                              workdir=args.workdir)
+    except (ScenarioError, WorldError) as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"run: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    report["wall_s"] = round(time.monotonic() - started, 3)
+    Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    for i, r in enumerate(report["runs"], 1):
+        print(f"run {i}: {r['status']}{' (' + r['error'] + ')' if r['error'] else ''} in {r['duration_s']}s, "
+              f"{r['state_transitions']} state transitions, {r['history_events']} history events, "
+              f"largest payload {r['max_state_payload_bytes']} bytes")
+    print(f"report: {args.report}")
+    return 0 if all(r["status"] == "SUCCEEDED" for r in report["runs"]) else 1
+
+
+def main_run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mockstack run", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return command(parser.parse_args(argv))
