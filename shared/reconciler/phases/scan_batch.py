@@ -49,7 +49,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return DeploymentDetail.model_validate(cached), "cache_hits"
         try:
             client = client_for(dep.director)
-            detail = sources.scan_deployment(client, dep.name)
+            detail = sources.scan_deployment(client, dep)
         except ReconcilerError as exc:
             log.error("bosh:%s/%s: scan failed (deployment skipped): %s: %s", dep.director, dep.name,
                       type(exc).__name__, exc)

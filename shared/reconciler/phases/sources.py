@@ -31,8 +31,15 @@ def list_deployments(client: Any) -> list[BoshDeployment]:
     return list(client.deployments())
 
 
-def scan_deployment(client: Any, name: str) -> DeploymentDetail:
-    return client.deployment_detail(name)
+def scan_deployment(client: Any, deployment: BoshDeployment) -> DeploymentDetail:
+    """Manifest and VMs of one deployment, fresh from the Director (ScanBatch does the caching).
+    A failed scan raises, so ScanBatch records it and never caches the failure."""
+    from ..errors import ReconcilerError
+
+    detail = client.detail(deployment, use_cache=False)
+    if detail.error:
+        raise ReconcilerError(detail.error)
+    return detail
 
 
 def load_cf(data: dict[str, Any] | None) -> tuple[list[CFInstance], list[CatalogPlan], list[CFBinding]]:
