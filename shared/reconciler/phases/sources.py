@@ -32,14 +32,9 @@ def list_deployments(client: Any) -> list[BoshDeployment]:
 
 
 def scan_deployment(client: Any, deployment: BoshDeployment) -> DeploymentDetail:
-    """Manifest and VMs of one deployment, fresh from the Director (ScanBatch does the caching).
-    A failed scan raises, so ScanBatch records it and never caches the failure."""
-    from ..errors import ReconcilerError
-
-    detail = client.detail(deployment, use_cache=False)
-    if detail.error:
-        raise ReconcilerError(detail.error)
-    return detail
+    """Fetch manifest and VMs (the adapter caches a good detail itself); a failure comes back
+    as a detail with ``error`` set."""
+    return client.detail(deployment, use_cache=False)
 
 
 def load_cf(data: dict[str, Any] | None) -> tuple[list[CFInstance], list[CatalogPlan], list[CFBinding]]:
