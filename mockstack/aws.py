@@ -352,6 +352,13 @@ def _install_lambda_hook() -> None:
         LambdaFunction._invoke_lambda = _invoke_lambda
 
 
+def _name_executions() -> None:
+    """Unnamed executions get a UUID name, as on AWS (moto would name them all "None")."""
+    from mockstack.moto_patches import name_executions_like_aws
+
+    name_executions_like_aws()
+
+
 def _forget_cached_clients() -> None:
     """Powertools Parameters keeps providers (boto3 clients bound to an endpoint) and values
     across calls: a new engine must not see an earlier engine's."""
@@ -444,6 +451,7 @@ class AwsEngine:
         else:
             self._start_server()
         _install_lambda_hook()
+        _name_executions()
         _forget_cached_clients()
         self._started = True
         try:

@@ -28,6 +28,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -1030,12 +1031,22 @@ class _World:
         return world, self.exp
 
 
-def generate(instances: int, seed: int, drift: Drift | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return ``(world, expected)`` for ``instances`` Blacksmith instance ids (see module doc)."""
+def generate(instances: int, seed: int, drift: Drift | Mapping[str, Any] | None = None,
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(world, expected)`` for ``instances`` Blacksmith instance ids (see module doc).
+    ``drift`` is a :class:`Drift`, a mapping of Drift fields over the defaults, or None (defaults)."""
     if isinstance(instances, bool) or not isinstance(instances, int) or instances < 0:
         raise ValueError(f"instances: expected a whole number >= 0, got {instances!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed: expected an integer, got {seed!r}")
+    if isinstance(drift, Mapping):
+        known = [f.name for f in fields(Drift)]
+        unknown = sorted(set(drift) - set(known))
+        if unknown:
+            raise ValueError(f"drift: unknown setting {unknown[0]!r}; accepted: {', '.join(known)}")
+        drift = Drift(**drift)
+    elif drift is not None and not isinstance(drift, Drift):
+        raise ValueError(f"drift: expected a Drift, a mapping of its fields or None, got {type(drift).__name__}")
     # Millions of small containers and no cycles: the cyclic GC would only rescan them.
     was_enabled = gc.isenabled()
     gc.disable()

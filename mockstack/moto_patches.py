@@ -38,3 +38,27 @@ def make_dynamodb_atomic() -> None:
 
         atomic._mockstack_atomic = True  # type: ignore[attr-defined]
         setattr(DynamoDBBackend, name, atomic)
+
+
+def name_executions_like_aws() -> None:
+    """StartExecution without a name gets a UUID, as on AWS (idempotent).
+
+    moto's executing Step Functions backend formats the ARN with ``name=None``: every unnamed
+    execution is ``...:execution:<machine>:None``, and a second unnamed start with the same input
+    is taken as an idempotent retry and returns the first execution instead of running again.
+    The run id (the execution name) is the reconciler's correlation id and run-record key.
+    """
+    import uuid
+
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+    if getattr(original, "_mockstack_named", False):
+        return
+
+    @functools.wraps(original)
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    start_execution._mockstack_named = True  # type: ignore[attr-defined]
+    StepFunctionsParserBackend.start_execution = start_execution

@@ -1,16 +1,15 @@
 """Function URL handler: status, Prometheus metrics, forced runs, runs, orphans, dashboard."""
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reconciler.api.routes import app
+from reconciler.observability import SERVICE, inject_run_context
 
-logger = Logger(service="blacksmith-reconciler")
-tracer = Tracer(service="blacksmith-reconciler")
+tracer = Tracer(service=SERVICE)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
+@inject_run_context(use_settings=False)  # correlation id: the Function URL request id
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -3,17 +3,17 @@
 Thin handler: the logic is reconciler.phases.record_failure (the layer package).
 """
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reconciler.observability import inject_run_context
 from reconciler.phases import record_failure
 
-logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
 
-@logger.inject_lambda_context(correlation_id_path="run.run_id || run_id || state.run.run_id || execution_arn")
+@inject_run_context  # one correlation id per run: the run id, whatever the event shape
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:

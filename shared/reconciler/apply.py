@@ -364,7 +364,7 @@ def apply_plan(vault: Any, plans: Mapping[str, Sequence[VaultWrite]], *, setting
             log.exception("apply: unexpected error for instance %s", instance_id)
             result = InstanceResult(instance_id, status="failed", error=f"unexpected {type(exc).__name__}")
         if result.status == "failed":
-            log.warning("apply: instance %s failed: %s", instance_id, result.error)
+            log.error("apply: instance %s failed: %s", instance_id, result.error)
         report.instances.append(result)
     return report
 

@@ -20,9 +20,9 @@ Shared state ("guard item", one per API endpoint, DynamoDB state table ``pk=guar
   ``tau = (burst-1)*T``. A request *reserves* its slot with one conditional ``UpdateItem``
   (``SET tat = tat + T IF now <= tat <= now + tau + wait_timeout``) and sleeps until
   ``tat_old - tau``. Any window of length w therefore holds at most ``burst + rate*w`` slots,
-  however many Lambdas share the item. A caller that wakes (or hears back from DynamoDB)
-  more than ``T/2`` after its slot drops it and reserves another, so late senders cannot
-  bunch up with later slots (a missed slot is simply lost: conservative).
+  however many Lambdas share the item. A caller that wakes (or hears back) more than ``max(T/2, 10 ms)``
+  after its slot drops it and reserves another, so late senders cannot bunch up with later
+  slots (a missed slot is simply lost: conservative).
 * circuit breaker: ``cb`` (closed/open/half_open), ``failures``, ``successes``, ``opened_at``,
   ``inflight`` (half-open trials) and ``half_until`` (a lease, so a crashed trial cannot
   hold the breaker half-open forever). The closed check is folded into the rate-limit
@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+LATE_FLOOR_S = 0.01  # oversleep tolerated before a slot is given up (at least T/2)
 
 # Fallbacks for a missing setting (the spec's example values); contract C supplies the real ones.
 _API_DEFAULTS: dict[str, dict[str, float]] = {
@@ -407,7 +408,7 @@ class Guard:
         cb_on = self.breaker.enabled
         if not rate_on and not cb_on:
             return Permit("free")
-        for _ in range(20):  # contention between concurrent writers: re-evaluate with fresh state
+        for _ in range(50):  # contention or lateness: re-evaluate with fresh state
             now = self.clock()
             if not rate_on:
                 old = self.state.read()
@@ -423,8 +424,8 @@ class Guard:
                 wait = slot - self.clock()
                 if wait > 1e-4:  # (below: float noise on epoch seconds)
                     self.sleep(wait)
-                if self.clock() - slot > T / 2:
-                    continue  # we woke (or DynamoDB answered) too late: sending now could bunch; new slot
+                if self.clock() - slot > max(T / 2, LATE_FLOOR_S):
+                    continue  # woke or heard back too late: sending now could bunch with later slots; new slot
                 return Permit("closed" if cb_on else "free", int(new.get("failures", 0)), max(0.0, wait))
             except ConditionFailed as failed:
                 old = failed.old
@@ -433,7 +434,7 @@ class Guard:
             if "tat" not in old or old["tat"] < now:
                 try:
                     new = self.state.update(_refill(cb_on), params)
-                    if self.clock() - now > T / 2:
+                    if self.clock() - now > max(T / 2, LATE_FLOOR_S):
                         continue
                     return Permit("closed" if cb_on else "free", int(new.get("failures", 0)))
                 except ConditionFailed:
@@ -511,7 +512,9 @@ class Guard:
 def from_requests_error(exc: requests.RequestException, api: str, what: str) -> ExternalAPIError:
     """A transport failure as a domain error (never the URL's query or any header)."""
     if isinstance(exc, requests.exceptions.SSLError):
-        return Unavailable(f"{api} {what}: TLS verification failed (check the configured CA certificate)", api=api)
+        err = Unavailable(f"{api} {what}: TLS verification failed (check the configured CA certificate)", api=api)
+        err.tls = True  # fails closed: never retried (retrying cannot fix a certificate)
+        return err
     if isinstance(exc, requests.Timeout):
         return Unavailable(f"{api} {what}: timeout ({type(exc).__name__})", api=api)
     if isinstance(exc, requests.ConnectionError):
@@ -607,7 +610,7 @@ class Resilience:
 
     def retryable(self, exc: BaseException) -> bool:
         retry = self.policy.retry
-        if isinstance(exc, CircuitOpen | VaultSealed):
+        if isinstance(exc, CircuitOpen | VaultSealed) or getattr(exc, "tls", False):
             return False
         if isinstance(exc, RateLimited):
             if exc.status is None:

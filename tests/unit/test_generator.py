@@ -381,3 +381,13 @@ def test_deterministic_across_processes_and_hash_seeds():
                              check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+def test_drift_as_mapping():
+    a = generate(50, 2, {"cf_orphans": 0.2})
+    b = generate(50, 2, Drift(cf_orphans=0.2))
+    assert json.dumps(a) == json.dumps(b)
+    with pytest.raises(ValueError, match="unknown setting 'cf_orphan'"):
+        generate(50, 2, {"cf_orphan": 0.2})
+    with pytest.raises(ValueError, match="expected a Drift"):
+        generate(50, 2, 0.5)

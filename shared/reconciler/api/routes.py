@@ -15,7 +15,6 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
@@ -23,8 +22,8 @@ from reconciler import env
 from reconciler.api import dashboard, metrics_text, status
 from reconciler.api.requests import parse_reconcile_body
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
+from reconciler.observability import logger
 
-logger = Logger(service="blacksmith-reconciler")
 app = LambdaFunctionUrlResolver()
 
 ROUTES = {
@@ -134,7 +133,7 @@ def post_reconcile() -> Response:
         input=json.dumps({"source": "api", "force": True, "requested_at": now.isoformat(),
                           "selection": {"instances": request.instances, "services": request.services}}),
     )
-    logger.info("forced run started", extra={"execution_arn": started["executionArn"],
+    logger.info("forced run started", extra={"execution_arn": started["executionArn"], "run_id": name,
                                               "selective": request.selective})
     return _json(202, {"execution_arn": started["executionArn"], "run": name, "forced": True,
                        "selection": {"instances": request.instances, "services": request.services}})

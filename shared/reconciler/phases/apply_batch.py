@@ -43,11 +43,19 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for p in plan.plans:
             if p.credentials_recovered:
                 figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
+                log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
             elif p.needs_credential_recovery:
                 figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
+                log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,
+                          p.credential_recovery_reason or "no reason given")
+            if p.skipped:
+                log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
             if p.skipped:
                 figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
         for r in report.instances:
+            backup = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
+            log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,
+                      r.writes, r.writes_skipped, backup)
             if r.status == "failed":
                 store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
         for name, value in report.figures.items():
@@ -60,6 +68,11 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
         position += len(chunk)
     done = position >= len(items)
+    if done:
+        log.info("vault: update batch %d done: %d written, %d unchanged, %d failed, %d backups written", batch,
+                 figures.get("instances_written", 0), figures.get("instances_unchanged", 0),
+                 figures.get("instances_failed", 0), figures.get("backups_written", 0),
+                 extra={"batch": batch, **figures})
     ttl = runtime.scratch_ttl(s)
     store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
     return {**event, "offset": position, "done": done}

@@ -20,15 +20,24 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (run,) = runtime.require(event, "run")
     s, store = runtime.settings(), runtime.store()
     if not s.bosh_directors:
+        log.info("bosh: no director configured; BOSH scanning skipped")
         return {"source": "bosh", "status": "skipped", "error": "no BOSH director configured", "deployments": 0,
                 "batches": []}
     cfg = DomainConfig.from_settings(s)
     deployments, excluded = [], []
     for name, client in sources.bosh_clients(s, store).items():
+        before = len(deployments) + len(excluded)
         for dep in sources.list_deployments(client):
-            (excluded if is_excluded_name(dep.name, cfg.excluded_deployments) else deployments).append(dep)
-        log.info("bosh:%s listed", name)
+            if is_excluded_name(dep.name, cfg.excluded_deployments):
+                excluded.append(dep)
+                log.debug("bosh:%s deployment %s excluded (not a service deployment)", name, dep.name)
+            else:
+                deployments.append(dep)
+        log.info("bosh:%s: %d deployments listed", name, len(deployments) + len(excluded) - before)
     size, count = runtime.split(len(deployments), s.reconciler.batch_size)
+    log.info("bosh: %d deployments to scan in %d batch(es), %d excluded", len(deployments), count, len(excluded),
+             extra={"deployments": len(deployments) + len(excluded), "to_scan": len(deployments),
+                    "excluded": len(excluded), "batches": count})
     store.put_scratch(run["run_id"], "bosh", {
         "deployments": [d.model_dump(mode="json") for d in deployments],
         "excluded": [d.model_dump(mode="json") for d in excluded], "batch_size": size},

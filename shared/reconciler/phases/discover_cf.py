@@ -18,6 +18,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (run,) = runtime.require(event, "run")
     s, store = runtime.settings(), runtime.store()
     if not s.cf_foundations:
+        log.info("cf: no foundation configured; CF discovery skipped")
         return {"source": "cf", "status": "skipped", "error": "no cf foundation configured", "instances": 0}
     results = sources.discover_cf(s, store)
     failed = [r for r in results if str(r.status) != "ok"]
@@ -37,12 +38,19 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         data["brokers"].append({"foundation": r.foundation, **d["broker"]})
     for r in failed:
         store.record_error(run["run_id"], "DiscoverCF", f"cf:{r.foundation}", r.error or "discovery failed")
+        log.error("cf:%s: service broker discovery failed: %s", r.foundation, r.error or "unknown error")
     status = "failed" if failed else "ok"  # orphan marking needs every foundation's full answer
     if failed and len(failed) == len(results):
         reasons = "; ".join(f"{r.foundation}: {r.error}" for r in failed)
         return {"source": "cf", "status": "failed", "error": reasons[:500], "instances": 0}
     store.put_scratch(run["run_id"], "cf", data, runtime.scratch_ttl(s))
-    log.info("cf: %d instances of our broker in %d foundation(s)", len(data["instances"]), len(results))
+    log.info("cf: %d instances of our broker in %d foundation(s)", len(data["instances"]), len(results),
+             extra={"instances": len(data["instances"]), "bindings": len(data["bindings"]),
+                    "plans": len(data["catalog"]), "failed_foundations": len(failed)})
+    if log.isEnabledFor(logging.DEBUG):
+        for i in data["instances"]:
+            log.debug("cf: instance %s service %s plan %s (space %s)", i.get("guid"), i.get("service_id"),
+                      i.get("plan_id"), i.get("space_guid"))
     return {"source": "cf", "status": status, "foundations": len(results), "instances": len(data["instances"]),
             "bindings": len(data["bindings"]), "plans": len(data["catalog"]),
             "selective": bool(wanted_ids or wanted_services),

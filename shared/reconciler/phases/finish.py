@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import observability
 from . import runtime
 from .record_failure import _duration
 
@@ -72,6 +73,15 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
                       last_run_status=summary["status"])
     store.observe_run_duration(duration)
+    orphan_counts = (event.get("orphans") or {}).get("orphans") or {}
+    observability.emit_run_metrics({
+        "run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0, "duration_s": duration,
+        "deployments": int(bosh.get("deployments") or 0), "instances_found": int(cf.get("instances") or 0),
+        "instances_synced": int(synced), "errors": errors, "backups_written": int(apply.get("backups_written", 0)),
+        "cache_hits": int(scan.get("cache_hits", 0)), "cache_misses": int(scan.get("cache_misses", 0)),
+        "credentials_recovered": int(apply.get("credentials_recovered", 0)),
+        **{f"orphans_{kind}": orphan_counts[kind] for kind in ("cf", "bosh", "vault") if kind in orphan_counts},
+    }, status=summary["status"])
     store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
                      duration_s=duration, figures=summary["phases"])
     store.release_lock(run_id)

@@ -38,6 +38,23 @@ def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[
     return details, unscanned
 
 
+def log_decisions(result: Any) -> None:
+    """Debug: every cross-referencing decision, with the strategy and the reason (ids and names only)."""
+    for m in result.matches:
+        log.debug("match: instance %s -> deployment %s (%s, confidence %.2f): %s", m.instance_id, m.deployment_name,
+                  m.strategy, m.confidence, m.reason)
+    for instance_id in result.unmatched_instances:
+        log.debug("match: CF instance %s has no deployment", instance_id)
+    for u in result.unidentified_deployments:
+        log.debug("match: deployment %s not identified (%s)", u.name, u.reason or "no evidence")
+    for c in result.conflicts:
+        log.debug("match: conflict %s: deployments %s, instances %s", c.kind, c.deployments, c.instance_ids)
+    for name in result.excluded_deployments:
+        log.debug("match: deployment %s excluded", name)
+    for name, why in result.malformed_manifests.items():
+        log.debug("match: deployment %s has a malformed manifest: %s", name, why)
+
+
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run, srcs = runtime.require(event, "run", "sources")
     run_id = run["run_id"]
@@ -67,7 +84,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                         "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok"}, ttl)
     log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts",
              len(result.matches), len(result.unmatched_instances), len(result.unidentified_deployments),
-             len(result.conflicts))
+             len(result.conflicts), extra={"matched": len(result.matches), "to_update": len(items),
+                                           "cf_available": cf_available})
+    if log.isEnabledFor(logging.DEBUG):
+        log_decisions(result)
     return {"matched": len(result.matches), "unmatched_instances": len(result.unmatched_instances),
             "unidentified_deployments": len(result.unidentified_deployments),
             "excluded_deployments": len(result.excluded_deployments), "conflicts": len(result.conflicts),

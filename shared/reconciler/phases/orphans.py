@@ -5,10 +5,13 @@ each has been orphaned. A kind is only re-evaluated when its sources answered th
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..domain import OrphanUpdate
 from . import runtime
+
+log = logging.getLogger("reconciler.phases.orphans")
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -19,8 +22,22 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"published": False, "reason": "no orphan evaluation in this run"}
     update = OrphanUpdate.model_validate(raw)
     store.put_orphans(update.state)
+    counts = {kind: len(update.state.get(kind) or {}) for kind in ("cf", "bosh", "vault")}
+    log.info("orphans: %d CF instances without deployment, %d deployments without CF instance, "
+             "%d Vault entries without either; %d newly orphaned, %d resolved", counts["cf"], counts["bosh"],
+             counts["vault"], sum(len(v) for v in update.newly_orphaned.values()),
+             sum(len(v) for v in update.resolved.values()), extra={"orphans": counts})
+    for kind, why in update.skipped.items():
+        log.info("orphans: %s orphans not evaluated this run: %s", kind, why)
+    if log.isEnabledFor(logging.DEBUG):
+        for kind, keys in update.newly_orphaned.items():
+            for key in keys:
+                log.debug("orphans: %s %s newly orphaned", kind, key)
+        for kind, keys in update.resolved.items():
+            for key in keys:
+                log.debug("orphans: %s %s no longer orphaned", kind, key)
     return {"published": True,
-            "orphans": {kind: len(update.state.get(kind) or {}) for kind in ("cf", "bosh", "vault")},
+            "orphans": counts,
             "newly_orphaned": {k: len(v) for k, v in update.newly_orphaned.items()},
             "resolved": {k: len(v) for k, v in update.resolved.items()},
             "not_evaluated": update.skipped}

@@ -45,16 +45,21 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     def scan(dep: BoshDeployment) -> tuple[DeploymentDetail, str]:
         cached = store.get_cached_deployment(dep.director, dep.name) if ttl > 0 else None
         if cached is not None:
+            log.debug("bosh:%s/%s: cache hit", dep.director, dep.name)
             return DeploymentDetail.model_validate(cached), "cache_hits"
         try:
             client = client_for(dep.director)
             detail = sources.scan_deployment(client, dep.name)
         except ReconcilerError as exc:
+            log.error("bosh:%s/%s: scan failed (deployment skipped): %s: %s", dep.director, dep.name,
+                      type(exc).__name__, exc)
             store.record_error(run_id, "ScanBatch", f"bosh:{dep.director}/{dep.name}", f"{type(exc).__name__}: {exc}")
             return DeploymentDetail(director=dep.director, name=dep.name, releases=dep.releases,
                                     stemcells=dep.stemcells, error=f"{type(exc).__name__}: {exc}"[:500]), "scan_failed"
         if ttl > 0:
             store.put_cached_deployment(dep.director, dep.name, detail.model_dump(mode="json"), ttl)
+        log.debug("bosh:%s/%s: cache miss; scanned (%d VMs, manifest %s)", dep.director, dep.name,
+                  len(detail.vms or []), "present" if detail.manifest_text else "absent")
         return detail, "cache_misses"
 
     position = offset
@@ -71,6 +76,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.put_scratch(run_id, key, details, runtime.scratch_ttl(s))
     if done:
         store.put_scratch(run_id, key + "#figures", {"scanned": len(details), **figures}, runtime.scratch_ttl(s))
+        log.info("bosh: scan batch %d done: %d deployments, %d cache hits, %d misses, %d failed", batch,
+                 len(details), figures.get("cache_hits", 0), figures.get("cache_misses", 0),
+                 figures.get("scan_failed", 0), extra={"batch": batch, "scanned": len(details), **figures})
     else:
         store.put_scratch(run_id, key + "#progress", figures, runtime.scratch_ttl(s))
         log.info("scan batch %d stopped at %d/%d for time; continuing", batch, position, len(mine))

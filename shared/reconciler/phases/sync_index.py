@@ -54,6 +54,17 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     report = reports[-1]
     for issue in report.issues[:50]:
         log.info("index: %s %s %s", issue.kind, issue.key, issue.detail)
+    log.info("index: %s %s: %d entries, %d added, %d updated, %d marked orphaned, %d issues",
+             "wrote" if written.written else "unchanged", f"{cfg.mount}/db", report.entries, len(report.added),
+             len(report.updated), len(report.orphan_marked), len(report.issues),
+             extra={"written": written.written, "attempts": written.attempts})
+    if log.isEnabledFor(logging.DEBUG):
+        for key in report.added:
+            log.debug("index: added %s", key)
+        for key in report.updated:
+            log.debug("index: updated %s", key)
+        for key in report.orphan_cleared:
+            log.debug("index: orphan mark cleared on %s", key)
     return {"written": written.written, "attempts": written.attempts, "entries": report.entries,
             "added": len(report.added), "updated": len(report.updated), "issues": len(report.issues),
             "orphan_marked": len(report.orphan_marked)}
