@@ -10,10 +10,12 @@ Vault writes of the second run (a reconciled world needs none).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +92,25 @@ def summarize(report: Mapping[str, Any], expected: Mapping[str, Any], report_pat
     if status:
         lines.append(f"/b/status: running={status.get('running')}, last run {status.get('last_run_status')} "
                      f"in {status.get('last_run_duration')}, instances found {status.get('instances_found')}")
-    lines.append(f"Full report: {report_path}")
+    lines.append(f"Full report: {report_path}; the functions' logs: {report_path.parent / 'reconciler.log'}")
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def logs_to(path: Path) -> Iterator[None]:
+    """Send the process's stdout (the functions' structured logs and EMF lines) to a file,
+    at the descriptor level so every thread's writes land there, and keep the terminal for
+    the summary."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / "world.expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True))
     print(f"generated {args.instances} instances (seed {args.seed}) with every kind of drift: {out / 'world.json'}")
     print("running the reconciler twice through the real state machine ...", flush=True)
-    report = run_scenario(world, config_text=Path(args.config).read_text(), runs=2, workdir=str(out / "stack"))
+    log_path = out / "reconciler.log"
+    log_path.unlink(missing_ok=True)
+    with logs_to(log_path):
+        report = run_scenario(world, config_text=Path(args.config).read_text(), runs=2, workdir=str(out / "stack"))
     report["wall_s"] = round(time.monotonic() - started, 3)
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
