@@ -215,6 +215,15 @@ class BoshClient:
                 raise InvalidInput(f"bosh:{self.name} {task_path}/output line {n}: not a JSON object") from None
         return sorted(vms, key=lambda v: (v.instance_group, v.index if v.index is not None else -1, v.id))
 
+    def deployment_detail(self, deployment: BoshDeployment | str) -> DeploymentDetail:
+        """Manifest and VMs of one deployment, fresh from the Director (no cache); raises the
+        domain error when the scan fails (the caller records it and skips the deployment)."""
+        dep = deployment if isinstance(deployment, BoshDeployment) else BoshDeployment(director=self.name,
+                                                                                       name=str(deployment))
+        return DeploymentDetail(director=self.name, name=dep.name, manifest_text=self.manifest(dep.name),
+                                releases=dep.releases, stemcells=dep.stemcells, vms=self.vms(dep.name),
+                                fetched_at=_now_iso())
+
     def detail(self, deployment: BoshDeployment | str, *, use_cache: bool = True) -> DeploymentDetail:
         """Manifest and VMs of one deployment; cached in the Store for ``cache_ttl``. A failure is
         recorded on the returned detail (``error``), never raised (the deployment is skipped)."""
@@ -227,9 +236,7 @@ class BoshClient:
                 return DeploymentDetail.model_validate(cached)
             self.cache_misses += 1
         try:
-            detail = DeploymentDetail(director=self.name, name=dep.name, manifest_text=self.manifest(dep.name),
-                                      releases=dep.releases, stemcells=dep.stemcells, vms=self.vms(dep.name),
-                                      fetched_at=_now_iso())
+            detail = self.deployment_detail(dep)
         except ReconcilerError as exc:
             log.warning("bosh:%s scan of %s failed: %s", self.name, dep.name, exc)
             return DeploymentDetail(director=self.name, name=dep.name, releases=dep.releases,

@@ -22,7 +22,8 @@ Shared state ("guard item", one per API endpoint, DynamoDB state table ``pk=guar
   ``tat_old - tau``. Any window of length w therefore holds at most ``burst + rate*w`` slots,
   however many Lambdas share the item. A caller that wakes (or hears back) more than ``max(T/2, 10 ms)``
   after its slot drops it and reserves another, so late senders cannot bunch up with later
-  slots (a missed slot is simply lost: conservative).
+  slots (a missed slot is simply lost: conservative); after 3 such misses in a row the
+  caller goes ahead, so a slow store cannot starve it.
 * circuit breaker: ``cb`` (closed/open/half_open), ``failures``, ``successes``, ``opened_at``,
   ``inflight`` (half-open trials) and ``half_until`` (a lease, so a crashed trial cannot
   hold the breaker half-open forever). The closed check is folded into the rate-limit
@@ -70,7 +71,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
-LATE_FLOOR_S = 0.01  # oversleep tolerated before a slot is given up (at least T/2)
+LATE_FLOOR_S = 0.01  # lateness tolerated before a slot is given up (at least T/2)
+MAX_LATE_RETRIES = 3  # then a late slot is used anyway (a slow store must not starve callers)
 
 # Fallbacks for a missing setting (the spec's example values); contract C supplies the real ones.
 _API_DEFAULTS: dict[str, dict[str, float]] = {
@@ -408,6 +410,7 @@ class Guard:
         cb_on = self.breaker.enabled
         if not rate_on and not cb_on:
             return Permit("free")
+        late = 0
         for _ in range(50):  # contention or lateness: re-evaluate with fresh state
             now = self.clock()
             if not rate_on:
@@ -424,7 +427,8 @@ class Guard:
                 wait = slot - self.clock()
                 if wait > 1e-4:  # (below: float noise on epoch seconds)
                     self.sleep(wait)
-                if self.clock() - slot > max(T / 2, LATE_FLOOR_S):
+                if self.clock() - slot > max(T / 2, LATE_FLOOR_S) and late < MAX_LATE_RETRIES:
+                    late += 1
                     continue  # woke or heard back too late: sending now could bunch with later slots; new slot
                 return Permit("closed" if cb_on else "free", int(new.get("failures", 0)), max(0.0, wait))
             except ConditionFailed as failed:
@@ -434,7 +438,8 @@ class Guard:
             if "tat" not in old or old["tat"] < now:
                 try:
                     new = self.state.update(_refill(cb_on), params)
-                    if self.clock() - now > max(T / 2, LATE_FLOOR_S):
+                    if self.clock() - now > max(T / 2, LATE_FLOOR_S) and late < MAX_LATE_RETRIES:
+                        late += 1
                         continue
                     return Permit("closed" if cb_on else "free", int(new.get("failures", 0)))
                 except ConditionFailed:
