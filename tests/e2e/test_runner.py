@@ -67,6 +67,7 @@ def test_report_of_a_run(small_world, tmp_path):
         assert run["requests"]["bosh"]["GET"] > 0
     assert run["requests"]["vault"]["GET"] > 0
     assert phases["apply"]["batches_missing"] == 0
+    assert phases["apply"]["instances_failed"] == 0
     assert "running" in report["status"]
     second = report["runs"][1]
     assert second["status"] == "SUCCEEDED"

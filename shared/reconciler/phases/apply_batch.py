@@ -27,7 +27,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     key = f"apply#{batch}#figures"
     figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
     vault = sources.vault(s, store)
-    backup = BackupSettings.from_settings(s)
+    backup_settings = BackupSettings.from_settings(s)
     bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
     budget = runtime.Budget(context)
     position = offset
@@ -39,7 +39,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         plan = plan_batch(chunk, trees, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
         writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
         index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
-        report = apply_plan(vault, writes, settings=backup, index=index, trees=trees, now=time.time())
+        report = apply_plan(vault, writes, settings=backup_settings, index=index, trees=trees, now=time.time())
         for p in plan.plans:
             if p.credentials_recovered:
                 figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
@@ -53,9 +53,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if p.skipped:
                 figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
         for r in report.instances:
-            backup = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
+            taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
             log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,
-                      r.writes, r.writes_skipped, backup)
+                      r.writes, r.writes_skipped, taken)
             if r.status == "failed":
                 store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
         for name, value in report.figures.items():

@@ -38,6 +38,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if not clients:
                 clients.update(sources.bosh_clients(s, store))
         return clients[director]
+
     budget = runtime.Budget(context)
     ttl = float(s.reconciler.cache_ttl)
     workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
@@ -48,16 +49,14 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             log.debug("bosh:%s/%s: cache hit", dep.director, dep.name)
             return DeploymentDetail.model_validate(cached), "cache_hits"
         try:
-            client = client_for(dep.director)
-            detail = sources.scan_deployment(client, dep.name)
+            detail = sources.scan_deployment(client_for(dep.director), dep)  # the adapter caches a good one
         except ReconcilerError as exc:
-            log.error("bosh:%s/%s: scan failed (deployment skipped): %s: %s", dep.director, dep.name,
-                      type(exc).__name__, exc)
-            store.record_error(run_id, "ScanBatch", f"bosh:{dep.director}/{dep.name}", f"{type(exc).__name__}: {exc}")
-            return DeploymentDetail(director=dep.director, name=dep.name, releases=dep.releases,
-                                    stemcells=dep.stemcells, error=f"{type(exc).__name__}: {exc}"[:500]), "scan_failed"
-        if ttl > 0:
-            store.put_cached_deployment(dep.director, dep.name, detail.model_dump(mode="json"), ttl)
+            detail = DeploymentDetail(director=dep.director, name=dep.name, releases=dep.releases,
+                                      stemcells=dep.stemcells, error=f"{type(exc).__name__}: {exc}"[:500])
+        if detail.error:  # recorded and skipped: matched by name only, without infrastructure details
+            log.error("bosh:%s/%s: scan failed (deployment skipped): %s", dep.director, dep.name, detail.error)
+            store.record_error(run_id, "ScanBatch", f"bosh:{dep.director}/{dep.name}", detail.error[:500])
+            return detail, "scan_failed"
         log.debug("bosh:%s/%s: cache miss; scanned (%d VMs, manifest %s)", dep.director, dep.name,
                   len(detail.vms or []), "present" if detail.manifest_text else "absent")
         return detail, "cache_misses"

@@ -31,8 +31,10 @@ def list_deployments(client: Any) -> list[BoshDeployment]:
     return list(client.deployments())
 
 
-def scan_deployment(client: Any, name: str) -> DeploymentDetail:
-    return client.deployment_detail(name)
+def scan_deployment(client: Any, deployment: BoshDeployment) -> DeploymentDetail:
+    """Fetch manifest and VMs (the adapter caches a good detail itself); a failure comes back
+    as a detail with ``error`` set."""
+    return client.detail(deployment, use_cache=False)
 
 
 def load_cf(data: dict[str, Any] | None) -> tuple[list[CFInstance], list[CatalogPlan], list[CFBinding]]:

@@ -1,0 +1,30 @@
+"""Generated worlds reconcile to the generator's expected outcome through the real state
+machine; a second run writes nothing."""
+
+import pytest
+
+from mockstack.generator import generate
+from mockstack.runner import run_scenario
+
+WRITES = {"PUT", "POST", "PATCH", "DELETE"}
+
+
+@pytest.mark.parametrize("instances,seed", [(12, 3)])
+def test_world_reconciles_to_expected_outcome(instances, seed):
+    world, expected = generate(instances, seed=seed)
+    report = run_scenario(world, runs=2)
+    first, second = report["runs"]
+    assert first["status"] == "SUCCEEDED", first["cause"]
+    assert second["status"] == "SUCCEEDED", second["cause"]
+    assert report["orphans"] == {k: sorted(v) for k, v in expected["orphans"].items()}
+    assert sorted(report["vault"]["secret/db"]) == sorted(expected["index_ids"])
+    for path in expected["untouched_paths"]:
+        assert report["vault"].get(path) == world["vault"].get(path), path
+    for iid in expected["recoverable_credentials"]:
+        assert report["vault"].get(f"secret/{iid}/credentials"), iid
+    assert WRITES & set(first["requests"]["vault"])  # the first run had work to do
+    assert not WRITES & set(second["requests"].get("vault", {}))  # the second has none
+    assert second["output"]["phases"]["scan"].get("cache_hits", 0) > 0
+    for run in (first, second):
+        assert run["max_state_payload_bytes"] < 256 * 1024
+        assert run["history_events"] < 25_000
