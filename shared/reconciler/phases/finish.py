@@ -64,26 +64,27 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "errors": errors,
     }
     synced = apply.get("instances_written", 0) + apply.get("instances_unchanged", 0)
-    store.add_metrics(runs_total=1, runs_successful=1, duration_total_s=duration,
-                      deployments_total=int(bosh.get("deployments") or 0),
-                      instances_found_total=int(cf.get("instances") or 0), instances_synced_total=int(synced),
-                      errors_total=errors, backups_written_total=int(apply.get("backups_written", 0)),
-                      cache_hits_total=int(scan.get("cache_hits", 0)),
-                      cache_misses_total=int(scan.get("cache_misses", 0)))
-    store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
-                      last_run_status=summary["status"])
-    store.observe_run_duration(duration)
     orphan_counts = (event.get("orphans") or {}).get("orphans") or {}
-    observability.emit_run_metrics({
-        "run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0, "duration_s": duration,
+    # the run's figures (the spec's Metrics, per run): the store's totals, the run record, EMF
+    figures = {
         "deployments": int(bosh.get("deployments") or 0), "instances_found": int(cf.get("instances") or 0),
         "instances_synced": int(synced), "errors": errors, "backups_written": int(apply.get("backups_written", 0)),
         "cache_hits": int(scan.get("cache_hits", 0)), "cache_misses": int(scan.get("cache_misses", 0)),
         "credentials_recovered": int(apply.get("credentials_recovered", 0)),
-        **{f"orphans_{kind}": orphan_counts[kind] for kind in ("cf", "bosh", "vault") if kind in orphan_counts},
-    }, status=summary["status"])
+        **{f"orphans_{kind}": int(orphan_counts[kind]) for kind in ("cf", "bosh", "vault") if kind in orphan_counts},
+    }
+    store.add_metrics(runs_total=1, runs_successful=1, duration_total_s=duration,
+                      deployments_total=figures["deployments"], instances_found_total=figures["instances_found"],
+                      instances_synced_total=figures["instances_synced"], errors_total=errors,
+                      backups_written_total=figures["backups_written"], cache_hits_total=figures["cache_hits"],
+                      cache_misses_total=figures["cache_misses"])
+    store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
+                      last_run_status=summary["status"])
+    store.observe_run_duration(duration)
+    observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
+                                    "duration_s": duration, **figures}, status=summary["status"])
     store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
-                     duration_s=duration, figures=summary["phases"])
+                     duration_s=duration, figures={**summary["phases"], **figures})
     store.release_lock(run_id)
     log.info("run %s finished: %s in %.1fs", run_id, summary["status"], duration)
     return summary
