@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 PER_PAGE = 5000
 BINDING_CHUNK = 50  # guids per service_instance_guids filter (~1.9 KB of URL)
 MAX_PAGES = 10_000
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# \Z: "$" would accept a trailing newline
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 INSTANCE_FIELDS = {
     "fields[space]": "guid,name,relationships.organization",

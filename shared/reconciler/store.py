@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 INLINE_MAX = 350_000  # compressed bytes kept in the head item (DynamoDB item limit: 400 KB)
 CHUNK_SIZE = 350_000
 DEFAULT_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600)  # run duration, seconds (= api.metrics_text)
-_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")
 _ZSTD_LEVEL = 3
 
 

@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 Tree = dict[str, tuple[dict[str, Any], int | None]]
 
-_SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+_SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+\Z")  # \Z: "$" would let a trailing newline through
 
 
 class CallPolicy(Protocol):

@@ -1,6 +1,6 @@
 """Command line: check a configuration file, print the effective settings or the key reference.
 
-    python -m reconciler.config check [FILE]        # validate FILE + environment; exit 1 with the problems
+    python -m reconciler.config check [FILE]        # validate FILE + environment; exit 2 with the problems
     python -m reconciler.config show [FILE]         # the effective settings as JSON (secrets masked)
     python -m reconciler.config reference [--write DOC]
     python -m reconciler.config parameters [FILE] [--json]
@@ -34,10 +34,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "reference":
         if args.write:
-            with open(args.write, encoding="utf-8") as fh:
-                text = fh.read()
-            with open(args.write, "w", encoding="utf-8") as fh:
-                fh.write(embed(text))
+            try:
+                with open(args.write, encoding="utf-8") as fh:
+                    text = fh.read()
+                with open(args.write, "w", encoding="utf-8") as fh:
+                    fh.write(embed(text))
+            except (OSError, UnicodeDecodeError) as exc:
+                print(f"error: cannot update {args.write}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+                return 2
         else:
             print(reference_table())
         return 0
@@ -50,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(None, text, args.file or "blacksmith.conf")
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 1
+        return 2
+    except UnicodeDecodeError:
+        print(f"error: cannot read {args.file}: not UTF-8 text; accepted: a YAML text file", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     for warning in config_warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
     if args.command == "parameters":
