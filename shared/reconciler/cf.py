@@ -117,7 +117,7 @@ class CFClient:
 
     def root(self) -> dict[str, Any]:
         if self._root is None:
-            body = self.http.get_json("/", authenticated=False)
+            body = self.http.get_json("/", authenticated=False, timeout=self.policy.health_timeout)
             self._root = body.get("links") or {} if isinstance(body, dict) else {}
         return self._root
 

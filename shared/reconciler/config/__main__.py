@@ -3,11 +3,15 @@
     python -m reconciler.config check [FILE]        # validate FILE + environment; exit 2 with the problems
     python -m reconciler.config show [FILE]         # the effective settings as JSON (secrets masked)
     python -m reconciler.config reference [--write DOC]
+    python -m reconciler.config parameters [FILE] [--json]
+        # the template parameters the file decides, for
+        # sam deploy --parameter-overrides "$(python -m reconciler.config parameters FILE)"
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from ..errors import ConfigError
@@ -21,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("check", "show"):
         cmd = sub.add_parser(name)
         cmd.add_argument("file", nargs="?", help="a blacksmith.conf (YAML); default: environment only")
+    params = sub.add_parser("parameters")
+    params.add_argument("file", nargs="?", help="a blacksmith.conf (YAML); default: environment only")
+    params.add_argument("--json", action="store_true", help="a JSON object instead of Key=Value pairs")
     ref = sub.add_parser("reference")
     ref.add_argument("--write", metavar="DOC", help="replace the generated table inside DOC")
     args = parser.parse_args(argv)
@@ -56,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in config_warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
+    if args.command == "parameters":
+        values = settings.reconciler.template_parameters()
+        print(json.dumps(values) if args.json else " ".join(f'{k}="{v}"' for k, v in values.items()))
+        return 0
     if args.command == "show":
         print(effective_config(settings))
     else:
