@@ -46,9 +46,7 @@ def backed_up_trees(final: dict, instance_id: str) -> list[dict]:
     trees = []
     for path, record in final.items():
         if path.startswith(f"secret/backups/{instance_id}/"):
-            decoded = bk.decode_backup(record, instance_id=instance_id, key=path.rsplit("/", 1)[-1])
-            trees.append({p: data for p, (data, *_rest) in ((p, v if isinstance(v, tuple) else (v,))
-                                                           for p, v in decoded.tree.items())})
+            trees.append(bk.decode_backup(record, instance_id=instance_id, key=path.rsplit("/", 1)[-1]).tree)
     return trees
 
 
