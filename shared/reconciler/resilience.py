@@ -74,6 +74,7 @@ RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 LATE_FLOOR_S = 0.01  # lateness tolerated before a slot is given up (at least T/2)
 MAX_LATE_RETRIES = 3  # then a late slot is used anyway (a slow store must not starve callers)
 ARRIVAL_AHEAD_MAX_S = 0.25  # how far ahead of now a reservation may place its arrival (store latency)
+DELAY_SAMPLES = 50  # reservation round trips remembered per guard for that estimate
 
 # Fallbacks for a missing setting (the spec's example values); contract C supplies the real ones.
 _API_DEFAULTS: dict[str, dict[str, float]] = {
@@ -399,7 +400,9 @@ class Guard:
         self.burst = max(1, math.floor(rl.burst / share))
         self.breaker = policy.circuit_breaker
         self.half_open_lease = policy.timeout * max(1, policy.retry.max_attempts) + 5.0
-        self._rtt = 0.0  # smoothed round trip of a reservation (the store's latency)
+        self._delays: list[float] = []  # recent reservation round trips (start -> caller running again)
+        self._ahead = 0.0  # how far ahead of now a reservation places its arrival: their 90th percentile
+        self._learn_lock = threading.Lock()
         self._tat_seen: float | None = None  # the bucket's tat as last seen by this guard
 
     @property
@@ -424,10 +427,11 @@ class Guard:
             T = 1.0 / self.rps
             tau = (self.burst - 1) * T
             tolerance = max(T / 2, LATE_FLOOR_S)
-            # The request's arrival time is when the answer is expected back (now + the store's
-            # round trip): a slow store then does not make every slot late. Any arrival time keeps
-            # the bound (slots are spaced by the shared tat); the caller never sends before its slot.
-            at = now + min(self._rtt, ARRIVAL_AHEAD_MAX_S, self.policy.rate_limit.wait_timeout)
+            # The request's arrival time is when the caller can send: now + the store's round trip
+            # (90th percentile of recent ones), so a slow or jittery store does not make most slots
+            # late and every late slot cost another reservation. Any arrival time keeps the bound
+            # (slots are spaced by the shared tat); the caller never sends before its slot.
+            at = now + min(self._ahead, ARRIVAL_AHEAD_MAX_S, self.policy.rate_limit.wait_timeout)
             params = {"T": T, "now": at, "limit": at + tau + self.policy.rate_limit.wait_timeout, "nowT": at + T}
             old = None
             if self._tat_seen is not None and self._tat_seen < at:
@@ -482,9 +486,14 @@ class Guard:
         return new
 
     def _learn(self, started: float, tat: float | None) -> None:
-        rtt = max(0.0, self.clock() - started)
-        self._rtt = rtt if self._rtt == 0.0 else 0.8 * self._rtt + 0.2 * rtt
-        self._tat_seen = tat
+        delay = max(0.0, self.clock() - started)
+        with self._learn_lock:
+            self._delays.append(delay)
+            if len(self._delays) > DELAY_SAMPLES:
+                del self._delays[0]
+            ordered = sorted(self._delays)
+            self._ahead = ordered[int(0.9 * (len(ordered) - 1))]
+            self._tat_seen = tat
 
     def _on_time(self, slot: float, tolerance: float) -> bool:
         """Sleep until ``slot``; True when the caller can send within ``tolerance`` of it."""
