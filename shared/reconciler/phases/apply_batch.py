@@ -33,7 +33,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     vault = sources.vault(s, store)
     backup_settings = BackupSettings.from_settings(s)
     bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
-    budget = runtime.Budget(context)
+    budget = runtime.Budget.for_batch(context, s, event)
+    runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
     workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
     step = max(STEP, workers)
 
@@ -41,8 +42,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return path, vault.read(path)
 
     position = offset
+    began = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        while position < len(items) and not budget.exhausted():
+        while position < len(items) and (position == offset or not budget.exhausted()):  # always progress
             chunk = items[position:position + step]
             wanted = {i.instance_id: paths_read(i, cfg) for i in chunk}
             if position == offset and any(wanted.values()):
@@ -82,6 +84,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
             position += len(chunk)
     done = position >= len(items)
+    figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)  # adaptive sizing
+    figures["items"] = figures.get("items", 0) + position - offset
     if done:
         log.info("vault: update batch %d done: %d written, %d unchanged, %d failed, %d backups written", batch,
                  figures.get("instances_written", 0), figures.get("instances_unchanged", 0),
