@@ -198,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=2000, help="service instances to generate (default 2000)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     parser.add_argument("--runs", type=int, default=2, help="reconciler runs, one after another (default 2)")
-    parser.add_argument("--config", default=str(ROOT / "config/demo.conf"),
-                        help="reconciler settings (YAML; default config/demo.conf); 'defaults' for the spec's")
+    parser.add_argument("--config", default=str(ROOT / "config/bench.conf"),
+                        help="reconciler settings (YAML; default config/bench.conf: the default batch sizes, "
+                             "rate limits lifted); 'defaults' for the spec's own")
     parser.add_argument("--out", default="out/bench", help="folder for the JSON figures and the functions' log")
     args = parser.parse_args(argv)
     if args.instances < 1 or args.runs < 1:
