@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit venv clean
+.PHONY: demo bench test lint unit venv clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml tools/requirements.py
 
 demo: $(STAMP)
 	$(PY) -m mockstack.demo --out out/demo
+
+bench: $(STAMP)
+	$(PY) -m mockstack.bench --instances 2000 --out out/bench
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

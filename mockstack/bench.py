@@ -84,14 +84,14 @@ def peak_rss_mib() -> float:
 
 def map_bound(instances: int, deployments: int, settings: Any) -> dict[str, Any]:
     """Map iterations (= batches) per Map state, computed from the batch sizes as Begin/Match do."""
-    from reconciler.phases.runtime import MAX_MAP_ITEMS, split
+    from reconciler.phases.runtime import max_map_items, split
 
-    scan_size, scan_batches = split(deployments, int(settings.reconciler.batch_size))  # DiscoverBosh
-    apply_size, apply_batches = split(instances, int(settings.reconciler.batch.size))  # Match
+    most = max_map_items(settings)  # concurrency.queue_size, at most 1000
+    scan_size, scan_batches = split(deployments, int(settings.reconciler.batch_size), most)  # DiscoverBosh
+    apply_size, apply_batches = split(instances, int(settings.reconciler.batch.size), most)  # Match
     return {"instances": instances, "deployments": deployments, "scan_batch_size": scan_size,
             "scan_batches": scan_batches, "apply_batch_size": apply_size, "apply_batches": apply_batches,
-            "max_map_items": MAX_MAP_ITEMS,
-            "within_bound": scan_batches <= MAX_MAP_ITEMS and apply_batches <= MAX_MAP_ITEMS}
+            "max_map_items": most, "within_bound": scan_batches <= most and apply_batches <= most}
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
