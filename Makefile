@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit integration e2e venv clean
+.PHONY: demo test lint unit venv clean
 
 venv: $(STAMP)
 
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml tools/requirements.py
 	$(PYTHON) tools/requirements.py dev > $(VENV)/requirements.txt
 	$(PY) -m pip install --quiet -r $(VENV)/requirements.txt
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m mockstack.demo --out out/demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -87,6 +87,31 @@ def build_config(endpoints: Mapping[str, Any], user_text: str | None = None) -> 
     return yaml.safe_dump(config, sort_keys=False), secrets
 
 
+def derived_parameters(user_text: str | None) -> dict[str, str]:
+    """Template parameters the configuration decides (as ``python -m reconciler.config
+    parameters`` prints them for ``sam deploy``): the schedule always; the run timeout and the
+    state machine's retries only when the file sets their keys (locally the engine keeps its
+    short retry intervals, which the interpreter sleeps in real time)."""
+    from reconciler.config import load_settings
+    from reconciler.config.models import TEMPLATE_PARAMETER_KEYS
+    from reconciler.errors import ConfigError
+
+    try:
+        settings = load_settings(env={}, file_text=user_text or "")
+    except ConfigError as exc:
+        raise ScenarioError(f"--config: {exc}") from None
+    rc = settings.reconciler
+    out = {}
+    for param, value in rc.template_parameters().items():
+        *parents, leaf = TEMPLATE_PARAMETER_KEYS[param]
+        model = rc
+        for part in parents:
+            model = getattr(model, part)
+        if param.startswith("Schedule") or leaf in model.model_fields_set:
+            out[param] = value
+    return out
+
+
 def load_faults(path: str | None) -> dict[str, dict[str, Any]]:
     if not path:
         return {}
@@ -129,7 +154,8 @@ class Scenario:
 
         self.stack = MockStack(world, workdir, **dict(stack_options or {}))
         self.config_text = LOCAL_CONFIG if config_text is None else config_text
-        self.engine_parameters = {**ENGINE_PARAMETERS, **dict(engine_parameters or {})}
+        self.engine_parameters = {**ENGINE_PARAMETERS, **derived_parameters(self.config_text),
+                                  **dict(engine_parameters or {})}
         self.mode, self.port = mode, port
         self.engine: Any = None
         self.runs: list[dict[str, Any]] = []

@@ -26,7 +26,8 @@ AUTH_KEYS = {"cf_client": ("id", "secret"), "cf_user": ("username", "password"),
 AUTH_STRINGS = ("vault_token", "vault_aws_role")
 
 _VM_STRINGS = ("vm_cid", "agent_id", "az", "job_state")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# \Z: "$" would accept a trailing newline
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 

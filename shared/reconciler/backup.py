@@ -60,8 +60,8 @@ VOLATILE_KEYS: frozenset[str] = frozenset({
     "last_binding_health_check",
 })
 
-SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SHA_RE = re.compile(r"^[0-9a-f]{64}\Z")  # \Z: "$" would accept a trailing newline
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 Tree = dict[str, dict[str, Any]]
 VersionedTree = Mapping[str, tuple[dict[str, Any], int | None]]

@@ -111,7 +111,7 @@ class BoshClient:
 
     def info(self) -> dict[str, Any]:
         if self._info is None:
-            body = self.http.get_json("/info", authenticated=False)
+            body = self.http.get_json("/info", authenticated=False, timeout=self.policy.health_timeout)
             if not isinstance(body, dict):
                 raise InvalidInput(f"bosh:{self.name} GET /info: not a JSON object")
             self._info = body

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 PER_PAGE = 5000
 BINDING_CHUNK = 50  # guids per service_instance_guids filter (~1.9 KB of URL)
 MAX_PAGES = 10_000
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# \Z: "$" would accept a trailing newline
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 INSTANCE_FIELDS = {
     "fields[space]": "guid,name,relationships.organization",
@@ -116,7 +117,7 @@ class CFClient:
 
     def root(self) -> dict[str, Any]:
         if self._root is None:
-            body = self.http.get_json("/", authenticated=False)
+            body = self.http.get_json("/", authenticated=False, timeout=self.policy.health_timeout)
             self._root = body.get("links") or {} if isinstance(body, dict) else {}
         return self._root
 

@@ -151,27 +151,31 @@ class HttpClient:
 
     def request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
                 headers: Mapping[str, str] | None = None, allow_redirects: bool = True,
-                authenticated: bool = True, ok: tuple[int, ...] = (200,)) -> requests.Response:
-        """Send one request (with retries); a 401 drops the token and tries once more."""
+                authenticated: bool = True, ok: tuple[int, ...] = (200,),
+                timeout: float | None = None) -> requests.Response:
+        """Send one request (with retries); a 401 drops the token and tries once more.
+        ``timeout``: this request's own timeout (default: the API's)."""
         url = self.url(path_or_url)
         what = f"{method} {urlsplit(url).path}"
         try:
-            return self._send(method, url, what, params, headers, allow_redirects, authenticated, ok)
+            return self._send(method, url, what, params, headers, allow_redirects, authenticated, ok, timeout)
         except Unauthorized:
             if not (authenticated and self.auth):
                 raise
             log.info("%s %s: 401, getting a new token and trying once more", self.api, what)
             self.auth.invalidate()
-            return self._send(method, url, what, params, headers, allow_redirects, authenticated, ok)
+            return self._send(method, url, what, params, headers, allow_redirects, authenticated, ok, timeout)
 
-    def _send(self, method, url, what, params, headers, allow_redirects, authenticated, ok) -> requests.Response:
+    def _send(self, method, url, what, params, headers, allow_redirects, authenticated, ok,
+              timeout=None) -> requests.Response:
         h = {"Accept": "application/json", **(headers or {})}
         if authenticated and self.auth:
             # outside the retried attempt: the token source has its own guard and retries
             h["Authorization"] = self.auth.header()
 
         def attempt() -> requests.Response:
-            resp = self.session.request(method, url, params=params, headers=h, allow_redirects=allow_redirects)
+            resp = self.session.request(method, url, params=params, headers=h, allow_redirects=allow_redirects,
+                                        timeout=timeout)
             if resp.status_code not in ok:
                 raise error_for_status(resp, self.api, what)
             return resp

@@ -162,6 +162,7 @@ class ApiPolicy:
     rate_limit: RateLimit = field(default_factory=RateLimit)
     circuit_breaker: BreakerConfig = field(default_factory=BreakerConfig)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    health_timeout: float = 30.0  # unauthenticated probes (CF GET /, BOSH /info, Vault sys/health)
 
     @property
     def name(self) -> str:
@@ -190,6 +191,9 @@ class ApiPolicy:
                                           timeout=float(_get(cb, "timeout", d["cbt"])),
                                           max_concurrent=max(1, int(_get(cb, "max_concurrent", d["mc"])))),
             retry=RetryPolicy.from_settings(_get(rec, "retry")),
+            # reconciler.timeouts.health_check, never longer than the API's own timeout
+            health_timeout=min(float(_get(a, "timeout", d["timeout"])),
+                               float(_get(_get(rec, "timeouts"), "health_check", 30.0))),
         )
 
 

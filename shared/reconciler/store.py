@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 INLINE_MAX = 350_000  # compressed bytes kept in the head item (DynamoDB item limit: 400 KB)
 CHUNK_SIZE = 350_000
 DEFAULT_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600)  # run duration, seconds (= api.metrics_text)
-_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")
 _ZSTD_LEVEL = 3
 
 
@@ -152,7 +152,7 @@ class Store:
     """All DynamoDB access of the reconciler. Thread-safe (boto3 clients are)."""
 
     def __init__(self, cache_table: str, state_table: str, client: Any = None, *, clock=time.time,
-                 max_errors: int = 100, run_ttl_s: float = 90 * 86400,
+                 max_errors: int = 100, run_ttl_s: float = 90 * 86400, error_ttl_s: float | None = None,
                  duration_buckets: Iterable[float] = DEFAULT_BUCKETS) -> None:
         if not cache_table or not state_table:
             raise ConfigError("Store needs both table names (CACHE_TABLE and STATE_TABLE)")
@@ -168,6 +168,7 @@ class Store:
         self.clock = clock
         self.max_errors = max(1, int(max_errors))
         self.run_ttl_s = run_ttl_s
+        self.error_ttl_s = error_ttl_s  # None: errors stay until their ring slot is reused
         self.buckets = tuple(sorted(float(b) for b in duration_buckets))
         self._run_keys: dict[str, str] = {}  # run_id -> sort key of its record (per process)
 
@@ -392,6 +393,8 @@ class Store:
         item = {"pk": "errors", "sk": f"slot#{seq % self.max_errors:05d}", "seq": seq, "time": _iso(self.clock()),
                 "run_id": str(run_id), "phase": str(phase), "target": str(target)[:500],
                 "message": str(message)[:2000]}
+        if self.error_ttl_s:
+            item["expires_at"] = int(math.ceil(self.clock() + self.error_ttl_s))
         with contextlib.suppress(ClientError):  # a newer error already took the slot
             self._call("put_item", TableName=self.state_table, Item=_to_dynamo(item)["M"],
                        ConditionExpression="attribute_not_exists(seq) OR seq < :seq",

@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 Tree = dict[str, tuple[dict[str, Any], int | None]]
 
-_SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+_SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+\Z")  # \Z: "$" would let a trailing newline through
 
 
 class CallPolicy(Protocol):
@@ -75,7 +75,7 @@ class VaultClient:
                  mount: str = "secret", ca_cert: str | None = None, verify: bool = True,
                  timeout: float = 10.0, max_connections: int = 10, kv_version: int | None = None,
                  namespace: str | None = None, policy: CallPolicy | None = None,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, health_timeout: float | None = None) -> None:
         if not isinstance(address, str) or not re.match(r"^https?://[^/\s]+", address or ""):
             raise ConfigError(f"vault address {address!r} is invalid: expected http(s)://host[:port]")
         if auth not in ("token", "aws"):
@@ -95,6 +95,7 @@ class VaultClient:
         self._aws = {"role": aws_role, "mount": aws_mount, "region": aws_region, "header": aws_header_value,
                      "credentials": aws_credentials}
         self.policy = policy
+        self.health_timeout = min(timeout, health_timeout) if health_timeout else timeout
         self._kv_version = kv_version
         self._login_lock = threading.Lock()
         if session is None:
@@ -130,7 +131,8 @@ class VaultClient:
                    mount=getattr(v, "mount", "secret") or "secret", ca_cert=ca_path, verify=not skip,
                    timeout=api_policy.timeout, kv_version=None if kv == "auto" else int(kv),
                    policy=policy or Resilience(api_policy, store),
-                   session=make_session(api_policy, ca_cert=ca_path, skip_ssl_validation=skip))
+                   session=make_session(api_policy, ca_cert=ca_path, skip_ssl_validation=skip),
+                   health_timeout=api_policy.health_timeout)
 
     def __repr__(self) -> str:  # never the token
         return f"VaultClient(address={self.address!r}, mount={self.mount!r}, auth={self.auth!r})"
@@ -249,7 +251,9 @@ class VaultClient:
     def health(self) -> dict[str, Any]:
         """``sys/health``; raises VaultSealed (503), Unavailable (not initialized, unreachable)."""
         def fn() -> dict[str, Any]:
-            resp = self._client.sys.read_health_status(method="GET", standby_ok=True)
+            # timeouts.health_check bounds the probe (hvac's read_health_status takes no timeout)
+            resp = self._client.adapter.get("/v1/sys/health", params={"standbyok": "true"}, raise_exception=False,
+                                            timeout=self.health_timeout)
             if isinstance(resp, dict):
                 return resp
             body: dict[str, Any] = {}

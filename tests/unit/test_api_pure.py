@@ -111,6 +111,14 @@ class TestStatus:
         assert doc["apis"]["cf"]["circuit"] == "open"
         assert doc["next_run_time"] == "2026-11-26T11:00:00Z"
 
+    def test_counts_from_the_finish_phase_figures(self):
+        run = {"run_id": "r", "finished_at": "2026-11-26T09:00:45Z", "duration_s": 1.0,
+               "figures": {"discover_cf": {"instances": 288}, "apply": {"instances_written": 9,
+                                                                        "instances_unchanged": 270}}}
+        doc = status.build_status(figures={}, lock=None, runs=[run], orphans={}, errors=[], breakers={},
+                                  interval_s=None, enabled=True)
+        assert (doc["instances_found"], doc["instances_synced"]) == (288, 279)
+
     def test_idle_and_disabled(self):
         doc = status.build_status(figures={}, lock=None, runs=[], orphans={}, errors=[], breakers={},
                                   interval_s=3600, enabled=False)

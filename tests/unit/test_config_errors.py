@@ -125,7 +125,7 @@ def test_message_is_not_a_traceback_from_the_cli(tmp_path):
         env=env,
         timeout=60,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"{conf} line 3" in proc.stderr and "from 1 to 9" in proc.stderr
     conf.write_text("reconciler:\n  interval: 30m\nreconciler:\n  debug: true\n")

@@ -4,6 +4,7 @@ Every value is escaped: instance and deployment names arrive from CF and BOSH.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from html import escape
 from typing import Any
@@ -56,7 +57,8 @@ def _chart(runs: list[Mapping[str, Any]]) -> str:
 
 
 def render_dashboard(status: Mapping[str, Any], runs: list[Mapping[str, Any]],
-                     orphans: Mapping[str, Mapping[str, Any]]) -> str:
+                     orphans: Mapping[str, Mapping[str, Any]], refresh_s: float = 30) -> str:
+    """The page; it reloads itself every ``refresh_s`` seconds (``metrics.collection_interval``)."""
     running = status.get("running")
     current = status.get("current_execution") or {}
     rows_runs = "".join(
@@ -81,7 +83,8 @@ def render_dashboard(status: Mapping[str, Any], runs: list[Mapping[str, Any]],
     counts = status.get("orphans") or {}
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta http-equiv="refresh" content="30"><title>Blacksmith Reconciler</title><style>{_STYLE}</style></head>
+<meta http-equiv="refresh" content="{max(1, math.ceil(refresh_s))}">
+<title>Blacksmith Reconciler</title><style>{_STYLE}</style></head>
 <body><header><h1>Blacksmith Deployment Reconciler</h1></header><main>
 <section id="status"><h2>Status</h2><table>
 <tr><th>State</th><td id="state" class="{'warn' if running else 'ok'}">{'Running' if running else 'Idle'}</td></tr>

@@ -12,7 +12,7 @@ from reconciler.errors import InvalidInput
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_SELECTED = 1000
-_SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: "$" would accept a trailing newline
 
 ACCEPTED = (
     "accepted: an empty body, or a JSON object with optional fields "

@@ -42,6 +42,8 @@ class Services:
     state_machine_arn: str
     interval_s: float | None = None
     enabled: bool = True
+    export_prometheus: bool = True  # reconciler.metrics.export_prometheus: GET /b/metrics, else 404
+    refresh_s: float = 30.0  # reconciler.metrics.collection_interval: the dashboard's auto-refresh
 
     def running_executions(self) -> list[dict[str, Any]]:
         page = self.sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING", maxResults=10)
@@ -69,6 +71,8 @@ def _services_from_environment(_fingerprint: str) -> Services:
         state_machine_arn=_required("STATE_MACHINE_ARN"),
         interval_s=settings.reconciler.interval,
         enabled=settings.reconciler.enabled,
+        export_prometheus=settings.reconciler.metrics.export_prometheus,
+        refresh_s=settings.reconciler.metrics.collection_interval,
     )
 
 
@@ -110,7 +114,10 @@ def get_status() -> Response:
 
 @app.get("/b/metrics")
 def get_metrics() -> Response:
-    store = services().store
+    svc = services()
+    if not svc.export_prometheus:
+        return _json(404, {"error": "metrics export is off (reconciler.metrics.export_prometheus: false)"})
+    store = svc.store
     text = metrics_text.render(store.get_metrics(), status.orphan_counts(store.get_orphans()),
                                running=store.current_lock() is not None)
     return Response(status_code=200, content_type=PROMETHEUS_TEXT, body=text)
@@ -164,7 +171,8 @@ def get_orphans() -> Response:
 @app.get("/b/")
 def get_dashboard() -> Response:
     svc = services()
-    page = dashboard.render_dashboard(current_status(), svc.store.list_runs(limit=20), svc.store.get_orphans())
+    page = dashboard.render_dashboard(current_status(), svc.store.list_runs(limit=20), svc.store.get_orphans(),
+                                      refresh_s=svc.refresh_s)
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=page)
 
 

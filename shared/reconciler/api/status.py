@@ -35,6 +35,17 @@ def next_run_time(last_start: str | None, interval_s: float | None, enabled: boo
     return upcoming.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def run_counts(run: Mapping[str, Any] | None) -> tuple[int, int]:
+    """(instances found, instances synced) of a run record: flat figures, or the per-phase
+    figures the Finish phase stores (found = CF instances discovered, synced = written + unchanged)."""
+    figures = (run or {}).get("figures") or {}
+    if "instances_found" in figures:
+        return int(figures.get("instances_found") or 0), int(figures.get("instances_synced") or 0)
+    found = int((figures.get("discover_cf") or {}).get("instances") or 0)
+    apply = figures.get("apply") or {}
+    return found, int(apply.get("instances_written") or 0) + int(apply.get("instances_unchanged") or 0)
+
+
 def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, runs: list[Mapping[str, Any]],
                  orphans: Mapping[str, Mapping[str, Any]], errors: list[Mapping[str, Any]],
                  breakers: Mapping[str, Mapping[str, Any]], interval_s: float | None, enabled: bool,
@@ -43,13 +54,14 @@ def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, 
     last_finished = next((r for r in runs if r.get("finished_at")), None)
     current = next((r for r in runs if not r.get("finished_at")), None) if lock else None
     last_started = runs[0].get("started_at") if runs else None
+    found, synced = run_counts(last_finished)
     return {
         "running": bool(lock),
         "last_run_time": (last_finished or {}).get("finished_at"),
         "last_run_duration": format_duration((last_finished or {}).get("duration_s")),
         "last_run_status": (last_finished or {}).get("status"),
-        "instances_found": int(((last_finished or {}).get("figures") or {}).get("instances_found", 0)),
-        "instances_synced": int(((last_finished or {}).get("figures") or {}).get("instances_synced", 0)),
+        "instances_found": found,
+        "instances_synced": synced,
         "errors": [
             {k: e.get(k) for k in ("time", "run_id", "phase", "target", "message")} for e in errors
         ],

@@ -514,8 +514,11 @@ def _mark_secret_origins(data: Any, sources: _Sources, path: Path = ()) -> None:
 
 
 def config_warnings(settings: Settings) -> list[str]:
-    """Everything an operator should see at every run: load warnings and insecure endpoints."""
-    return [*settings.load_warnings, *settings.security_warnings()]
+    """Everything an operator should see at every run: load warnings, insecure endpoints and
+    keys set to values that cannot act here (``effects.inert_warnings``)."""
+    from .effects import inert_warnings
+
+    return [*settings.load_warnings, *settings.security_warnings(), *inert_warnings(settings)]
 
 
 def log_config_warnings(settings: Settings, logger: Any = None) -> list[str]:

@@ -291,6 +291,32 @@ class ReconcilerSettings(_Model):
             return f"rate({hours} hour{'s' if hours > 1 else ''})"
         return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
 
+    def template_parameters(self) -> dict[str, str]:
+        """The ``template.yaml`` parameters this configuration decides (deploy time):
+        ``sam deploy --parameter-overrides "$(python -m reconciler.config parameters FILE)"``.
+
+        ``retry_attempts``/``retry_delay`` are the state machine's retries of a failed *step*
+        (a phase or batch Lambda); ``retry.*`` are the adapters' retries of one HTTP call.
+        """
+        return {
+            "ScheduleExpression": self.schedule_expression(),
+            "ScheduleEnabled": "true" if self.enabled else "false",
+            "RunTimeoutSeconds": str(max(MIN_RUN_TIMEOUT_S, math.ceil(self.timeouts.reconciliation_run))),
+            "StateRetryMaxAttempts": str(self.retry_attempts),
+            "StateRetryIntervalSeconds": str(max(1, math.ceil(self.retry_delay))),
+        }
+
+
+# template parameter -> the key (path under reconciler) it is derived from
+TEMPLATE_PARAMETER_KEYS: dict[str, tuple[str, ...]] = {
+    "ScheduleExpression": ("interval",),
+    "ScheduleEnabled": ("enabled",),
+    "RunTimeoutSeconds": ("timeouts", "reconciliation_run"),
+    "StateRetryMaxAttempts": ("retry_attempts",),
+    "StateRetryIntervalSeconds": ("retry_delay",),
+}
+MIN_RUN_TIMEOUT_S = 60  # template.yaml's RunTimeoutSeconds MinValue
+
 
 # --- endpoints ---------------------------------------------------------------------------
 

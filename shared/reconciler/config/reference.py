@@ -90,10 +90,24 @@ def reference_table() -> str:
     return "\n".join(rows)
 
 
+EFFECTS_BEGIN = "<!-- BEGIN GENERATED: key effects (python -m reconciler.config reference) -->"
+EFFECTS_END = "<!-- END GENERATED: key effects -->"
+
+
+def _replace(document: str, begin: str, end: str, table: str) -> str:
+    start, stop = document.index(begin), document.index(end, document.index(begin))
+    return document[: start + len(begin)] + "\n\n" + table + "\n\n" + document[stop:]
+
+
 def embed(document: str) -> str:
-    """``document`` with the text between the markers replaced by the current table."""
-    start, end = document.index(BEGIN), document.index(END)
-    return document[: start + len(BEGIN)] + "\n\n" + reference_table() + "\n\n" + document[end:]
+    """``document`` with the text between the markers replaced by the current tables (the key
+    reference; the "what each key does here" table when its markers are present)."""
+    from .effects import effects_table
+
+    document = _replace(document, BEGIN, END, reference_table())
+    if EFFECTS_BEGIN in document:
+        document = _replace(document, EFFECTS_BEGIN, EFFECTS_END, effects_table())
+    return document
 
 
 def effective_config(settings: Settings) -> str:

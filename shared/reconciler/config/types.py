@@ -17,6 +17,10 @@ from pydantic import BeforeValidator
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([a-zA-Zµ]+)")
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Upper bounds no real setting reaches: beyond them a value is a typo, and it would break
+# Step Functions (TimeoutSecondsPath, Map limits) or DynamoDB numbers far from the config.
+MAX_WHOLE = 2**31 - 1
+MAX_DURATION_S = 366 * 86400.0
 TRUE = {"true", "yes", "1"}
 FALSE = {"false", "no", "0"}
 
@@ -53,6 +57,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError("not a finite duration")
     if seconds < 0:
         raise ValueError("negative")
+    if seconds > MAX_DURATION_S:
+        raise ValueError("too long (at most 366 days)")
     return seconds
 
 
@@ -75,12 +81,17 @@ def parse_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("a boolean is not a number")
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        return int(value)
-    raise ValueError("not a whole number")
+        result = value
+    elif (isinstance(value, float) and value.is_integer()
+          or isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,30}\s*", value)):
+        result = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        raise ValueError(f"too large (at most {MAX_WHOLE})")
+    else:
+        raise ValueError("not a whole number")
+    if abs(result) > MAX_WHOLE:
+        raise ValueError(f"too large (at most {MAX_WHOLE})")
+    return result
 
 
 def parse_float(value: Any) -> float:

@@ -19,6 +19,10 @@ from .models import deep_merge
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+# Aliases are expanded into plain data: bound the result so a "billion laughs" file is refused
+# instead of eating the Lambda's memory. A real blacksmith.conf has a few hundred nodes.
+MAX_NODES = 100_000
 
 Path = tuple[str | int, ...]
 
@@ -38,10 +42,22 @@ class _Builder:
         self.warnings: list[str] = []
         self.problems: list[str] = []
         self._active: set[int] = set()
+        self._nodes = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
+        line = node.start_mark.line + 1
         if id(node) in self._active:
-            self.problems.append(f"{self.file_name} line {node.start_mark.line + 1}: recursive YAML alias")
+            self.problems.append(f"{self.file_name} line {line}: recursive YAML alias")
+            return None
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise ConfigError(f"invalid configuration: {self.file_name}: more than {MAX_NODES} YAML values once "
+                              "aliases are expanded; accepted: a plain configuration (aliases used sparingly)")
+        plain = _PLAIN_TAGS.get(type(node))
+        if plain and node.tag != plain:
+            # Safe loading refuses e.g. !!python/object: name it instead of silently reading the plain data.
+            self.problems.append(f"{self.file_name} line {line}: YAML tag {node.tag!r} is not accepted; "
+                                 "accepted: plain YAML mappings, lists and scalars")
             return None
         self._active.add(id(node))
         try:
@@ -53,7 +69,12 @@ class _Builder:
                     self.lines[(*path, i)] = child.start_mark.line + 1
                     out.append(self.build(child, (*path, i)))
                 return out
-            return self.loader.construct_object(node, deep=True)
+            try:
+                return self.loader.construct_object(node, deep=True)
+            except ValueError as exc:  # e.g. an integer of more than 4300 digits
+                self.problems.append(f"{self.file_name} line {line}: {format_path(path) or 'value'}: "
+                                     f"cannot be read ({str(exc).split(':')[0]})")
+                return None
         finally:
             self._active.discard(id(node))
 

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 
 # 8-4-4-4-12 hex digits; any case on input, lower case after normalisation.
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_UUID_FULL = re.compile(rf"^{_UUID_RE.pattern}$")
-_LOWER_UUID_FULL = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# \Z, not $: "$" also matches before a trailing newline, which must never pass as a UUID.
+_UUID_FULL = re.compile(rf"^{_UUID_RE.pattern}\Z")
+_LOWER_UUID_FULL = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 UUID_LEN = 36
 
 
@@ -84,7 +85,7 @@ def embedded_uuids(text: str) -> list[str]:
 
 # --- Vault path safety --------------------------------------------------------------------
 
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 def instance_path(instance_id: str, *parts: str, mount: str = "secret") -> str:

@@ -29,9 +29,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     vault = sources.vault(s, store)
     backup_settings = BackupSettings.from_settings(s)
     bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
-    budget = runtime.Budget(context)
+    budget = runtime.Budget.for_batch(context, s, event)
+    runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
     position = offset
-    while position < len(items) and not budget.exhausted():
+    while position < len(items) and (position == offset or not budget.exhausted()):  # always progress
         chunk = items[position:position + STEP]
         trees = {i.instance_id: vault.read_tree(instance_root(i.instance_id, vault.mount),
                                                 exclude=[legacy_folder(i.instance_id, vault.mount) + "/"])

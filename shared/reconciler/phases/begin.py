@@ -53,20 +53,38 @@ def parse_input(raw: Any) -> dict[str, Any]:
             "selection": _selection(raw.get("selection"))}
 
 
+def run_warnings(s: Any) -> list[str]:
+    """Logged at every run: the configuration's warnings (TLS off, keys without effect ...)
+    and deploy-time parameters that no longer match the configuration."""
+    from ..config import config_warnings
+    from ..config.effects import deployment_drift
+
+    found = [*config_warnings(s), *deployment_drift(s, env.environ())]
+    for message in found:
+        log.warning("configuration: %s", message)
+    return found
+
+
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw_input, execution_arn, started_at = runtime.require(event, "input", "execution_arn", "started_at")
     request = parse_input(raw_input)
     s = runtime.settings()
     rc = s.reconciler
-    store = runtime.store()
     run_id = execution_arn.rsplit(":", 1)[-1]
+    if not rc.enabled and request["source"] == "schedule" and not request["forced"]:
+        # reconciler.enabled is false: the schedule may still fire (deployed before the change)
+        log.info("run %s not started: reconciler.enabled is false (scheduled run); forced runs still work", run_id)
+        return {"run": {"run_id": run_id, "execution_arn": execution_arn, "started_at": started_at,
+                        "disabled": True, "reason": "reconciler.enabled is false"}}
+    warnings = run_warnings(s)
+    store = runtime.store()
     lease = float(env.get("RUN_TIMEOUT_SECONDS") or rc.timeouts.reconciliation_run)
     store.acquire_lock(run_id, execution_arn, lease)  # RunLocked: the state machine refuses this run
     try:
         cleared = store.clear_cache() if request["forced"] else 0
         store.put_run({"run_id": run_id, "execution_arn": execution_arn, "status": "running", "phase": "Begin",
                        "started_at": started_at, "forced": request["forced"], "source": request["source"],
-                       "selection": request["selection"], "figures": {}})
+                       "selection": request["selection"], "figures": {}, "warnings": warnings[:20]})
     except Exception:
         store.release_lock(run_id)
         raise
@@ -79,9 +97,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "forced": request["forced"],
         "selection": request["selection"],
         "cache_cleared": cleared,
+        "disabled": False,
         # Map MaxConcurrency: batches in flight; each batch works on up to concurrency.max_concurrent items
-        "limits": {"scan_concurrency": max(1, min(rc.batch.max_parallel_batch, rc.max_concurrency)),
-                   "apply_concurrency": max(1, min(rc.batch.max_parallel_batch, rc.max_concurrency))},
+        "limits": {"scan_concurrency": runtime.map_concurrency(s), "apply_concurrency": runtime.map_concurrency(s)},
         "timeouts": {"instance_discovery": runtime.whole_seconds(rc.timeouts.instance_discovery),
                      "deployment_scan": runtime.whole_seconds(rc.timeouts.deployment_scan),
                      "vault_operations": runtime.whole_seconds(rc.timeouts.vault_operations)},

@@ -85,8 +85,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
                       last_run_status=summary["status"])
     store.observe_run_duration(duration)
-    observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
-                                    "duration_s": duration, **figures}, status=summary["status"])
+    if runtime.metrics_enabled():
+        observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
+                                        "duration_s": duration, **figures}, status=summary["status"])
     store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
                      duration_s=duration, figures={**summary["phases"], **figures})
     store.release_lock(run_id)

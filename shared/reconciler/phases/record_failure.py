@@ -58,9 +58,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             log.warning("could not update run %s: %s", run_id, type(exc).__name__)
         store.release_lock(run_id)
     log.error("run %s failed in %s: %s", run_id, phase, name)
-    observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 0, "runs_failed": 1,
-                                    "errors": 1, **({"duration_s": duration} if duration is not None else {})},
-                                   status="failed")
+    if runtime.metrics_enabled():
+        observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 0, "runs_failed": 1,
+                                        "errors": 1, **({"duration_s": duration} if duration is not None else {})},
+                                       status="failed")
     return {"recorded": True, "run_id": run_id, "phase": phase, "error": name, "duration_s": duration}
 
 

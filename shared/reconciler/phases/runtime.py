@@ -8,11 +8,12 @@ its own.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import env
@@ -42,13 +43,21 @@ def settings() -> Any:
 
 
 def store() -> Any:
-    """The DynamoDB store (tables from ``CACHE_TABLE`` / ``STATE_TABLE``)."""
+    """The DynamoDB store (tables from ``CACHE_TABLE`` / ``STATE_TABLE``); run records and
+    recorded errors live for ``metrics.retention_period``."""
     from ..store import Store
 
     key = env.fingerprint()
     with _lock:
+        if key in _stores:
+            return _stores[key]
+    extra: dict[str, float] = {}
+    with contextlib.suppress(Exception):  # a broken configuration must not stop RecordFailure recording it
+        keep = float(settings().reconciler.metrics.retention_period)
+        extra = {"run_ttl_s": keep, "error_ttl_s": keep}
+    with _lock:
         if key not in _stores:
-            _stores[key] = Store.from_env(env.environ())
+            _stores[key] = Store.from_env(env.environ(), **extra)
         return _stores[key]
 
 
@@ -57,6 +66,14 @@ def reset() -> None:
     with _lock:
         _settings.clear()
         _stores.clear()
+
+
+def metrics_enabled() -> bool:
+    """``metrics.enabled`` (CloudWatch EMF of each run); True when the configuration cannot be read."""
+    try:
+        return bool(settings().reconciler.metrics.enabled)
+    except Exception:  # noqa: BLE001 - the failure being recorded may be the configuration itself
+        return True
 
 
 def scratch_ttl(s: Any) -> float:
@@ -72,6 +89,26 @@ def split(count: int, batch_size: int, max_batches: int = MAX_MAP_ITEMS) -> tupl
     return size, math.ceil(count / size)
 
 
+def map_concurrency(s: Any) -> int:
+    """Both Map states' MaxConcurrency: batches in flight at once."""
+    rc = s.reconciler
+    return max(1, min(rc.batch.max_parallel_batch, rc.max_concurrency))
+
+
+sleep = time.sleep  # tests replace it
+
+
+def pause_between_batches(batch: int, offset: int, delay_s: float, s: Any, budget: Budget | None = None) -> float:
+    """Wait ``delay_s`` before a batch of the second and later waves (the first
+    ``map_concurrency`` batches start at once), on its first invocation only. Returns the pause."""
+    if offset or delay_s <= 0 or batch < map_concurrency(s):
+        return 0.0
+    pause = delay_s if budget is None else max(0.0, min(delay_s, budget.left_s()))
+    if pause:
+        sleep(pause)
+    return pause
+
+
 def whole_seconds(value: float) -> int:
     """A timeout for ``TimeoutSecondsPath``: a positive integer."""
     return max(1, math.ceil(float(value)))
@@ -79,14 +116,28 @@ def whole_seconds(value: float) -> int:
 
 @dataclass
 class Budget:
-    """The time an invocation may still use: the Lambda's remaining time less a reserve."""
+    """The time an invocation may still use: until the first deadline (the Lambda's timeout,
+    or the step's ``timeout_s`` counted from ``started``) less a reserve."""
 
     context: Any
     reserve_s: float = STOP_RESERVE_S
+    timeout_s: float | None = None  # the Task state's TimeoutSeconds for this invocation
+    started: float = field(default_factory=time.monotonic)
+    clock: Any = time.monotonic
+
+    @classmethod
+    def for_batch(cls, context: Any, s: Any, event: Mapping[str, Any]) -> Budget:
+        """A batch Lambda's budget: ``timeouts.shutdown_grace_period`` before its first deadline."""
+        timeout = event.get("timeout_s") if isinstance(event, Mapping) else None
+        return cls(context, reserve_s=float(s.reconciler.timeouts.shutdown_grace_period),
+                   timeout_s=float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None)
 
     def left_s(self) -> float:
         getter = getattr(self.context, "get_remaining_time_in_millis", None)
-        return float("inf") if getter is None else getter() / 1000.0 - self.reserve_s
+        left = float("inf") if getter is None else getter() / 1000.0
+        if self.timeout_s is not None:
+            left = min(left, self.started + self.timeout_s - self.clock())
+        return left - self.reserve_s
 
     def exhausted(self) -> bool:
         return self.left_s() <= 0

@@ -39,7 +39,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 clients.update(sources.bosh_clients(s, store))
         return clients[director]
 
-    budget = runtime.Budget(context)
+    budget = runtime.Budget.for_batch(context, s, event)
+    runtime.pause_between_batches(batch, offset, s.reconciler.concurrency.cooldown_period, s, budget)
     ttl = float(s.reconciler.cache_ttl)
     workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
 
@@ -64,7 +65,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     position = offset
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while position < len(mine):
-            if budget.exhausted():
+            if position > offset and budget.exhausted():  # at least one chunk per call: always progress
                 break
             chunk = mine[position:position + workers]
             for detail, outcome in pool.map(env.bind(scan), chunk):
