@@ -3,6 +3,7 @@ time budgets, pauses between batches, probe timeouts, metrics switches, retentio
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -159,3 +160,86 @@ def test_scan_and_apply_batches_pause_by_their_own_keys(monkeypatch):
     assert scan_batch.run({"run_id": "r", "batch": 3, "offset": 0}, Ctx(100))["done"] is True
     assert apply_batch.run({"run_id": "r", "batch": 4, "offset": 0}, Ctx(100))["done"] is True
     assert calls == [(3, 3.0), (4, 0.25)]
+
+
+# --- queue_size, adaptive batch sizes, max_deployments_per_run ---------------------------
+
+
+def test_queue_size_bounds_the_batches_of_one_map_state():
+    s = settings("reconciler:\n  concurrency: {queue_size: 4}\n")
+    assert runtime.max_map_items(s) == 4
+    assert runtime.split(40, 5, runtime.max_map_items(s)) == (10, 4)  # 8 batches would exceed 4: they grow
+    assert runtime.split(40, 5, runtime.max_map_items(settings())) == (5, 8)
+    assert runtime.max_map_items(settings("reconciler:\n  concurrency: {queue_size: 99999}\n")) == 1000
+
+
+def test_adaptive_batch_size_follows_the_previous_runs_time_per_item():
+    s = settings("reconciler:\n  batch_size: 10\n  timeouts: {deployment_scan: 200s, vault_operations: 40s}\n"
+                 "  batch: {size: 10, min_size: 5, max_size: 50}\n")
+    assert runtime.batch_size(s, "scan", None) == 10  # no previous run: the configured size
+    assert runtime.batch_size(s, "scan", 2000.0) == 25  # 50 s (a quarter of 200 s) / 2 s
+    assert runtime.batch_size(s, "scan", 100.0) == 50  # capped at max_size
+    assert runtime.batch_size(s, "scan", 60000.0) == 5  # at least min_size
+    assert runtime.batch_size(s, "apply", 1000.0) == 10  # 10 s / 1 s
+    off = settings("reconciler:\n  batch_size: 10\n  batch: {adaptive_scaling: false}\n")
+    assert runtime.batch_size(off, "scan", 2000.0) == 10 and runtime.batch_size(off, "apply", 1.0) == 10
+
+
+def test_finish_records_time_per_item_for_the_next_run():
+    from reconciler.phases.finish import item_times
+
+    assert item_times(scan={"busy_ms": 3000, "items": 6}, apply={"busy_ms": 0, "items": 0}) == {
+        "scan_ms_per_item": 500.0}
+
+
+def test_round_robin_covers_every_item_across_runs():
+    items = [f"d{i:02d}" for i in range(7)]
+    cursor, seen, rounds = None, [], []
+    for _ in range(4):
+        chosen, rest, cursor = runtime.take_round_robin(items, str, 3, cursor)
+        assert len(chosen) == 3 and sorted(chosen + rest) == items
+        rounds.append(chosen)
+        seen += chosen
+    assert rounds[0] == ["d00", "d01", "d02"] and rounds[1] == ["d03", "d04", "d05"]
+    assert rounds[2] == ["d06", "d00", "d01"]  # wraps around
+    assert set(seen[:7]) == set(items)  # two and a third runs cover the estate
+    assert runtime.take_round_robin(items, str, 0, None)[1] == []  # 0 = no limit
+    assert runtime.take_round_robin(items, str, 3, "zzz")[0] == ["d00", "d01", "d02"]  # stale cursor
+
+
+class ListingStore(FakeStore):
+    def __init__(self):
+        self.data = {}
+
+    def get_scratch(self, run_id, key, default=None):
+        return self.data.get((run_id, key), default)
+
+    def put_scratch(self, run_id, key, value, ttl_s):
+        self.data[(run_id, key)] = value
+
+    def get_metrics(self):
+        return {}
+
+
+def test_discover_bosh_defers_deployments_beyond_the_cap_and_match_sees_them_unscanned(monkeypatch):
+    from reconciler.models import BoshDeployment
+    from reconciler.phases import discover_bosh, match, sources
+
+    names = [f"redis-{i}" for i in range(5)] + ["cf"]
+    client = SimpleNamespace(deployments=lambda: [BoshDeployment(director="bosh", name=n) for n in names])
+    s = settings("reconciler:\n  batch_size: 1\n  concurrency: {max_deployments_per_run: 2}\n"
+                 "bosh: {url: 'https://10.0.0.6:25555', auth: basic, username: u, password: p}\n")
+    store = ListingStore()
+    monkeypatch.setattr(runtime, "settings", lambda: s)
+    monkeypatch.setattr(runtime, "store", lambda: store)
+    monkeypatch.setattr(sources, "bosh_clients", lambda s, store: {"bosh": client})
+    scanned = []
+    for run in ("r1", "r2", "r3"):
+        out = discover_bosh.run({"run": {"run_id": run}}, None)
+        assert (out["to_scan"], out["deferred"], out["excluded"], out["deployments"]) == (2, 3, 1, 6)
+        listing = store.data[(run, "bosh")]
+        scanned += [d["name"] for d in listing["deployments"]]
+        details, _ = match.gather_details(store, run, {"status": "ok", "batches": []})
+        assert sorted(d.name for d in details) == sorted(d["name"] for d in listing["deferred"])
+        assert all(d.error and "max_deployments_per_run" in d.error for d in details)
+    assert set(scanned) == {f"redis-{i}" for i in range(5)}  # three runs cover all five

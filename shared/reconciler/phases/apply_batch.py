@@ -32,6 +32,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
     position = offset
+    began = time.monotonic()
     while position < len(items) and (position == offset or not budget.exhausted()):  # always progress
         chunk = items[position:position + STEP]
         trees = {i.instance_id: vault.read_tree(instance_root(i.instance_id, vault.mount),
@@ -69,6 +70,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
         position += len(chunk)
     done = position >= len(items)
+    figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)  # adaptive sizing
+    figures["items"] = figures.get("items", 0) + position - offset
     if done:
         log.info("vault: update batch %d done: %d written, %d unchanged, %d failed, %d backups written", batch,
                  figures.get("instances_written", 0), figures.get("instances_unchanged", 0),

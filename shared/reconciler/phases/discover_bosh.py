@@ -34,14 +34,37 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             else:
                 deployments.append(dep)
         log.info("bosh:%s: %d deployments listed", name, len(deployments) + len(excluded) - before)
-    size, count = runtime.split(len(deployments), s.reconciler.batch_size)
-    log.info("bosh: %d deployments to scan in %d batch(es), %d excluded", len(deployments), count, len(excluded),
-             extra={"deployments": len(deployments) + len(excluded), "to_scan": len(deployments),
-                    "excluded": len(excluded), "batches": count})
+    deployments, deferred = carry_over(s, store, deployments)
+    wanted = runtime.batch_size(s, "scan", (store.get_metrics() or {}).get("scan_ms_per_item"))
+    size, count = runtime.split(len(deployments), wanted, runtime.max_map_items(s))
+    log.info("bosh: %d deployments to scan in %d batch(es), %d excluded, %d deferred to the next run",
+             len(deployments), count, len(excluded), len(deferred),
+             extra={"deployments": len(deployments) + len(excluded) + len(deferred), "to_scan": len(deployments),
+                    "excluded": len(excluded), "deferred": len(deferred), "batches": count})
     store.put_scratch(run["run_id"], "bosh", {
         "deployments": [d.model_dump(mode="json") for d in deployments],
+        "deferred": [d.model_dump(mode="json") for d in deferred],
         "excluded": [d.model_dump(mode="json") for d in excluded], "batch_size": size},
         runtime.scratch_ttl(s))
-    return {"source": "bosh", "status": "ok", "deployments": len(deployments) + len(excluded),
-            "to_scan": len(deployments), "excluded": len(excluded), "batch_size": size,
+    return {"source": "bosh", "status": "ok", "deployments": len(deployments) + len(excluded) + len(deferred),
+            "to_scan": len(deployments), "excluded": len(excluded), "deferred": len(deferred), "batch_size": size,
             "batches": list(range(count))}
+
+
+CARRYOVER = "carryover"  # scratch "run" holding state from one run to the next
+CARRYOVER_TTL_S = 30 * 86400
+
+
+def carry_over(s: Any, store: Any, deployments: list[Any]) -> tuple[list[Any], list[Any]]:
+    """``concurrency.max_deployments_per_run``: the deployments to scan this run (round robin,
+    continuing where the last run stopped) and the ones deferred to a later run."""
+    cap = int(s.reconciler.concurrency.max_deployments_per_run)
+    if not cap or len(deployments) <= cap:
+        return deployments, []
+    cursor = store.get_scratch(CARRYOVER, "bosh_cursor")
+    chosen, deferred, cursor = runtime.take_round_robin(deployments, lambda d: f"{d.director}/{d.name}", cap,
+                                                        cursor if isinstance(cursor, str) else None)
+    store.put_scratch(CARRYOVER, "bosh_cursor", cursor, CARRYOVER_TTL_S)
+    log.info("bosh: scanning %d of %d deployments this run (reconciler.concurrency.max_deployments_per_run); "
+             "the next run continues after %s", len(chosen), len(deployments), cursor)
+    return chosen, deferred

@@ -16,7 +16,7 @@ log = logging.getLogger("reconciler.phases.finish")
 
 SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "instances_written",
           "instances_unchanged", "instances_failed", "writes", "backups_written", "credentials_recovered",
-          "credentials_unrecoverable")
+          "credentials_unrecoverable", "busy_ms", "items")
 
 
 def gather(store: Any, run_id: str, prefix: str, batches: int) -> dict[str, int]:
@@ -31,6 +31,13 @@ def gather(store: Any, run_id: str, prefix: str, batches: int) -> dict[str, int]
             if key in SUMMED and isinstance(value, int | float):
                 totals[key] = totals.get(key, 0) + int(value)
     return totals
+
+
+def item_times(**phases: dict[str, int]) -> dict[str, float]:
+    """``<phase>_ms_per_item`` of this run, what the next run sizes its batches by
+    (``batch.adaptive_scaling``); a phase that did nothing keeps its previous figure."""
+    return {f"{name}_ms_per_item": round(f["busy_ms"] / f["items"], 1)
+            for name, f in phases.items() if f.get("items") and f.get("busy_ms") is not None}
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -85,6 +92,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
                       last_run_status=summary["status"])
     store.observe_run_duration(duration)
+    store.set_metrics(**item_times(scan=scan, apply=apply))
     if runtime.metrics_enabled():
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
                                         "duration_s": duration, **figures}, status=summary["status"])

@@ -18,6 +18,9 @@ from . import runtime, sources
 log = logging.getLogger("reconciler.phases.match")
 
 
+DEFERRED = "not scanned this run (reconciler.concurrency.max_deployments_per_run); scanned in a later run"
+
+
 def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[DeploymentDetail], list[Any]]:
     """Scanned details, plus list entries for deployments whose batch failed (matched by name only)."""
     if bosh.get("status") != "ok":
@@ -35,6 +38,11 @@ def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[
         details += [DeploymentDetail.model_validate(d) for d in got]
     seen = {d.name for d in details}
     unscanned = [d for d in unscanned if d.name not in seen]
+    # concurrency.max_deployments_per_run: deferred deployments are matched by name only; as
+    # scan failures they keep CF/Vault orphan marking off unscanned evidence
+    details += [DeploymentDetail(director=d["director"], name=d["name"], releases=d.get("releases") or [],
+                                 stemcells=d.get("stemcells") or [], error=DEFERRED)
+                for d in listing.get("deferred") or []]
     return details, unscanned
 
 
@@ -73,7 +81,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     selected = set(((run.get("selection") or {}).get("instances")) or [])
     if selected and not cf_available:
         items = [i for i in items if i.instance_id in selected]
-    size, count = runtime.split(len(items), s.reconciler.batch.size)
+    wanted = runtime.batch_size(s, "apply", (store.get_metrics() or {}).get("apply_ms_per_item"))
+    size, count = runtime.split(len(items), wanted, runtime.max_map_items(s))
     ttl = runtime.scratch_ttl(s)
     for b in range(count):
         batch = [i.model_dump(mode="json") for i in items[b * size:(b + 1) * size]]

@@ -89,6 +89,39 @@ def split(count: int, batch_size: int, max_batches: int = MAX_MAP_ITEMS) -> tupl
     return size, math.ceil(count / size)
 
 
+def max_map_items(s: Any) -> int:
+    """Most batches one Map state iterates over: ``concurrency.queue_size``, at most MAX_MAP_ITEMS."""
+    return max(1, min(int(s.reconciler.concurrency.queue_size), MAX_MAP_ITEMS))
+
+
+ADAPTIVE_SHARE = 4  # an adaptive batch aims at a quarter of its step's timeout
+
+
+def batch_size(s: Any, phase: str, ms_per_item: float | None) -> int:
+    """The batch size of ``phase`` (``scan``: deployments, ``apply``: instances). With
+    ``batch.adaptive_scaling`` and a previous run's time per item: as many items as fit in a
+    quarter of the step's timeout, within ``[batch.min_size, batch.max_size]``."""
+    rc = s.reconciler
+    base = rc.batch_size if phase == "scan" else rc.batch.size
+    if not rc.batch.adaptive_scaling or not ms_per_item or ms_per_item <= 0:
+        return base
+    timeout = rc.timeouts.deployment_scan if phase == "scan" else rc.timeouts.vault_operations
+    fits = int(timeout * 1000 / ADAPTIVE_SHARE // ms_per_item)
+    return max(rc.batch.min_size, min(rc.batch.max_size, fits))
+
+
+def take_round_robin(items: list[Any], key: Any, cap: int, cursor: str | None) -> tuple[list[Any], list[Any], str]:
+    """``cap`` items in ``key`` order starting after ``cursor`` (wrapping around), the rest, and
+    the new cursor: successive runs cover every item (``concurrency.max_deployments_per_run``)."""
+    ordered = sorted(items, key=key)
+    if cap <= 0 or len(ordered) <= cap:
+        return ordered, [], key(ordered[-1]) if ordered else (cursor or "")
+    start = next((i for i, item in enumerate(ordered) if cursor is not None and key(item) > cursor), 0)
+    picked = [ordered[(start + i) % len(ordered)] for i in range(cap)]
+    chosen = {id(p) for p in picked}
+    return picked, [item for item in ordered if id(item) not in chosen], key(picked[-1])
+
+
 def map_concurrency(s: Any) -> int:
     """Both Map states' MaxConcurrency: batches in flight at once."""
     rc = s.reconciler

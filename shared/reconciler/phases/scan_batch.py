@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -63,6 +64,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return detail, "cache_misses"
 
     position = offset
+    began = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while position < len(mine):
             if position > offset and budget.exhausted():  # at least one chunk per call: always progress
@@ -73,6 +75,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 figures[outcome] = figures.get(outcome, 0) + 1
             position += len(chunk)
     done = position >= len(mine)
+    # time per deployment, for the next run's adaptive batch size (batch.adaptive_scaling)
+    figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)
+    figures["items"] = figures.get("items", 0) + position - offset
     store.put_scratch(run_id, key, details, runtime.scratch_ttl(s))
     if done:
         store.put_scratch(run_id, key + "#figures", {"scanned": len(details), **figures}, runtime.scratch_ttl(s))
