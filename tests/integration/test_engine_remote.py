@@ -47,7 +47,8 @@ def test_remote_deployment_uploads_real_packages_and_cleans_up(tmp_path):
         with engine:
             lam = engine.client("lambda")
             layers = {layer["LayerName"] for layer in lam.list_layers()["Layers"]}
-            assert layers == {"remote1-ReconcilerLayer", "remote1-DependenciesLayer"}
+            ours = {name for name in layers if name.startswith("remote1-")}
+            assert ours == {"remote1-ReconcilerLayer", "remote1-DependenciesLayer"}
             begin = lam.get_function(FunctionName=engine.function_name("BeginFunction"))
             assert len(begin["Configuration"]["Layers"]) == 2
             assert begin["Configuration"]["Environment"]["Variables"]["STATE_TABLE"] == engine.tables["StateTable"]
@@ -63,9 +64,10 @@ def test_remote_deployment_uploads_real_packages_and_cleans_up(tmp_path):
 
         client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name=DEFAULT_REGION,
                               aws_access_key_id="test", aws_secret_access_key="test")
-        assert client.list_functions()["Functions"] == []
+        # (moto's backend is per process: other tests' resources may be there; none of ours is)
+        assert [f for f in client.list_functions()["Functions"] if f["FunctionName"].startswith("remote1-")] == []
         ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name=DEFAULT_REGION,
                            aws_access_key_id="test", aws_secret_access_key="test")
-        assert ddb.list_tables()["TableNames"] == []
+        assert [t for t in ddb.list_tables()["TableNames"] if t.startswith("remote1-")] == []
     finally:
         server.stop()
