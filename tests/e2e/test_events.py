@@ -75,7 +75,7 @@ def test_sample_events_drive_every_handler_against_the_mock_stack():
         assert forced["run"]["forced"] is True and forced["run"]["selection"]["instances"]
         assert forced["run"]["cache_cleared"] >= bosh["to_scan"]  # a forced run clears the cache
         failed = invoke("RecordFailureFunction", _event("record_failure.json"))
-        assert failed["recorded"] is True and failed["error"] == "Unavailable"
+        assert failed["recorded"] is True and failed["Error"] == "Unavailable"
         assert store.current_lock() is None  # the failure record releases the run's lock
         assert store.get_run(run_id)["status"] == "failed"
         assert sc.engine.client("stepfunctions").list_executions(
