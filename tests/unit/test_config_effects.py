@@ -243,3 +243,38 @@ def test_discover_bosh_defers_deployments_beyond_the_cap_and_match_sees_them_uns
         assert sorted(d.name for d in details) == sorted(d["name"] for d in listing["deferred"])
         assert all(d.error and "max_deployments_per_run" in d.error for d in details)
     assert set(scanned) == {f"redis-{i}" for i in range(5)}  # three runs cover all five
+
+
+@pytest.mark.parametrize("pool", [1, 3, 8])
+def test_worker_pool_size_is_the_number_of_vault_trees_read_at_once(monkeypatch, pool):
+    import threading
+    import uuid
+
+    from reconciler.phases import apply_batch, sources
+
+    items = [{"instance_id": str(uuid.UUID(int=i + 1))} for i in range(8)]
+    store = ListingStore()
+    store.data[("r", "apply#0#items")] = items
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+    released = threading.Event()
+
+    def read_tree(prefix, exclude=()):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+            if state["now"] >= pool:
+                released.set()
+        released.wait(2)  # hold every reader until the pool is full (or give up: a smaller pool)
+        with lock:
+            state["now"] -= 1
+        return {}
+
+    s = settings(f"reconciler:\n  concurrency: {{worker_pool_size: {pool}}}\n")
+    monkeypatch.setattr(runtime, "settings", lambda: s)
+    monkeypatch.setattr(runtime, "store", lambda: store)
+    monkeypatch.setattr(sources, "vault", lambda s, store: SimpleNamespace(mount="secret", read_tree=read_tree))
+    monkeypatch.setattr(apply_batch, "plan_batch", lambda chunk, trees, **kw: SimpleNamespace(plans=[]))
+    monkeypatch.setattr(apply_batch, "apply_plan",
+                        lambda *a, **kw: SimpleNamespace(instances=[], figures={}, aborted=None))
+    assert apply_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100))["done"] is True
+    assert state["max"] == pool

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .. import env
 from ..apply import BackupSettings, apply_plan
 from ..backup import instance_root, legacy_folder
 from ..domain import DomainConfig, PlanItem, plan_batch
@@ -33,11 +35,19 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
     position = offset
     began = time.monotonic()
+
+    def read_tree(item: PlanItem) -> Any:
+        return vault.read_tree(instance_root(item.instance_id, vault.mount),
+                               exclude=[legacy_folder(item.instance_id, vault.mount) + "/"])
+
+    # concurrency.worker_pool_size: instances whose Vault trees are read at once
+    workers = max(1, s.reconciler.concurrency.worker_pool_size)
+    step = max(STEP, workers)
+    pool = ThreadPoolExecutor(max_workers=workers)
     while position < len(items) and (position == offset or not budget.exhausted()):  # always progress
-        chunk = items[position:position + STEP]
-        trees = {i.instance_id: vault.read_tree(instance_root(i.instance_id, vault.mount),
-                                                exclude=[legacy_folder(i.instance_id, vault.mount) + "/"])
-                 for i in chunk if not i.skip_reason}
+        chunk = items[position:position + step]
+        todo = [i for i in chunk if not i.skip_reason]
+        trees = dict(zip([i.instance_id for i in todo], pool.map(env.bind(read_tree), todo), strict=True))
         plan = plan_batch(chunk, trees, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
         writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
         index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
@@ -69,6 +79,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
             raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
         position += len(chunk)
+    pool.shutdown()
     done = position >= len(items)
     figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)  # adaptive sizing
     figures["items"] = figures.get("items", 0) + position - offset
