@@ -9,6 +9,7 @@ faults before the emulator sees the request.
 from __future__ import annotations
 
 import json
+import math
 import random
 import socket
 import ssl
@@ -77,8 +78,30 @@ class Faults:
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown fault knob(s) {sorted(unknown)}; accepted: {sorted(known)}")
+        for key, value in changes.items():  # all checked before any is applied
+            _check_knob(key, value)
         for key, value in changes.items():
             setattr(self, key, value)
+
+
+def _check_knob(key: str, value: Any) -> None:
+    """A wrong type would only fail later, inside a request thread: refuse it here, by name."""
+    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if key in ("error_rate", "reset_rate"):
+        if not number or not 0 <= value <= 1:
+            raise ValueError(f"fault {key}={value!r}: accepted is a number from 0 to 1")
+    elif key in ("latency_s", "jitter_s", "rate_limit_rps"):
+        if not number or value < 0:
+            raise ValueError(f"fault {key}={value!r}: accepted is a number >= 0")
+    elif key in ("retry_after_s", "seed"):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"fault {key}={value!r}: accepted is a whole number >= 0")
+    elif key == "down":
+        if not isinstance(value, bool):
+            raise ValueError(f"fault down={value!r}: accepted is true or false")
+    elif key == "error_codes" and (not isinstance(value, list) or not value or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 400 <= c <= 599 for c in value)):
+        raise ValueError(f"fault error_codes={value!r}: accepted is a non-empty list of HTTP codes 400-599")
 
 
 @dataclass

@@ -124,4 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:  # Ctrl-C: the commands' context managers have stopped what they started
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -34,6 +34,11 @@ def function_url_event(method: str, raw_path: str, raw_query: str = "", headers:
         lowered[key.lower()] = f"{lowered[key.lower()]},{value}" if key.lower() in lowered else value
     content_type = lowered.get("content-type", "")
     textual = not body or content_type.startswith(TEXT_TYPES)
+    if textual and body:
+        try:
+            body.decode()
+        except UnicodeDecodeError:  # not text whatever its content type says: pass it base64, do not crash
+            textual = False
     query: dict[str, str] = {}
     for part in filter(None, raw_query.split("&")):
         key, _, value = part.partition("=")

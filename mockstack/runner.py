@@ -54,10 +54,14 @@ class ScenarioError(Exception):
 def build_config(endpoints: Mapping[str, Any], user_text: str | None = None) -> tuple[str, dict[str, str]]:
     """blacksmith.conf for the stack (the user's ``reconciler`` settings kept; endpoints from
     the stack) and the secret values to store in Secrets Manager."""
-    try:
-        user = yaml.safe_load(user_text) if user_text else {}
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"--config: not valid YAML: {exc}") from None
+    from reconciler.config import load_settings
+    from reconciler.config.yamlfile import load_yaml
+    from reconciler.errors import ConfigError
+
+    try:  # the reconciler's own reader: one-line errors with the line, safe tags only, aliases bounded
+        user = load_yaml(user_text, "--config")[0] if user_text else {}
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
     if not isinstance(user, dict):
         raise ScenarioError("--config: expected a mapping with a 'reconciler' section")
     cf, bosh, vault = endpoints["cf"], endpoints["bosh"], endpoints["vault"]
@@ -84,7 +88,12 @@ def build_config(endpoints: Mapping[str, Any], user_text: str | None = None) -> 
         vault_cfg["ca_cert"] = vault["ca_cert"]
     config = {k: v for k, v in user.items() if k not in ("cf", "bosh", "vault")}
     config.update(cf=[foundation], bosh=[director], vault=vault_cfg)
-    return yaml.safe_dump(config, sort_keys=False), secrets
+    text = yaml.safe_dump(config, sort_keys=False)
+    try:  # refuse a bad setting now, with its key, rather than as a failed run after the stack started
+        load_settings({}, text, "--config (with the stack's endpoints)")
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
+    return text, secrets
 
 
 def derived_parameters(user_text: str | None) -> dict[str, str]:
@@ -92,6 +101,7 @@ def derived_parameters(user_text: str | None) -> dict[str, str]:
     parameters`` prints them for ``sam deploy``): the schedule always; the run timeout and the
     state machine's retries only when the file sets their keys (locally the engine keeps its
     short retry intervals, which the interpreter sleeps in real time)."""
+    import mockstack.aws  # noqa: F401  (puts shared/ on sys.path outside pytest, e.g. for `make demo`)
     from reconciler.config import load_settings
     from reconciler.config.models import TEMPLATE_PARAMETER_KEYS
     from reconciler.errors import ConfigError
@@ -277,6 +287,11 @@ def command(args: argparse.Namespace) -> int:
     if args.runs < 1:
         print("run: --runs must be >= 1", file=sys.stderr)
         return 2
+    report_path = Path(args.report)
+    if report_path.is_dir() or not report_path.parent.is_dir():
+        # checked first: the report is written after every run, when a typo would lose them all
+        print(f"run: --report {args.report}: accepted is a file path in an existing folder", file=sys.stderr)
+        return 2
     try:
         config_text = Path(args.config).read_text() if args.config else None
         faults = load_faults(args.faults)
@@ -288,6 +303,9 @@ def command(args: argparse.Namespace) -> int:
         return 2
     except OSError as exc:
         print(f"run: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(f"run: --config {args.config}: not UTF-8 text; accepted: a YAML file", file=sys.stderr)
         return 2
     report["wall_s"] = round(time.monotonic() - started, 3)
     Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True, default=str))

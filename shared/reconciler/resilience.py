@@ -73,6 +73,8 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 LATE_FLOOR_S = 0.01  # lateness tolerated before a slot is given up (at least T/2)
 MAX_LATE_RETRIES = 3  # then a late slot is used anyway (a slow store must not starve callers)
+ARRIVAL_AHEAD_MAX_S = 0.25  # how far ahead of now a reservation may place its arrival (store latency)
+DELAY_SAMPLES = 50  # reservation round trips remembered per guard for that estimate
 
 # Fallbacks for a missing setting (the spec's example values); contract C supplies the real ones.
 _API_DEFAULTS: dict[str, dict[str, float]] = {
@@ -402,6 +404,10 @@ class Guard:
         self.burst = max(1, math.floor(rl.burst / share))
         self.breaker = policy.circuit_breaker
         self.half_open_lease = policy.timeout * max(1, policy.retry.max_attempts) + 5.0
+        self._delays: list[float] = []  # recent reservation round trips (start -> caller running again)
+        self._ahead = 0.0  # how far ahead of now a reservation places its arrival: their 90th percentile
+        self._learn_lock = threading.Lock()
+        self._tat_seen: float | None = None  # the bucket's tat as last seen by this guard
 
     @property
     def name(self) -> str:
@@ -424,36 +430,81 @@ class Guard:
                 return self._breaker_path(old, now)
             T = 1.0 / self.rps
             tau = (self.burst - 1) * T
-            params = {"T": T, "now": now, "limit": now + tau + self.policy.rate_limit.wait_timeout, "nowT": now + T}
-            try:
-                new = self.state.update(_steady(cb_on), params)
-                slot = max(now, new["tat"] - T - tau)  # a slot in the past = conforming now (burst)
-                wait = slot - self.clock()
-                if wait > 1e-4:  # (below: float noise on epoch seconds)
-                    self.sleep(wait)
-                if self.clock() - slot > max(T / 2, LATE_FLOOR_S) and late < MAX_LATE_RETRIES:
+            tolerance = max(T / 2, LATE_FLOOR_S)
+            # The request's arrival time is when the caller can send: now + the store's round trip
+            # (90th percentile of recent ones), so a slow or jittery store does not make most slots
+            # late and every late slot cost another reservation. Any arrival time keeps the bound
+            # (slots are spaced by the shared tat); the caller never sends before its slot.
+            at = now + min(self._ahead, ARRIVAL_AHEAD_MAX_S, self.policy.rate_limit.wait_timeout)
+            params = {"T": T, "now": at, "limit": at + tau + self.policy.rate_limit.wait_timeout, "nowT": at + T}
+            old = None
+            if self._tat_seen is not None and self._tat_seen < at:
+                # the bucket looked idle: refill first (one write instead of a failed steady + refill)
+                try:
+                    new = self._reserve(_refill(cb_on), params, now)
+                    if self._on_time(at, tolerance) or late >= MAX_LATE_RETRIES:
+                        return Permit("closed" if cb_on else "free", int(new.get("failures", 0)))
+                    late += 1
+                    continue
+                except ConditionFailed as failed:
+                    old = failed.old
+            if old is None or ("tat" in old and at <= old["tat"] <= params["limit"] and (not cb_on or _closed(old))):
+                try:
+                    new = self._reserve(_steady(cb_on), params, now)
+                    slot = max(at, new["tat"] - T - tau)  # a slot before the arrival = conforming (burst)
+                    if self._on_time(slot, tolerance) or late >= MAX_LATE_RETRIES:
+                        return Permit("closed" if cb_on else "free", int(new.get("failures", 0)),
+                                      max(0.0, slot - now))
                     late += 1
                     continue  # woke or heard back too late: sending now could bunch with later slots; new slot
-                return Permit("closed" if cb_on else "free", int(new.get("failures", 0)), max(0.0, wait))
-            except ConditionFailed as failed:
-                old = failed.old
+                except ConditionFailed as failed:
+                    old = failed.old
+            self._tat_seen = old.get("tat")
             if cb_on and not _closed(old):
                 return self._breaker_path(old, now)
-            if "tat" not in old or old["tat"] < now:
+            if "tat" not in old or old["tat"] < at:
                 try:
-                    new = self.state.update(_refill(cb_on), params)
-                    if self.clock() - now > max(T / 2, LATE_FLOOR_S) and late < MAX_LATE_RETRIES:
-                        late += 1
-                        continue
-                    return Permit("closed" if cb_on else "free", int(new.get("failures", 0)))
+                    new = self._reserve(_refill(cb_on), params, now)
+                    if self._on_time(at, tolerance) or late >= MAX_LATE_RETRIES:
+                        return Permit("closed" if cb_on else "free", int(new.get("failures", 0)))
+                    late += 1
+                    continue
                 except ConditionFailed:
                     continue
+            now = at
             needed = old["tat"] - tau - now
             if needed > self.policy.rate_limit.wait_timeout:
                 raise RateLimited(f"{self.name}: local rate limit {self.rps:g}/s (burst {self.burst}) needs a wait of "
                                   f"{needed:.2f}s, more than wait_timeout {self.policy.rate_limit.wait_timeout:g}s",
                                   api=self.policy.api, retry_after=needed)
         raise RateLimited(f"{self.name}: rate limiter state too contended", api=self.policy.api)
+
+    def _reserve(self, t: Transition, params: dict[str, Any], started: float) -> dict[str, Any]:
+        """One conditional update of the bucket; learns the store's round trip and the tat."""
+        try:
+            new = self.state.update(t, params)
+        except ConditionFailed as failed:
+            self._learn(started, failed.old.get("tat"))
+            raise
+        self._learn(started, new.get("tat"))
+        return new
+
+    def _learn(self, started: float, tat: float | None) -> None:
+        delay = max(0.0, self.clock() - started)
+        with self._learn_lock:
+            self._delays.append(delay)
+            if len(self._delays) > DELAY_SAMPLES:
+                del self._delays[0]
+            ordered = sorted(self._delays)
+            self._ahead = ordered[int(0.9 * (len(ordered) - 1))]
+            self._tat_seen = tat
+
+    def _on_time(self, slot: float, tolerance: float) -> bool:
+        """Sleep until ``slot``; True when the caller can send within ``tolerance`` of it."""
+        wait = slot - self.clock()
+        if wait > 1e-4:  # (below: float noise on epoch seconds)
+            self.sleep(wait)
+        return self.clock() - slot <= tolerance
 
     def _breaker_path(self, old: dict[str, Any], now: float) -> Permit:
         cb = self.breaker

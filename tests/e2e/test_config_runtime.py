@@ -21,7 +21,7 @@ def test_scheduled_run_while_disabled_ends_cleanly_as_disabled(engine, put_confi
     assert result.output["run"]["disabled"] is True
     history = list(engine.history(result.arn))
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")]
-    assert entered == ["Begin", "Enabled?", "Disabled"]
+    assert entered == ["Start", "Begin", "Enabled?", "Disabled"]
     store = _store(engine)
     assert store.current_lock() is None and store.list_runs() == []
 

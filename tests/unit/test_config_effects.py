@@ -246,7 +246,7 @@ def test_discover_bosh_defers_deployments_beyond_the_cap_and_match_sees_them_uns
 
 
 @pytest.mark.parametrize("pool", [1, 3, 8])
-def test_worker_pool_size_is_the_number_of_vault_trees_read_at_once(monkeypatch, pool):
+def test_worker_pool_size_is_the_number_of_vault_reads_in_flight(monkeypatch, pool):
     import threading
     import uuid
 
@@ -258,7 +258,7 @@ def test_worker_pool_size_is_the_number_of_vault_trees_read_at_once(monkeypatch,
     lock, state = threading.Lock(), {"now": 0, "max": 0}
     released = threading.Event()
 
-    def read_tree(prefix, exclude=()):
+    def read(path):
         with lock:
             state["now"] += 1
             state["max"] = max(state["max"], state["now"])
@@ -267,12 +267,12 @@ def test_worker_pool_size_is_the_number_of_vault_trees_read_at_once(monkeypatch,
         released.wait(2)  # hold every reader until the pool is full (or give up: a smaller pool)
         with lock:
             state["now"] -= 1
-        return {}
+        return None
 
     s = settings(f"reconciler:\n  concurrency: {{worker_pool_size: {pool}}}\n")
     monkeypatch.setattr(runtime, "settings", lambda: s)
     monkeypatch.setattr(runtime, "store", lambda: store)
-    monkeypatch.setattr(sources, "vault", lambda s, store: SimpleNamespace(mount="secret", read_tree=read_tree))
+    monkeypatch.setattr(sources, "vault", lambda s, store: SimpleNamespace(mount="secret", read=read, kv_version=2))
     monkeypatch.setattr(apply_batch, "plan_batch", lambda chunk, trees, **kw: SimpleNamespace(plans=[]))
     monkeypatch.setattr(apply_batch, "apply_plan",
                         lambda *a, **kw: SimpleNamespace(instances=[], figures={}, aborted=None))

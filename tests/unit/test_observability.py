@@ -32,7 +32,7 @@ def asl_events() -> dict[str, dict]:
     """The event each Task of the real ASL passes, built from its Parameters/ItemSelector."""
     text = re.sub(r"\$\{\w+\}", "1", (ROOT / "statemachine/reconcile.asl.json").read_text())
     definition = json.loads(text)
-    state = {"run": RUN, "sources": {"cf": {}, "bosh": {}}, "match": {}, "index": {}, "orphans": {},
+    state = {"input": {}, "run": RUN, "sources": {"cf": {}, "bosh": {}}, "match": {}, "index": {}, "orphans": {},
              "error": {"Error": "X", "Cause": "y"}}
     context = {"$$.Execution.Id": ARN, "$$.Execution.StartTime": RUN["started_at"], "$$.Map.Item.Value": 0}
 

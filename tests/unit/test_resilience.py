@@ -257,6 +257,49 @@ def test_dynamodb_cost_is_one_write_per_request_when_healthy(clock, store):
     assert res.guard.state.writes == 41  # one reservation each, plus the first fill of the bucket
 
 
+class SlowStore:
+    """The store with a round trip: each guard write takes ``rtt`` seconds of the fake clock."""
+
+    def __init__(self, store, clock, rtt):
+        self.store, self.clock, self.rtt = store, clock, rtt
+
+    def guard_update(self, name, **kwargs):
+        self.clock.now += self.rtt / 2
+        try:
+            return self.store.guard_update(name, **kwargs)
+        finally:
+            self.clock.now += self.rtt / 2
+
+    def guard_state(self, name):
+        return self.store.guard_state(name)
+
+
+@pytest.mark.parametrize("rtt", [0.005, 0.03, 0.2])
+def test_slow_store_costs_one_write_per_request_and_keeps_the_bound(clock, store, rtt):
+    """A reservation whose answer comes back later than the lateness tolerance (10 ms) must not
+    be thrown away and retried for every request: the arrival is placed one round trip ahead."""
+    slow = SlowStore(store, clock, rtt)
+    workers = [make(policy(rps=50, burst=5, wait_timeout=30), clock, slow) for _ in range(3)]
+    grants = []
+    for i in range(150):
+        workers[i % 3].call(lambda: grants.append(clock.now))
+    assert max_in_window(grants) <= 50 + 5
+    writes = sum(w.guard.state.writes for w in workers)
+    assert writes <= 150 + 3 * 3  # one per request; a few more while each worker learns the round trip
+
+
+def test_idle_bucket_costs_one_write_per_request(clock, store):
+    """Requests slower than the rate find the bucket refilled: one refill write, not a failed
+    steady reservation followed by a refill."""
+    res = make(policy(rps=100, burst=10, wait_timeout=5), clock, store)
+
+    def slow_request():
+        clock.now += 0.05  # each request takes longer than the emission interval
+    for _ in range(30):
+        res.call(slow_request)
+    assert res.guard.state.writes <= 30 + 2
+
+
 def test_local_fallback_divides_rate_by_share(clock):
     res = make(policy(rps=20, burst=8, wait_timeout=100), clock, share=4)
     grants = []

@@ -62,7 +62,7 @@ def parse_reconcile_body(body: str | bytes | None) -> ReconcileRequest:
         return ReconcileRequest()
     try:
         payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: "[[[[..." nested deep
         raise InvalidInput(f"request body is not valid JSON ({exc.__class__.__name__}); {ACCEPTED}") from None
     if not isinstance(payload, dict):
         raise InvalidInput(f"request body must be a JSON object, got {type(payload).__name__}; {ACCEPTED}")

@@ -7,7 +7,10 @@ lazily on the first request (no I/O at import) and can be replaced in tests thro
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +23,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from reconciler import env
 from reconciler.api import dashboard, metrics_text, status
-from reconciler.api.requests import parse_reconcile_body
+from reconciler.api.requests import ACCEPTED, parse_reconcile_body
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
 from reconciler.observability import logger
 
@@ -125,7 +128,7 @@ def get_metrics() -> Response:
 
 @app.post("/b/reconcile")
 def post_reconcile() -> Response:
-    request = parse_reconcile_body(app.current_event.decoded_body)
+    request = parse_reconcile_body(_raw_body())
     svc = services()
     lock = svc.store.current_lock()
     running = svc.running_executions()
@@ -146,10 +149,23 @@ def post_reconcile() -> Response:
                        "selection": {"instances": request.instances, "services": request.services}})
 
 
+def _raw_body() -> bytes:
+    """The request body as bytes. Powertools' ``decoded_body`` would raise on bytes that are not
+    UTF-8 or not base64 (a 500); JSON parsing then says what is wrong with them (a 400)."""
+    event = app.current_event
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8", "surrogateescape")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"request body is not valid base64; {ACCEPTED}") from None
+
+
 @app.get("/b/runs")
 def get_runs() -> Response:
     raw = app.current_event.get_query_string_value("limit", "20") or "20"
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= 100:  # ASCII digits: "²".isdigit() is true
         raise InvalidInput(f"limit={raw[:20]!r} is not accepted; accepted: a whole number from 1 to 100")
     return _json(200, {"runs": services().store.list_runs(limit=int(raw))})
 

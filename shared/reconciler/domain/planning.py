@@ -432,6 +432,25 @@ def build_plan_items(
     return [items[k] for k in sorted(items)]
 
 
+def paths_read(item: PlanItem, cfg: DomainConfig | None = None) -> list[str]:
+    """The Vault paths :func:`plan_instance` looks at for ``item``: the root, ``manifest``,
+    ``credentials``, ``metadata`` and both paths of each CF binding. A plan needs nothing
+    else of the tree (no LIST): forge secrets, other bindings and legacy backups only matter
+    to the backup taken before a write, which reads the whole tree. [] for a skipped item."""
+    cfg = cfg or DomainConfig()
+    uid = normalize_uuid(item.instance_id)
+    if uid is None or item.skip_reason:
+        return []
+    out = [instance_path(uid, *parts, mount=cfg.mount) for parts in ((), ("manifest",), ("credentials",),
+                                                                    ("metadata",))]
+    for b in item.bindings:
+        bid = normalize_uuid(b.guid)
+        if bid is not None:
+            out += [instance_path(uid, "bindings", bid, "credentials", mount=cfg.mount),
+                    instance_path(uid, "bindings", bid, "metadata", mount=cfg.mount)]
+    return list(dict.fromkeys(out))
+
+
 def plan_batch(
     items: Sequence[PlanItem],
     trees: Mapping[str, Tree],

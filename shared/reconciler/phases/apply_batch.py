@@ -1,7 +1,10 @@
-"""ApplyBatch (phase 4): plan one batch of instances against their current Vault trees, then
+"""ApplyBatch (phase 4): plan one batch of instances against their current Vault data, then
 back up and write (``reconciler.apply``: backup first, cas writes, never drops a credential).
 
-Stops early when the Lambda's time runs short (``done: false`` + next offset).
+Reads are what the plan needs (``domain.paths_read``: a few GETs per instance, no LISTs),
+up to ``concurrency.worker_pool_size`` at once; an instance with writes has its whole tree
+read by ``apply_instance`` for the backup. Stops early when the Lambda's time runs short
+(``done: false`` + next offset).
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ from typing import Any
 
 from .. import env
 from ..apply import BackupSettings, apply_plan
-from ..backup import instance_root, legacy_folder
-from ..domain import DomainConfig, PlanItem, plan_batch
+from ..domain import DomainConfig, PlanItem, paths_read, plan_batch
 from . import runtime, sources
 
 log = logging.getLogger("reconciler.phases.apply_batch")
-STEP = 5  # instances planned and applied between time checks
+STEP = 5  # instances planned and applied between time checks (at least the read concurrency)
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -33,53 +35,54 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
+    workers = max(1, s.reconciler.concurrency.worker_pool_size)  # Vault reads in flight
+    step = max(STEP, workers)
+
+    def read(path: str) -> tuple[str, Any]:
+        return path, vault.read(path)
+
     position = offset
     began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while position < len(items) and (position == offset or not budget.exhausted()):  # always progress
+            chunk = items[position:position + step]
+            wanted = {i.instance_id: paths_read(i, cfg) for i in chunk}
+            if position == offset and any(wanted.values()):
+                vault.kv_version  # noqa: B018 - detect it once, before the reads fan out
+            got = dict(pool.map(env.bind(read), [p for paths in wanted.values() for p in paths]))
+            views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items() if paths}
+            plan = plan_batch(chunk, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
+            writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
+            index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
+            # no trees: an instance with writes gets its whole tree read (the backup's content)
+            report = apply_plan(vault, writes, settings=backup_settings, index=index, now=time.time())
+            for p in plan.plans:
+                if p.credentials_recovered:
+                    figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
+                    log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
+                elif p.needs_credential_recovery:
+                    figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
+                    log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,
+                              p.credential_recovery_reason or "no reason given")
+                if p.skipped:
+                    log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
+                if p.skipped:
+                    figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
+            for r in report.instances:
+                taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
+                log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,
+                          r.writes, r.writes_skipped, taken)
+                if r.status == "failed":
+                    store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
+            for name, value in report.figures.items():
+                figures_key = {"written": "instances_written", "unchanged": "instances_unchanged",
+                               "failed": "instances_failed"}.get(name, name)
+                figures[figures_key] = figures.get(figures_key, 0) + value
+            if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
+                from ..errors import Unavailable
 
-    def read_tree(item: PlanItem) -> Any:
-        return vault.read_tree(instance_root(item.instance_id, vault.mount),
-                               exclude=[legacy_folder(item.instance_id, vault.mount) + "/"])
-
-    # concurrency.worker_pool_size: instances whose Vault trees are read at once
-    workers = max(1, s.reconciler.concurrency.worker_pool_size)
-    step = max(STEP, workers)
-    pool = ThreadPoolExecutor(max_workers=workers)
-    while position < len(items) and (position == offset or not budget.exhausted()):  # always progress
-        chunk = items[position:position + step]
-        todo = [i for i in chunk if not i.skip_reason]
-        trees = dict(zip([i.instance_id for i in todo], pool.map(env.bind(read_tree), todo), strict=True))
-        plan = plan_batch(chunk, trees, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
-        writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
-        index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
-        report = apply_plan(vault, writes, settings=backup_settings, index=index, trees=trees, now=time.time())
-        for p in plan.plans:
-            if p.credentials_recovered:
-                figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
-                log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
-            elif p.needs_credential_recovery:
-                figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
-                log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,
-                          p.credential_recovery_reason or "no reason given")
-            if p.skipped:
-                log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
-            if p.skipped:
-                figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
-        for r in report.instances:
-            taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
-            log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,
-                      r.writes, r.writes_skipped, taken)
-            if r.status == "failed":
-                store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
-        for name, value in report.figures.items():
-            figures_key = {"written": "instances_written", "unchanged": "instances_unchanged",
-                           "failed": "instances_failed"}.get(name, name)
-            figures[figures_key] = figures.get(figures_key, 0) + value
-        if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
-            from ..errors import Unavailable
-
-            raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
-        position += len(chunk)
-    pool.shutdown()
+                raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
+            position += len(chunk)
     done = position >= len(items)
     figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)  # adaptive sizing
     figures["items"] = figures.get("items", 0) + position - offset

@@ -62,7 +62,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 0, "runs_failed": 1,
                                         "errors": 1, **({"duration_s": duration} if duration is not None else {})},
                                        status="failed")
-    return {"recorded": True, "run_id": run_id, "phase": phase, "error": name, "duration_s": duration}
+    # The state machine puts this in $.error, which RunFailed reports: the error name and our
+    # message, not the Lambda cause's JSON with its stack trace.
+    return {"Error": name, "Cause": message, "recorded": True, "run_id": run_id, "phase": phase,
+            "duration_s": duration}
 
 
 def _failed_phase(state: dict[str, Any]) -> str:

@@ -1,0 +1,232 @@
+"""``make bench``: how the reconciler scales, in figures.
+
+Generates a world of ``--instances`` service instances, runs the reconciler ``--runs`` times
+through the real state machine in the embedded engine (the demo's settings by default), and
+prints a table per run: wall time, state transitions, history events, the largest state
+payload, requests by API and method (the emulators' logs), AWS API calls by service and
+operation (the functions' boto3 calls: the rate limiter's DynamoDB writes show up here), and
+the process's peak RSS. ``--json`` writes the same figures (and the run outputs) as JSON.
+
+The checks of issue 7 are printed with the figures: every state payload under 256 KiB,
+history events far below 25,000 (Step Functions' hard limit), and the Map iteration bound at
+50,000 instances computed from the batch sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOAD_LIMIT = 256 * 1024  # Step Functions' state payload limit (bytes)
+HISTORY_LIMIT = 25_000  # Step Functions' execution history limit (events)
+
+
+class AwsCallCounter:
+    """Counts boto3 calls (``{service: {operation: n}}``) made in this process while active."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    def __enter__(self) -> AwsCallCounter:
+        from botocore.client import BaseClient
+
+        original = self._original = BaseClient._make_api_call
+        counter = self
+
+        def counted(client: Any, operation_name: str, api_params: Any) -> Any:
+            with counter._lock:
+                counter.counts[(client.meta.service_model.service_name, operation_name)] += 1
+            return original(client, operation_name, api_params)
+
+        BaseClient._make_api_call = counted
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from botocore.client import BaseClient
+
+        BaseClient._make_api_call = self._original
+
+    def snapshot(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            return Counter(self.counts)
+
+
+def _nested(counts: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (service, op), n in sorted(counts.items()):
+        if n:
+            out.setdefault(service, {})[op] = n
+    return out
+
+
+def cpu_s() -> float:
+    """CPU seconds this process used so far (user + system): less noisy than wall time on a busy machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+def map_bound(instances: int, deployments: int, settings: Any) -> dict[str, Any]:
+    """Map iterations (= batches) per Map state, computed from the batch sizes as Begin/Match do."""
+    from reconciler.phases.runtime import MAX_MAP_ITEMS, split
+
+    scan_size, scan_batches = split(deployments, int(settings.reconciler.batch_size))  # DiscoverBosh
+    apply_size, apply_batches = split(instances, int(settings.reconciler.batch.size))  # Match
+    return {"instances": instances, "deployments": deployments, "scan_batch_size": scan_size,
+            "scan_batches": scan_batches, "apply_batch_size": apply_size, "apply_batches": apply_batches,
+            "max_map_items": MAX_MAP_ITEMS,
+            "within_bound": scan_batches <= MAX_MAP_ITEMS and apply_batches <= MAX_MAP_ITEMS}
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    def line(r: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+    return "\n".join(line(r) for r in rows)
+
+
+def render(result: Mapping[str, Any]) -> str:
+    runs = result["runs"]
+    rows: list[tuple[str, ...]] = [("figure", *[f"run {i}" for i in range(1, len(runs) + 1)])]
+
+    def row(label: str, fn: Any) -> None:
+        rows.append((label, *[str(fn(r)) for r in runs]))
+
+    row("status", lambda r: r["status"])
+    row("wall time (s)", lambda r: f"{r['duration_s']:.1f}")
+    row("CPU time, whole process (s)", lambda r: f"{r['cpu_s']:.1f}")
+    row("state transitions", lambda r: r["state_transitions"])
+    row("history events", lambda r: r["history_events"])
+    row("max state payload (bytes)", lambda r: r["max_state_payload_bytes"])
+    apis = sorted({(a, m) for r in runs for a, ms in r["requests"].items() for m in ms})
+    for api, method in apis:
+        row(f"{api} {method}", lambda r, a=api, m=method: r["requests"].get(a, {}).get(m, 0))
+    ops = sorted({(s, o) for r in runs for s, os_ in r["aws_calls"].items() for o in os_})
+    for service, op in ops:
+        row(f"aws {service} {op}", lambda r, s=service, o=op: r["aws_calls"].get(s, {}).get(o, 0))
+    row("vault writes", lambda r: r["vault_writes"])
+    row("instances written", lambda r: ((r.get("output") or {}).get("phases") or {}).get("apply", {})
+        .get("instances_written", "-"))
+    row("instances failed", lambda r: ((r.get("output") or {}).get("phases") or {}).get("apply", {})
+        .get("instances_failed", "-"))
+    row("peak RSS (MiB)", lambda r: r["peak_rss_mib"])
+    checks = result["checks"]
+    bound = result["map_bound_50000"]
+    lines = [f"bench: {result['instances']} instances, {result['deployments']} deployments, seed {result['seed']}, "
+             f"world generated in {result['generate_s']:.1f}s, total {result['wall_s']:.1f}s",
+             table(rows), "",
+             f"every state payload < 256 KiB: {checks['payload_under_256KiB']} "
+             f"(largest {checks['max_state_payload_bytes']} bytes)",
+             f"history events far below 25,000: {checks['history_far_below_25000']} "
+             f"(most {checks['max_history_events']})",
+             f"Map bound at 50,000 instances / {bound['deployments']} deployments: apply "
+             f"{bound['apply_batches']} batches of {bound['apply_batch_size']}, scan {bound['scan_batches']} batches "
+             f"of {bound['scan_batch_size']} (<= {bound['max_map_items']}: {bound['within_bound']})"]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def logs_to(path: Path | None) -> Iterator[None]:
+    """The functions' log lines (stdout, every thread) to a file, so the table stays readable."""
+    if path is None:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def bench(instances: int, *, seed: int = 7, runs: int = 2, config_text: str | None = None,
+          workdir: str | None = None, log_path: Path | None = None) -> dict[str, Any]:
+    import mockstack.aws  # noqa: F401  (puts shared/ on the path, as /opt/python is on Lambda)
+    from mockstack.generator import generate
+    from mockstack.runner import Scenario, build_config
+    from reconciler.config import load_settings
+
+    started = time.monotonic()
+    world, _expected = generate(instances, seed)
+    generated = time.monotonic() - started
+    deployments = len(world["bosh"]["deployments"])
+    out_runs: list[dict[str, Any]] = []
+    with AwsCallCounter() as counter, logs_to(log_path), \
+            Scenario(world, config_text=config_text, workdir=workdir) as scenario:
+        config, _ = build_config(scenario.stack.endpoints(), config_text or "")
+        settings = load_settings({}, config)
+        for _ in range(runs):
+            before, cpu_before = counter.snapshot(), cpu_s()
+            record = scenario.run_once(timeout_s=3600)
+            record["cpu_s"] = round(cpu_s() - cpu_before, 1)
+            calls = counter.snapshot()
+            calls.subtract(before)
+            methods = record["requests"].get("vault", {})
+            out_runs.append({**record, "aws_calls": _nested(calls), "peak_rss_mib": peak_rss_mib(),
+                             "vault_writes": sum(methods.get(m, 0) for m in ("POST", "PUT", "PATCH", "DELETE"))})
+    largest = max(r["max_state_payload_bytes"] for r in out_runs)
+    most = max(r["history_events"] for r in out_runs)
+    return {"instances": instances, "deployments": deployments, "seed": seed, "generate_s": round(generated, 3),
+            "wall_s": round(time.monotonic() - started, 3), "runs": out_runs,
+            "checks": {"max_state_payload_bytes": largest, "payload_under_256KiB": largest < PAYLOAD_LIMIT,
+                       "max_history_events": most, "history_far_below_25000": most < HISTORY_LIMIT // 5},
+            "map_bound_50000": map_bound(50_000, max(1, deployments * 50_000 // max(1, instances)), settings)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mockstack.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=2000, help="service instances to generate (default 2000)")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    parser.add_argument("--runs", type=int, default=2, help="reconciler runs, one after another (default 2)")
+    parser.add_argument("--config", default=str(ROOT / "config/demo.conf"),
+                        help="reconciler settings (YAML; default config/demo.conf); 'defaults' for the spec's")
+    parser.add_argument("--out", default="out/bench", help="folder for the JSON figures and the functions' log")
+    args = parser.parse_args(argv)
+    if args.instances < 1 or args.runs < 1:
+        print("bench: --instances and --runs must be at least 1", file=sys.stderr)
+        return 2
+    config_text = None
+    if args.config != "defaults":
+        try:
+            config_text = Path(args.config).read_text()
+        except OSError as exc:
+            print(f"bench: --config {args.config}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / f"bench-{args.instances}.log"
+    log_path.unlink(missing_ok=True)
+    print(f"bench: generating {args.instances} instances and running the reconciler {args.runs} time(s) ...",
+          flush=True)
+    result = bench(args.instances, seed=args.seed, runs=args.runs, config_text=config_text,
+                   workdir=str(out / "stack"), log_path=log_path)
+    result["config"] = args.config
+    path = out / f"bench-{args.instances}.json"
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+    print(render(result))
+    print(f"figures: {path}; the functions' log: {log_path}")
+    return 0 if all(r["status"] == "SUCCEEDED" for r in result["runs"]) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
