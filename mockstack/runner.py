@@ -101,6 +101,7 @@ def derived_parameters(user_text: str | None) -> dict[str, str]:
     parameters`` prints them for ``sam deploy``): the schedule always; the run timeout and the
     state machine's retries only when the file sets their keys (locally the engine keeps its
     short retry intervals, which the interpreter sleeps in real time)."""
+    import mockstack.aws  # noqa: F401  (puts shared/ on sys.path outside pytest, e.g. for `make demo`)
     from reconciler.config import load_settings
     from reconciler.config.models import TEMPLATE_PARAMETER_KEYS
     from reconciler.errors import ConfigError

@@ -46,7 +46,7 @@ def director():
 
 
 def get(server, bosh, path, auth=(USER, PASSWORD), **kw):
-    kw.setdefault("timeout", 5)
+    kw.setdefault("timeout", 30)  # a loaded 2-core machine answers slowly; a hang still ends
     return requests.get(server.url + path, auth=auth, verify=bosh.ca_path, **kw)
 
 
