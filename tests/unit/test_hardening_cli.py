@@ -152,3 +152,21 @@ def test_ctrl_c_is_one_line_not_a_traceback(world_file, capsys, monkeypatch):
     monkeypatch.setattr(cli, "COMMANDS", commands)
     assert cli.main(["validate", "--world", str(world_file)]) == 130
     assert "interrupted" in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("case", ["missing config", "binary config", "out is a file"])
+def test_demo_refuses_bad_paths_before_running(tmp_path, capsys, monkeypatch, case):
+    from mockstack import demo
+
+    monkeypatch.setattr(runner, "run_scenario", lambda *a, **k: pytest.fail("must not start"))
+    conf, out = tmp_path / "demo.conf", tmp_path / "out"
+    conf.write_text("reconciler:\n  batch_size: 5\n")
+    if case == "missing config":
+        conf = tmp_path / "nope.conf"
+    elif case == "binary config":
+        conf.write_bytes(b"\xff\xfe\x00")
+    else:
+        out.write_text("a file")
+    assert demo.main(["--instances", "2", "--config", str(conf), "--out", str(out)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "accepted" in line and ("--config" in line or "--out" in line)

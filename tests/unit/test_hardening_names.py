@@ -85,3 +85,24 @@ def test_backup_paths_refuse_hostile_instance_ids(instance_id):
 def test_backup_sha_with_a_trailing_newline_is_refused():
     with pytest.raises(InvalidInput):
         backup.check_sha("a" * 64 + "\n")
+
+
+@pytest.mark.parametrize("name", ["x" * 1100, "é" * 600, ""])
+def test_deployment_names_dynamodb_cannot_key_on_are_not_cached(monkeypatch, name):
+    """A hostile Director's 2 KB deployment name must not fail a whole scan batch on the cache."""
+    import boto3
+    from moto import mock_aws
+
+    from reconciler.store import Store, create_tables
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        create_tables(client, "cache", "state")
+        store = Store("cache", "state", client)
+        store.put_cached_deployment("bosh", name, {"name": name}, 60)  # no ValidationException
+        assert store.get_cached_deployment("bosh", name) is None
+        store.put_cached_deployment("bosh", "x" * 1024, {"ok": True}, 60)  # at the limit: cached
+        assert store.get_cached_deployment("bosh", "x" * 1024) == {"ok": True}
