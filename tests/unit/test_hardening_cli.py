@@ -33,6 +33,9 @@ def world_file(tmp_path):
     (b'{"cf": {"service_instances": 5}, "bosh": {"deployments": []}, "vault": {}}', "cf.service_instances"),
     (b'{"cf": {}, "bosh": {"deployments": [{"name": 7}]}, "vault": {}}', "bosh.deployments[0].name"),
     (b'{"cf": {}, "bosh": {"deployments": []}, "vault": {"secret/db": [1]}}', "secret/db"),
+    (b'{"cf": {}, "bosh": {"deployments": []}, "vault": {"secret/x": {"n": ' + b"9" * 5000 + b"}}}", "digits"),
+    (b'{"cf": {}, "bosh": {"deployments": []}, "vault": {"secret/x": {"n": NaN}}}', "NaN is not a JSON number"),
+    (b"[" * 100_000 + b"]" * 100_000, "too deeply"),
 ])
 @pytest.mark.parametrize("command", ["validate", "serve", "run"])
 def test_bad_world_files(tmp_path, capsys, command, content, words):
