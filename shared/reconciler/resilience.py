@@ -75,6 +75,8 @@ LATE_FLOOR_S = 0.01  # lateness tolerated before a slot is given up (at least T/
 MAX_LATE_RETRIES = 3  # then a late slot is used anyway (a slow store must not starve callers)
 ARRIVAL_AHEAD_MAX_S = 0.25  # how far ahead of now a reservation may place its arrival (store latency)
 DELAY_SAMPLES = 50  # reservation round trips remembered per guard for that estimate
+MAX_GROUP = 16  # slots reserved in one write for threads of one guard waiting at the same moment
+FOLLOW_WAIT_S = 2.0  # a thread waits this long for its group's reservation before reserving alone
 
 # Fallbacks for a missing setting (the spec's example values); contract C supplies the real ones.
 _API_DEFAULTS: dict[str, dict[str, float]] = {
@@ -383,6 +385,27 @@ def reset_local_state() -> None:
 
 
 @dataclass
+class _Grant:
+    """A reserved slot (``slot``), or no slot and the bucket's state (``old``) to decide on."""
+
+    slot: float | None
+    at: float  # the arrival time the reservation was made for
+    failures: int = 0
+    old: dict[str, Any] = field(default_factory=dict)
+
+
+class _Ticket:
+    """A thread waiting for a group reservation of its guard."""
+
+    __slots__ = ("grant", "lead", "ready")
+
+    def __init__(self) -> None:
+        self.grant: _Grant | None = None
+        self.lead = False
+        self.ready = threading.Event()
+
+
+@dataclass
 class Permit:
     kind: str  # "free" (breaker off), "closed" or "trial" (half-open)
     failures: int = 0
@@ -408,6 +431,9 @@ class Guard:
         self._ahead = 0.0  # how far ahead of now a reservation places its arrival: their 90th percentile
         self._learn_lock = threading.Lock()
         self._tat_seen: float | None = None  # the bucket's tat as last seen by this guard
+        self._group_lock = threading.Lock()
+        self._queue: list[_Ticket] = []  # threads waiting for the next group reservation
+        self._leading = False  # a thread is reserving for a group right now
 
     @property
     def name(self) -> str:
@@ -430,54 +456,105 @@ class Guard:
                 return self._breaker_path(old, now)
             T = 1.0 / self.rps
             tau = (self.burst - 1) * T
-            tolerance = max(T / 2, LATE_FLOOR_S)
-            # The request's arrival time is when the caller can send: now + the store's round trip
-            # (90th percentile of recent ones), so a slow or jittery store does not make most slots
-            # late and every late slot cost another reservation. Any arrival time keeps the bound
-            # (slots are spaced by the shared tat); the caller never sends before its slot.
-            at = now + min(self._ahead, ARRIVAL_AHEAD_MAX_S, self.policy.rate_limit.wait_timeout)
-            params = {"T": T, "now": at, "limit": at + tau + self.policy.rate_limit.wait_timeout, "nowT": at + T}
-            old = None
-            if self._tat_seen is not None and self._tat_seen < at:
-                # the bucket looked idle: refill first (one write instead of a failed steady + refill)
-                try:
-                    new = self._reserve(_refill(cb_on), params, now)
-                    if self._on_time(at, tolerance) or late >= MAX_LATE_RETRIES:
-                        return Permit("closed" if cb_on else "free", int(new.get("failures", 0)))
-                    late += 1
-                    continue
-                except ConditionFailed as failed:
-                    old = failed.old
-            if old is None or ("tat" in old and at <= old["tat"] <= params["limit"] and (not cb_on or _closed(old))):
-                try:
-                    new = self._reserve(_steady(cb_on), params, now)
-                    slot = max(at, new["tat"] - T - tau)  # a slot before the arrival = conforming (burst)
-                    if self._on_time(slot, tolerance) or late >= MAX_LATE_RETRIES:
-                        return Permit("closed" if cb_on else "free", int(new.get("failures", 0)),
-                                      max(0.0, slot - now))
-                    late += 1
-                    continue  # woke or heard back too late: sending now could bunch with later slots; new slot
-                except ConditionFailed as failed:
-                    old = failed.old
-            self._tat_seen = old.get("tat")
+            got = self._take(T, tau, cb_on)
+            if got.slot is not None:
+                if self._on_time(got.slot, max(T / 2, LATE_FLOOR_S)) or late >= MAX_LATE_RETRIES:
+                    return Permit("closed" if cb_on else "free", got.failures, max(0.0, got.slot - now))
+                late += 1
+                continue  # woke or heard back too late: sending now could bunch with later slots; new slot
+            old = got.old
             if cb_on and not _closed(old):
-                return self._breaker_path(old, now)
-            if "tat" not in old or old["tat"] < at:
-                try:
-                    new = self._reserve(_refill(cb_on), params, now)
-                    if self._on_time(at, tolerance) or late >= MAX_LATE_RETRIES:
-                        return Permit("closed" if cb_on else "free", int(new.get("failures", 0)))
-                    late += 1
-                    continue
-                except ConditionFailed:
-                    continue
-            now = at
-            needed = old["tat"] - tau - now
+                return self._breaker_path(old, self.clock())
+            needed = float(old.get("tat", got.at)) - tau - got.at
             if needed > self.policy.rate_limit.wait_timeout:
                 raise RateLimited(f"{self.name}: local rate limit {self.rps:g}/s (burst {self.burst}) needs a wait of "
                                   f"{needed:.2f}s, more than wait_timeout {self.policy.rate_limit.wait_timeout:g}s",
                                   api=self.policy.api, retry_after=needed)
         raise RateLimited(f"{self.name}: rate limiter state too contended", api=self.policy.api)
+
+    def _take(self, T: float, tau: float, cb_on: bool) -> _Grant:
+        """A slot for this caller, reserved together with those of every other thread of this
+        guard waiting at the same moment: one thread (the leader) makes one conditional write
+        for the whole group (``tat += k*T``), exactly as k reservations one after another."""
+        ticket = _Ticket()
+        with self._group_lock:
+            self._queue.append(ticket)
+            if not self._leading:
+                self._leading = ticket.lead = True
+        if not ticket.lead:
+            if not ticket.ready.wait(FOLLOW_WAIT_S):
+                with self._group_lock:
+                    alone = ticket in self._queue and not ticket.lead
+                    if alone:  # the leader is stuck in a slow store call: reserve alone
+                        self._queue.remove(ticket)
+                if alone:
+                    return self._reserve_slots(1, T, tau, cb_on)[0]
+                ticket.ready.wait(FOLLOW_WAIT_S * 10)
+            if not ticket.lead:
+                return ticket.grant or self._reserve_slots(1, T, tau, cb_on)[0]
+        most = max(1, min(MAX_GROUP, 1 + int((tau + self.policy.rate_limit.wait_timeout) / T)))
+        with self._group_lock:
+            group = self._queue[:most]  # this leader's own ticket is first
+            del self._queue[:len(group)]
+        grants: list[_Grant | None] = [None] * len(group)
+        try:
+            grants = self._reserve_slots(len(group), T, tau, cb_on)
+        finally:  # on an error the followers reserve alone (and meet the error themselves)
+            with self._group_lock:
+                for t, g in zip(group[1:], grants[1:], strict=True):
+                    t.grant = g
+                    t.ready.set()
+                if self._queue:  # hand over: the next waiting thread leads the next group
+                    self._queue[0].lead = True
+                    self._queue[0].ready.set()
+                else:
+                    self._leading = False
+        return grants[0] or self._reserve_slots(1, T, tau, cb_on)[0]
+
+    def _reserve_slots(self, k: int, T: float, tau: float, cb_on: bool) -> list[_Grant]:
+        """Reserve ``k`` consecutive slots in one conditional write (refill an idle bucket,
+        or move a running one on); without a slot each grant carries the bucket's state."""
+        now = self.clock()
+        wait = self.policy.rate_limit.wait_timeout
+        # The arrival time is when the caller can send: now + the store's round trip (90th
+        # percentile of recent ones), so a slow or jittery store does not make most slots late
+        # and every late slot cost another reservation. Any arrival time keeps the bound (slots
+        # are spaced by the shared tat); the caller never sends before its slot.
+        at = now + min(self._ahead, ARRIVAL_AHEAD_MAX_S, wait)
+        params = {"T": k * T, "now": at, "limit": at + tau + wait - (k - 1) * T, "nowT": at + k * T}
+
+        def slots(tat_before: float, new: dict[str, Any]) -> list[_Grant]:
+            failures = int(new.get("failures", 0))
+            return [_Grant(max(at, tat_before + j * T - tau), at, failures) for j in range(k)]
+
+        old = None
+        if self._tat_seen is not None and self._tat_seen < at:
+            # the bucket looked idle: refill first (one write instead of a failed steady + refill)
+            try:
+                return slots(at, self._reserve(_refill(cb_on), params, now))
+            except ConditionFailed as failed:
+                old = failed.old
+        if old is None or ("tat" in old and at <= old["tat"] <= params["limit"] and (not cb_on or _closed(old))):
+            try:
+                new = self._reserve(_steady(cb_on), params, now)
+                return slots(new["tat"] - k * T, new)  # a slot before the arrival = conforming (burst)
+            except ConditionFailed as failed:
+                old = failed.old
+        fits = 1 + int((at + tau + wait - float(old.get("tat", at))) / T) if "tat" in old else 0
+        if 1 <= fits < k and old["tat"] >= at and (not cb_on or _closed(old)):
+            # the whole group would reach beyond wait_timeout: slots for the first ones only
+            part = {**params, "T": fits * T, "limit": at + tau + wait - (fits - 1) * T}
+            try:
+                new = self._reserve(_steady(cb_on), part, now)
+                return slots(new["tat"] - fits * T, new)[:fits] + [_Grant(None, at, 0, new)] * (k - fits)
+            except ConditionFailed as failed:
+                old = failed.old
+        if (not cb_on or _closed(old)) and ("tat" not in old or old["tat"] < at):
+            try:
+                return slots(at, self._reserve(_refill(cb_on), params, now))
+            except ConditionFailed as failed:
+                old = failed.old
+        return [_Grant(None, at, 0, old)] * k
 
     def _reserve(self, t: Transition, params: dict[str, Any], started: float) -> dict[str, Any]:
         """One conditional update of the bucket; learns the store's round trip and the tat."""

@@ -334,6 +334,80 @@ def test_concurrent_threads_share_the_dynamodb_bucket(store):
     assert max_in_window(grants) <= 50 + 5
 
 
+def test_threads_of_one_guard_share_the_bucket_within_the_bound(store):
+    """A Lambda's worker threads share one guard (grouped reservations): still within the bound."""
+    import time
+
+    res = Resilience(policy(rps=50, burst=5, wait_timeout=30), store)
+    grants, lock = [], threading.Lock()
+
+    def sent():
+        with lock:
+            grants.append(time.time())
+
+    def work():
+        for _ in range(10):
+            res.call(sent)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(grants) == 80
+    assert max_in_window(grants) <= 50 + 5
+
+
+class GatedStore:
+    """Holds the first guard write until released, so other threads queue up behind it."""
+
+    def __init__(self, store):
+        self.store, self.entered, self.release, self.first = store, threading.Event(), threading.Event(), True
+
+    def guard_update(self, name, **kwargs):
+        if self.first:
+            self.first = False
+            self.entered.set()
+            assert self.release.wait(10)
+        return self.store.guard_update(name, **kwargs)
+
+    def guard_state(self, name):
+        return self.store.guard_state(name)
+
+
+def test_waiting_threads_get_their_slots_from_one_write(store):
+    import time
+
+    gated = GatedStore(store)
+    clock = Clock()  # time stands still: no slot is ever late, only the reservations count
+    res = Resilience(policy(rps=100, burst=10, wait_timeout=5), gated, clock=clock, sleep=lambda s: None)
+    permits, lock = [], threading.Lock()
+
+    def take():
+        permit = res.guard.acquire()
+        with lock:
+            permits.append(permit)
+
+    leader = threading.Thread(target=take)
+    leader.start()
+    assert gated.entered.wait(10)
+    followers = [threading.Thread(target=take) for _ in range(7)]
+    for t in followers:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(res.guard._queue) < 7 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(res.guard._queue) == 7
+    gated.release.set()
+    for t in [leader, *followers]:
+        t.join(timeout=30)
+    assert len(permits) == 8
+    # the leader: a steady reservation on an empty item fails, then the refill; the 7 that
+    # queued meanwhile: one write for all of them
+    assert res.guard.state.writes == 3
+    assert store.guard_state("cf:prod")["tat"] == pytest.approx(clock.now + 8 / 100)  # 8 slots taken
+
+
 # --- circuit breaker -------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 back up and write (``reconciler.apply``: backup first, cas writes, never drops a credential).
 
 Reads are what the plan needs (``domain.paths_read``: a few GETs per instance, no LISTs),
-up to ``concurrency.max_concurrent`` at once; an instance with writes has its whole tree
+up to ``concurrency.worker_pool_size`` at once; an instance with writes has its whole tree
 read by ``apply_instance`` for the backup. Stops early when the Lambda's time runs short
 (``done: false`` + next offset).
 """
@@ -35,7 +35,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
-    workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
+    workers = max(1, s.reconciler.concurrency.worker_pool_size)  # Vault reads in flight
     step = max(STEP, workers)
 
     def read(path: str) -> tuple[str, Any]:
