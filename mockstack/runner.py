@@ -104,10 +104,16 @@ def derived_parameters(user_text: str | None) -> dict[str, str]:
     import mockstack.aws  # noqa: F401  (puts shared/ on sys.path outside pytest, e.g. for `make demo`)
     from reconciler.config import load_settings
     from reconciler.config.models import TEMPLATE_PARAMETER_KEYS
+    from reconciler.config.yamlfile import load_yaml
     from reconciler.errors import ConfigError
 
     try:
-        settings = load_settings(env={}, file_text=user_text or "")
+        data = load_yaml(user_text, "--config")[0] if user_text else {}
+        # only the reconciler settings matter here; endpoints come from the stack (build_config
+        # keeps a partial cf: {broker_name: ...}, which alone is not a valid endpoint)
+        text = yaml.safe_dump({k: v for k, v in data.items() if k not in ("cf", "bosh", "vault")}) \
+            if isinstance(data, dict) else user_text or ""
+        settings = load_settings(env={}, file_text=text, file_name="--config")
     except ConfigError as exc:
         raise ScenarioError(f"--config: {exc}") from None
     rc = settings.reconciler
