@@ -127,11 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         print("demo: --instances must be at least 1", file=sys.stderr)
         return 2
     from mockstack.generator import generate
-    from mockstack.runner import run_scenario
+    from mockstack.runner import ScenarioError, run_scenario
     from mockstack.world import save_world
 
+    try:  # the operator's mistakes: one line and exit 2, before anything runs
+        config_text = Path(args.config).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"demo: --config {args.config}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}; "
+              "accepted: a YAML file of reconciler settings", file=sys.stderr)
+        return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"demo: --out {args.out}: {exc.strerror}; accepted: a folder (created when missing)", file=sys.stderr)
+        return 2
     started = time.monotonic()
     world, expected = generate(args.instances, args.seed)
     save_world(world, out / "world.json")
@@ -140,8 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     print("running the reconciler twice through the real state machine ...", flush=True)
     log_path = out / "reconciler.log"
     log_path.unlink(missing_ok=True)
-    with logs_to(log_path):
-        report = run_scenario(world, config_text=Path(args.config).read_text(), runs=2, workdir=str(out / "stack"))
+    try:
+        with logs_to(log_path):
+            report = run_scenario(world, config_text=config_text, runs=2, workdir=str(out / "stack"))
+    except ScenarioError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("demo: interrupted", file=sys.stderr)
+        return 130
     report["wall_s"] = round(time.monotonic() - started, 3)
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))

@@ -57,12 +57,24 @@ def _name_versions(items: Any) -> list[NameVersion]:
     return out
 
 
+def _texts(value: Any) -> list[str]:
+    """A list of strings from a Director field: a lone string is one item (iterating it would
+    give one "address" per character), anything that is not text is dropped."""
+    if isinstance(value, str):
+        return [value] if value else []
+    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _vm_from_full(line: dict[str, Any]) -> VM:
     return VM(instance_group=str(line.get("job_name") or line.get("job") or ""),
-              index=line.get("index") if isinstance(line.get("index"), int) else None,
-              id=str(line.get("id") or ""), ips=[str(i) for i in line.get("ips") or []],
-              dns=[str(d) for d in line.get("dns") or []], az=line.get("az"),
-              vm_cid=line.get("vm_cid") or line.get("cid"), agent_id=line.get("agent_id"),
+              index=line.get("index") if type(line.get("index")) is int else None,  # not True/False
+              id=str(line.get("id") or ""), ips=_texts(line.get("ips")),
+              dns=_texts(line.get("dns")), az=_text(line.get("az")),
+              vm_cid=_text(line.get("vm_cid") or line.get("cid")), agent_id=_text(line.get("agent_id")),
               process_state=str(line.get("process_state") or line.get("job_state") or ""),
               active=line.get("active") if isinstance(line.get("active"), bool) else None)
 
@@ -171,7 +183,11 @@ class BoshClient:
 
     def manifest(self, name: str) -> str | None:
         body = self._json(f"/deployments/{_safe(name)}")
-        return body.get("manifest") if isinstance(body, dict) else None
+        manifest = body.get("manifest") if isinstance(body, dict) else None
+        if manifest is not None and not isinstance(manifest, str):
+            raise InvalidInput(f"bosh:{self.name} GET /deployments/{name}: manifest is not text "
+                               f"({type(manifest).__name__}); accepted: the manifest's YAML as a string")
+        return manifest
 
     def vms(self, name: str) -> list[VM]:
         return self._vms_task(name) if self.vm_details == "task" else self._vms_instances(name)

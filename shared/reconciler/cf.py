@@ -295,6 +295,13 @@ class CFClient:
         except ReconcilerError as exc:  # API errors, malformed answers, a missing broker
             result.status, result.error = SourceStatus.FAILED, str(exc)
             log.warning("cf:%s discovery failed: %s", self.name, exc)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            # an answer of the wrong shape (a field missing, a list where an object belongs):
+            # the same clean failure as any malformed answer, never a crash of the discovery
+            what = f"field {exc} missing" if isinstance(exc, KeyError) else type(exc).__name__
+            result.status = SourceStatus.FAILED
+            result.error = f"cf:{self.name}: malformed answer from the Cloud Controller ({what})"
+            log.warning("%s", result.error)
         result.api_calls = self.resilience.requests + self.uaa_resilience.requests
         return result
 

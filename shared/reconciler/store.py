@@ -53,6 +53,11 @@ INLINE_MAX = 350_000  # compressed bytes kept in the head item (DynamoDB item li
 CHUNK_SIZE = 350_000
 DEFAULT_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600)  # run duration, seconds (= api.metrics_text)
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")
+MAX_SORT_KEY_BYTES = 1024  # DynamoDB's limit for a sort key value
+
+
+def _fits_key(value: str) -> bool:
+    return isinstance(value, str) and 0 < len(value.encode("utf-8", "surrogatepass")) <= MAX_SORT_KEY_BYTES
 _ZSTD_LEVEL = 3
 
 
@@ -298,12 +303,14 @@ class Store:
     # --- deployment-detail cache -------------------------------------------------------
 
     def get_cached_deployment(self, director: str, name: str) -> dict | None:
+        if not _fits_key(name):
+            return None  # a name DynamoDB cannot key on is simply never cached
         head = self._get(self.cache_table, f"deployment#{director}", name, consistent=False)
         return None if head is None else self._read_blob(self.cache_table, head)
 
     def put_cached_deployment(self, director: str, name: str, detail: dict, ttl_s: float) -> None:
-        if ttl_s <= 0:
-            return  # cache_ttl 0 disables the cache
+        if ttl_s <= 0 or not _fits_key(name):
+            return  # cache_ttl 0 disables the cache; a hostile 2 KB name must not fail the scan batch
         self._put_blob(self.cache_table, f"deployment#{director}", name, detail, self.clock() + ttl_s,
                        {"kind": "deployment", "cached_at": _iso(self.clock())})
 
@@ -385,7 +392,12 @@ class Store:
         return out
 
     def record_error(self, run_id: str, phase: str, target: str, message: str) -> None:
-        """Keep an error in a ring buffer of ``max_errors`` slots (bounded storage, two writes)."""
+        """Keep an error in a ring buffer of ``max_errors`` slots (bounded storage, two writes).
+        The text is masked like the logs (it is shown by /b/status and the dashboard): a remote
+        error that echoes ``password=...`` or a token does not reach them."""
+        from .observability import redact_text
+
+        target, message = redact_text(str(target)), redact_text(str(message))
         seq = self._call("update_item", TableName=self.state_table, Key=_key("errors", "#seq"),
                          UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": {"N": "1"}},
                          ReturnValues="UPDATED_NEW")["Attributes"]["n"]["N"]

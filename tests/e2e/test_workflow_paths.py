@@ -54,6 +54,7 @@ def test_held_lock_refuses_a_second_run_without_releasing_it(engine, put_config)
     result = engine.run({"source": "api", "forced": True}, timeout_s=120)
     assert result.status == "FAILED" and result.error == "RunLocked"
     assert holder in result.cause
+    assert "stackTrace" not in result.cause and "Traceback" not in result.cause  # the message, not the Lambda error
     assert store.current_lock()["execution_arn"] == holder  # the refused run did not release it
     figures = engine.execution_figures(result.arn)
     assert figures["events_by_type"].get("LambdaFunctionScheduled") == 1  # Begin only

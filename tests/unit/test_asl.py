@@ -90,7 +90,8 @@ def test_failed_batches_are_recorded_and_skipped():
 
 def test_run_lock_refusal_does_not_release_the_lock():
     catch = ASL["States"]["Begin"]["Catch"]
-    assert catch[0] == {"ErrorEquals": ["RunLocked"], "ResultPath": "$.error", "Next": "AlreadyRunning"}
+    assert catch[0] == {"ErrorEquals": ["RunLocked"], "ResultPath": "$.error", "Next": "LockHeld"}
+    assert ASL["States"]["LockHeld"]["Type"] == "Pass" and ASL["States"]["LockHeld"]["Next"] == "AlreadyRunning"
     assert ASL["States"]["AlreadyRunning"]["Type"] == "Fail"
 
 

@@ -243,3 +243,77 @@ def test_discover_bosh_defers_deployments_beyond_the_cap_and_match_sees_them_uns
         assert sorted(d.name for d in details) == sorted(d["name"] for d in listing["deferred"])
         assert all(d.error and "max_deployments_per_run" in d.error for d in details)
     assert set(scanned) == {f"redis-{i}" for i in range(5)}  # three runs cover all five
+
+
+@pytest.mark.parametrize("pool", [1, 3, 8])
+def test_worker_pool_size_is_the_number_of_vault_reads_in_flight(monkeypatch, pool):
+    import threading
+    import uuid
+
+    from reconciler.phases import apply_batch, sources
+
+    items = [{"instance_id": str(uuid.UUID(int=i + 1))} for i in range(8)]
+    store = ListingStore()
+    store.data[("r", "apply#0#items")] = items
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+    released = threading.Event()
+
+    def read(path):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+            if state["now"] >= pool:
+                released.set()
+        released.wait(2)  # hold every reader until the pool is full (or give up: a smaller pool)
+        with lock:
+            state["now"] -= 1
+        return None
+
+    s = settings(f"reconciler:\n  concurrency: {{worker_pool_size: {pool}}}\n")
+    monkeypatch.setattr(runtime, "settings", lambda: s)
+    monkeypatch.setattr(runtime, "store", lambda: store)
+    monkeypatch.setattr(sources, "vault", lambda s, store: SimpleNamespace(mount="secret", read=read, kv_version=2))
+    monkeypatch.setattr(apply_batch, "plan_batch", lambda chunk, trees, **kw: SimpleNamespace(plans=[]))
+    monkeypatch.setattr(apply_batch, "apply_plan",
+                        lambda *a, **kw: SimpleNamespace(instances=[], figures={}, aborted=None))
+    assert apply_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100))["done"] is True
+    assert state["max"] == pool
+
+
+class BeginStore:
+    def __init__(self):
+        self.runs, self.locks = [], []
+
+    def acquire_lock(self, run_id, arn, lease):
+        self.locks.append(lease)
+
+    def clear_cache(self):
+        return 0
+
+    def put_run(self, run):
+        self.runs.append(run)
+
+    def release_lock(self, run_id):
+        pass
+
+
+def test_begin_hands_the_map_limits_and_step_timeouts_to_the_state_machine(monkeypatch):
+    from reconciler.phases import begin
+
+    s = settings("reconciler:\n  max_concurrency: 3\n  batch: {max_parallel_batch: 4}\n"
+                 "  timeouts: {instance_discovery: 90s, deployment_scan: 4m, vault_operations: 1500ms,"
+                 " reconciliation_run: 20m}\n  metrics: {prometheus_port: 9100}\n")
+    store = BeginStore()
+    monkeypatch.setattr(runtime, "settings", lambda: s)
+    monkeypatch.setattr(runtime, "store", lambda: store)
+    monkeypatch.setattr(begin.env, "environ", lambda: {"SCHEDULE_EXPRESSION": "rate(2 hours)"})
+    monkeypatch.setattr(begin.env, "get", lambda name, default=None: None)
+    event = {"input": {"source": "schedule"}, "execution_arn": "arn:aws:states:x:1:execution:m:run-1",
+             "started_at": "2024-01-01T00:00:00Z"}
+    run = begin.run(event, None)["run"]
+    assert run["limits"] == {"scan_concurrency": 3, "apply_concurrency": 3}  # min(max_parallel_batch, max_concurrency)
+    assert run["timeouts"] == {"instance_discovery": 90, "deployment_scan": 240, "vault_operations": 2}
+    assert store.locks == [1200.0]  # the lease is the run timeout
+    warnings = store.runs[0]["warnings"]
+    assert any("prometheus_port" in w for w in warnings)  # keys without effect, at every run
+    assert any("reconciler.interval" in w and "rate(2 hours)" in w for w in warnings)  # deployed != configured

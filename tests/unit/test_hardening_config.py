@@ -99,3 +99,25 @@ def test_sane_large_values_still_accepted():
 def test_reference_write_to_a_missing_file(tmp_path, capsys):
     code, err = run_cli(capsys, "reference", "--write", str(tmp_path / "missing" / "doc.md"))
     assert code == 2 and "cannot update" in one_clear_line(err)
+
+
+@pytest.mark.parametrize("text, env", [
+    ("vault:\n  address: https://user:hunter4@vault.example:8200\n  token: t\n", {}),
+    ("vault:\n  address: 'ftp://user:hunter4@vault.example'\n  token: t\n", {}),
+    ("cf:\n- name: a\n  api_url: https://admin:hunter4@api.example\n  client_id: c\n  client_secret: s\n"
+     "  broker_name: b\n", {}),
+    ("", {"BLACKSMITH_VAULT_ADDRESS": "https://u:hunter4@vault.example", "BLACKSMITH_VAULT_TOKEN": "t"}),
+])
+def test_credentials_in_urls_are_refused_and_never_echoed(text, env):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env, file_text=text)
+    message = str(info.value)
+    assert "hunter4" not in message and "***@" in message
+
+
+@pytest.mark.parametrize("field", ["client_secret: 123456789", "client_secret: [hunter2]", "client_secret: {a: b}"])
+def test_wrongly_typed_secrets_are_masked(field):
+    text = f"cf:\n- name: a\n  api_url: https://api.example\n  client_id: c\n  {field}\n  broker_name: b\n"
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={}, file_text=text)
+    assert "123456789" not in str(info.value) and "hunter2" not in str(info.value) and "***" in str(info.value)

@@ -40,7 +40,7 @@ _EFFECTS: list[tuple[str, str]] = [
                                             "CF/Vault orphan marking for the run."),
     ("concurrency.queue_size", f"Most items (batches) one Map state queues; beyond it the batches grow. Capped at "
                                f"{MAX_MAP_ITEMS} (Step Functions history limit): a larger value gets a warning."),
-    ("concurrency.worker_pool_size", "Threads one ApplyBatch Lambda uses to read instances' Vault trees."),
+    ("concurrency.worker_pool_size", "Vault reads one ApplyBatch Lambda has in flight at once (threads)."),
     ("concurrency.cooldown_period", "Pause before each ScanBatch after the first wave (BOSH Director relief)."),
     ("apis.<api>.rate_limit.*", "The API's global rate limiter (GCRA in DynamoDB, shared by every Lambda): "
                                 "`requests_per_second`, `burst`, `wait_timeout` (then RateLimited)."),

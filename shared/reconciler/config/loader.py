@@ -382,7 +382,7 @@ def _format_error(err: dict, sources: _Sources) -> str:
     elif isinstance(value, dict | list):
         shown = "a " + type(value).__name__
     else:
-        shown = repr(value)
+        shown = repr(_without_userinfo(value))
         if len(shown) > 80:
             shown = shown[:77] + "..."
     msg = str(err.get("msg", "invalid"))
@@ -615,3 +615,13 @@ def reset_settings_cache() -> None:
     """Forget every cached Settings (tests; the embedded engine between scenarios)."""
     with _lock:
         _cache.clear()
+
+
+def _without_userinfo(value: Any) -> Any:
+    """``scheme://user:password@host`` -> ``scheme://***@host``: a URL's credentials never reach a message."""
+    if isinstance(value, str) and "@" in value and "://" in value:
+        scheme, _, rest = value.partition("://")
+        authority, sep, tail = rest.partition("/")
+        if "@" in authority:
+            return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{sep}{tail}"
+    return value

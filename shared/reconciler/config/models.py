@@ -335,6 +335,9 @@ def _parse_url(value: Any) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname or " " in text:
         raise ValueError("not an http(s) URL")
+    if parts.username or parts.password:  # it would be printed by `show`, in logs and on the dashboard
+        raise ValueError("credentials in the URL (user:password@) are not accepted; "
+                         "set them in their own keys (client_id/client_secret, username/password, token)")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:

@@ -35,7 +35,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
-    workers = max(1, s.reconciler.concurrency.worker_pool_size)  # reads in flight (Vault's limiter paces them)
+    workers = max(1, s.reconciler.concurrency.worker_pool_size)  # Vault reads in flight
     step = max(STEP, workers)
 
     def read(path: str) -> tuple[str, Any]:
@@ -60,6 +60,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 if p.credentials_recovered:
                     figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
                     log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
+                elif p.credential_recovery_deferred:  # not attempted: no scan this run; the next run tries
+                    figures["credentials_pending"] = figures.get("credentials_pending", 0) + 1
+                    log.warning("vault: instance %s: credential recovery pending: %s", p.instance_id,
+                                p.credential_recovery_reason)
                 elif p.needs_credential_recovery:
                     figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
                     log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,

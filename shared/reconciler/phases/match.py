@@ -18,11 +18,14 @@ from . import runtime, sources
 log = logging.getLogger("reconciler.phases.match")
 
 
+SCAN_BATCH_FAILED = "its scan batch failed this run; scanned again next run"
 DEFERRED = "not scanned this run (reconciler.concurrency.max_deployments_per_run); scanned in a later run"
 
 
 def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[DeploymentDetail], list[Any]]:
-    """Scanned details, plus list entries for deployments whose batch failed (matched by name only)."""
+    """Scanned details, plus deployments whose scan batch failed or was deferred (matched by name
+    only, marked with an ``error`` so no orphan is marked on their evidence); the second list
+    names the failed-batch deployments."""
     if bosh.get("status") != "ok":
         return [], []
     listing = store.get_scratch(run_id, "bosh") or {}
@@ -38,6 +41,10 @@ def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[
         details += [DeploymentDetail.model_validate(d) for d in got]
     seen = {d.name for d in details}
     unscanned = [d for d in unscanned if d.name not in seen]
+    # a failed scan batch is failed evidence: its deployments are matched by name only and,
+    # as scan failures, keep CF/Vault orphan marking off this run
+    details += [DeploymentDetail(director=d.director, name=d.name, releases=d.releases, stemcells=d.stemcells,
+                                 error=SCAN_BATCH_FAILED) for d in unscanned]
     # concurrency.max_deployments_per_run: deferred deployments are matched by name only; as
     # scan failures they keep CF/Vault orphan marking off unscanned evidence
     details += [DeploymentDetail(director=d["director"], name=d["name"], releases=d.get("releases") or [],
@@ -74,7 +81,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     details, unscanned = gather_details(store, run_id, srcs.get("bosh") or {})
     vault = sources.vault(s, store)
     index = vault.read_data(f"{cfg.mount}/db") or {}
-    result = match(instances if cf_available else None, [*details, *unscanned], index, catalog, cfg)
+    result = match(instances if cf_available else None, details, index, catalog, cfg)
     items = build_plan_items(result, instances=instances if cf_available else None,
                              details={d.name: d for d in details}, index=index, bindings=bindings,
                              cf_available=cf_available)
