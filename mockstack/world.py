@@ -336,13 +336,22 @@ def load_world(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, 
     except OSError as exc:
         raise WorldError("", f"cannot read world file {path}: {exc.strerror}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise WorldError("", f"world file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
                              f"column {exc.colno}") from None
     except UnicodeDecodeError:
         raise WorldError("", f"world file {path} is not UTF-8 text") from None
+    except RecursionError:
+        raise WorldError("", f"world file {path} nests objects or lists too deeply to read") from None
+    except ValueError as exc:  # a number of more than 4300 digits, NaN or Infinity
+        raise WorldError("", f"world file {path} is not valid JSON: {str(exc).split(':')[0]}") from None
     return validate_world(data)
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: an emulator would serve them to clients that reject them."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def save_world(world: Mapping[str, Any], path: str | os.PathLike[str], *, indent: int | None = None) -> Path:

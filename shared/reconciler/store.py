@@ -392,7 +392,12 @@ class Store:
         return out
 
     def record_error(self, run_id: str, phase: str, target: str, message: str) -> None:
-        """Keep an error in a ring buffer of ``max_errors`` slots (bounded storage, two writes)."""
+        """Keep an error in a ring buffer of ``max_errors`` slots (bounded storage, two writes).
+        The text is masked like the logs (it is shown by /b/status and the dashboard): a remote
+        error that echoes ``password=...`` or a token does not reach them."""
+        from .observability import redact_text
+
+        target, message = redact_text(str(target)), redact_text(str(message))
         seq = self._call("update_item", TableName=self.state_table, Key=_key("errors", "#seq"),
                          UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": {"N": "1"}},
                          ReturnValues="UPDATED_NEW")["Attributes"]["n"]["N"]

@@ -33,6 +33,9 @@ def world_file(tmp_path):
     (b'{"cf": {"service_instances": 5}, "bosh": {"deployments": []}, "vault": {}}', "cf.service_instances"),
     (b'{"cf": {}, "bosh": {"deployments": [{"name": 7}]}, "vault": {}}', "bosh.deployments[0].name"),
     (b'{"cf": {}, "bosh": {"deployments": []}, "vault": {"secret/db": [1]}}', "secret/db"),
+    (b'{"cf": {}, "bosh": {"deployments": []}, "vault": {"secret/x": {"n": ' + b"9" * 5000 + b"}}}", "digits"),
+    (b'{"cf": {}, "bosh": {"deployments": []}, "vault": {"secret/x": {"n": NaN}}}', "NaN is not a JSON number"),
+    (b"[" * 100_000 + b"]" * 100_000, "too deeply"),
 ])
 @pytest.mark.parametrize("command", ["validate", "serve", "run"])
 def test_bad_world_files(tmp_path, capsys, command, content, words):
@@ -170,3 +173,12 @@ def test_demo_refuses_bad_paths_before_running(tmp_path, capsys, monkeypatch, ca
     assert demo.main(["--instances", "2", "--config", str(conf), "--out", str(out)]) == 2
     line = one_line(capsys.readouterr().err)
     assert "accepted" in line and ("--config" in line or "--out" in line)
+
+
+def test_runner_config_may_name_only_the_broker():
+    """build_config keeps cf: {broker_name} from --config; the template parameters read from the
+    same file must not demand a complete CF endpoint for it."""
+    params = runner.derived_parameters("reconciler:\n  interval: 2h\ncf:\n  broker_name: other\n")
+    assert params["ScheduleExpression"] == "rate(2 hours)"
+    with pytest.raises(runner.ScenarioError, match="batch_size"):
+        runner.derived_parameters("reconciler:\n  batch_size: -4\ncf:\n  broker_name: other\n")

@@ -3,6 +3,8 @@ become a Vault path outside ``secret/<uuid>/...``, ``secret/db`` or ``secret/bac
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from reconciler import backup
@@ -87,9 +89,9 @@ def test_backup_sha_with_a_trailing_newline_is_refused():
         backup.check_sha("a" * 64 + "\n")
 
 
-@pytest.mark.parametrize("name", ["x" * 1100, "é" * 600, ""])
-def test_deployment_names_dynamodb_cannot_key_on_are_not_cached(monkeypatch, name):
-    """A hostile Director's 2 KB deployment name must not fail a whole scan batch on the cache."""
+@pytest.fixture
+def store(monkeypatch):
+    """The real Store on moto's DynamoDB."""
     import boto3
     from moto import mock_aws
 
@@ -101,8 +103,25 @@ def test_deployment_names_dynamodb_cannot_key_on_are_not_cached(monkeypatch, nam
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
         create_tables(client, "cache", "state")
-        store = Store("cache", "state", client)
-        store.put_cached_deployment("bosh", name, {"name": name}, 60)  # no ValidationException
-        assert store.get_cached_deployment("bosh", name) is None
-        store.put_cached_deployment("bosh", "x" * 1024, {"ok": True}, 60)  # at the limit: cached
-        assert store.get_cached_deployment("bosh", "x" * 1024) == {"ok": True}
+        yield Store("cache", "state", client)
+
+
+@pytest.mark.parametrize("name", ["x" * 1100, "é" * 600, ""])
+def test_deployment_names_dynamodb_cannot_key_on_are_not_cached(store, name):
+    """A hostile Director's 2 KB deployment name must not fail a whole scan batch on the cache."""
+    store.put_cached_deployment("bosh", name, {"name": name}, 60)  # no ValidationException
+    assert store.get_cached_deployment("bosh", name) is None
+    store.put_cached_deployment("bosh", "x" * 1024, {"ok": True}, 60)  # at the limit: cached
+    assert store.get_cached_deployment("bosh", "x" * 1024) == {"ok": True}
+
+
+def test_recorded_errors_are_masked_like_the_logs(store):
+    """A remote error that echoes a credential (a broken UAA, a proxy) must not reach /b/status."""
+    store.record_error("r", "DiscoverCF", "https://admin:pw-in-url@uaa.example",
+                       "cf/uaa POST /oauth/token: HTTP 401 (client_secret=s3cr3t-echoed, "
+                       "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig, token hvs.ABCDEFGHIJKLMNOPQRST)")
+    error = store.recent_errors()[0]
+    text = json.dumps(error)
+    for secret in ("pw-in-url", "s3cr3t-echoed", "eyJhbGciOiJIUzI1NiJ9", "ABCDEFGHIJKLMNOPQRST"):
+        assert secret not in text, secret
+    assert "401" in error["message"]  # the error itself is still there
