@@ -408,9 +408,12 @@ class AwsEngine:
     def __init__(self, template: str | Path = ROOT / "template.yaml", *, parameters: Mapping[str, Any] | None = None,
                  function_env: Mapping[str, str] | None = None, region: str = DEFAULT_REGION,
                  stack_name: str = "blacksmith", mode: str = "inprocess", port: int = 4566,
-                 host: str = "127.0.0.1") -> None:
-        if mode not in ("inprocess", "server"):
-            raise EngineError(f"mode {mode!r}: accepted are 'inprocess' and 'server'")
+                 host: str = "127.0.0.1", endpoint: str | None = None,
+                 layer_cache: str | Path | None = None) -> None:
+        if mode not in ("inprocess", "server", "remote"):
+            raise EngineError(f"mode {mode!r}: accepted are 'inprocess', 'server' and 'remote'")
+        if (mode == "remote") != bool(endpoint):
+            raise EngineError("mode 'remote' needs endpoint= (e.g. http://localhost:4566); other modes take none")
         self.template_path = Path(template).resolve()
         self.base_dir = self.template_path.parent
         self.parameter_overrides = dict(parameters or {})
@@ -420,6 +423,9 @@ class AwsEngine:
         self.mode = mode
         self.host = host
         self.port = port
+        self.endpoint = endpoint.rstrip("/") if endpoint else None
+        self.layer_cache = layer_cache
+        self.created: list[tuple[str, str]] = []  # remote mode: (kind, id) to delete on stop, in creation order
         self.functions: dict[str, FunctionSpec] = {}  # logical id -> spec
         self.tables: dict[str, str] = {}  # logical id -> table name
         self.state_machines: dict[str, str] = {}  # logical id -> arn
@@ -437,6 +443,8 @@ class AwsEngine:
     # ---- lifecycle ----------------------------------------------------------------------
     @property
     def endpoint_url(self) -> str | None:
+        if self.mode == "remote":
+            return self.endpoint
         return f"http://{self.host}:{self.port}" if self.mode == "server" else None
 
     def start(self) -> AwsEngine:
@@ -448,9 +456,10 @@ class AwsEngine:
 
             self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             self._mock.start()
-        else:
+        elif self.mode == "server":
             self._start_server()
-        _install_lambda_hook()
+        if self.mode != "remote":  # a remote service runs the uploaded code itself
+            _install_lambda_hook()
         _name_executions()
         _forget_cached_clients()
         self._started = True
@@ -480,6 +489,8 @@ class AwsEngine:
         response.raise_for_status()
 
     def stop(self) -> None:
+        if self.mode == "remote":
+            self._delete_remote()
         with _FUNCTIONS_LOCK:
             for spec in self.functions.values():
                 _FUNCTIONS.pop((spec.region, spec.name), None)
@@ -602,6 +613,9 @@ class AwsEngine:
             if key in props:
                 args[key] = props[key]
         ddb.create_table(**args)
+        if self.mode == "remote":
+            self.created.append(("table", name))
+            ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         ttl = props.get("TimeToLiveSpecification")
         if ttl and str(ttl.get("Enabled")).lower() == "true":
             ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
@@ -612,13 +626,34 @@ class AwsEngine:
         iam = self.client("iam")
         name = r.refs[lid]
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
+        if self.mode == "remote":
+            self.created.append(("role", name))
         for policy in props.get("Policies", []):
             document = {"Version": "2012-10-17", **policy["PolicyDocument"]}  # SAM policy templates omit it
             iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document))
 
     def _create_layerversion(self, lid: str, props: dict[str, Any], sam: Any, r: _Resolver) -> None:
-        # layer code is on sys.path already (shared/ as /opt/python): nothing to publish
-        self.skipped[lid] = "AWS::Lambda::LayerVersion"
+        if self.mode != "remote":
+            # layer code is on sys.path already (shared/ as /opt/python): nothing to publish
+            self.skipped[lid] = "AWS::Lambda::LayerVersion"
+            return
+        from mockstack import package
+
+        sam_lid = str(props.get("Content", {}).get("S3Key", "")).removesuffix(".zip")
+        uri = sam["Resources"].get(sam_lid, {}).get("Properties", {}).get("ContentUri")
+        if not isinstance(uri, str):
+            raise EngineError(f"{lid}: a remote deployment needs a local ContentUri folder, got {uri!r}")
+        folder = (self.base_dir / uri).resolve()
+        if (folder / "requirements.txt").is_file():
+            data = package.dependencies_layer_zip(folder / "requirements.txt", cache_dir=self.layer_cache)
+        else:
+            data = package.zip_tree(folder, "python")
+        response = self.client("lambda").publish_layer_version(
+            LayerName=f"{self.stack_name}-{props.get('LayerName', sam_lid)}", Content={"ZipFile": data},
+            CompatibleRuntimes=props.get("CompatibleRuntimes", ["python3.12"]),
+            Description=str(props.get("Description", ""))[:256])
+        r.refs[lid] = response["LayerVersionArn"]
+        self.created.append(("layer", response["LayerVersionArn"]))
 
     def _create_function(self, lid: str, props: dict[str, Any], sam: Any, r: _Resolver) -> None:
         sam_props = sam["Resources"].get(lid, {}).get("Properties", {})
@@ -635,12 +670,26 @@ class AwsEngine:
                             handler=props.get("Handler", "app.handler"), environment=env,
                             timeout_s=int(props.get("Timeout", 3)), memory_mb=int(props.get("MemorySize", 128)),
                             region=self.region)
-        self.client("lambda").create_function(
+        args: dict[str, Any] = {}
+        if self.mode == "remote":  # the real code and layers; the service runs them
+            from mockstack import package
+
+            env.pop("MOCKSTACK_ENGINE_ID")
+            code = package.function_zip(code_dir)
+            args["Layers"] = [str(layer) for layer in props.get("Layers", [])]
+        else:
+            code = _tiny_zip()
+        lam = self.client("lambda")
+        lam.create_function(
             FunctionName=name, Runtime=props.get("Runtime", "python3.12"), Role=props["Role"],
-            Handler=spec.handler, Code={"ZipFile": _tiny_zip()}, Timeout=spec.timeout_s,
+            Handler=spec.handler, Code={"ZipFile": code}, Timeout=spec.timeout_s,
             MemorySize=spec.memory_mb, Description=str(props.get("Description", ""))[:256],
-            Environment={"Variables": env})
+            Environment={"Variables": env}, **args)
         self.functions[lid] = spec
+        if self.mode == "remote":
+            self.created.append(("function", name))
+            lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+            return
         with _FUNCTIONS_LOCK:
             _FUNCTIONS[(self.region, name)] = spec
 
@@ -667,6 +716,8 @@ class AwsEngine:
         response = self.client("stepfunctions").create_state_machine(
             name=name, definition=definition, roleArn=props["RoleArn"], type=props.get("StateMachineType", "STANDARD"))
         self.state_machines[lid] = response["stateMachineArn"]
+        if self.mode == "remote":
+            self.created.append(("state_machine", response["stateMachineArn"]))
 
     def _create_schedule(self, lid: str, props: dict[str, Any], sam: Any, r: _Resolver) -> None:
         target = props["Target"]
@@ -675,6 +726,8 @@ class AwsEngine:
                                 "State": props.get("State", "ENABLED"),
                                 "Target": {k: v for k, v in target.items() if k in ("Arn", "RoleArn", "Input")}}
         self.client("scheduler").create_schedule(**args)
+        if self.mode == "remote":
+            self.created.append(("schedule", r.refs[lid]))
         self.schedules[lid] = {"name": r.refs[lid], "expression": props["ScheduleExpression"],
                                "state": args["State"], "target": target["Arn"], "input": target.get("Input", "{}")}
 
@@ -688,6 +741,31 @@ class AwsEngine:
                    for t in props.get("Targets", [])]
         if targets:
             events.put_targets(Rule=r.refs[lid], Targets=targets)
+
+    def _delete_remote(self) -> None:
+        """Remove what a remote deployment created (best effort, newest first): a LocalStack
+        shared by several test runs keeps no leftovers."""
+        deleters = {
+            "table": lambda name: self.client("dynamodb").delete_table(TableName=name),
+            "function": lambda name: self.client("lambda").delete_function(FunctionName=name),
+            "layer": lambda arn: self.client("lambda").delete_layer_version(
+                LayerName=arn.rsplit(":", 1)[0], VersionNumber=int(arn.rsplit(":", 1)[1])),
+            "state_machine": lambda arn: self.client("stepfunctions").delete_state_machine(stateMachineArn=arn),
+            "schedule": lambda name: self.client("scheduler").delete_schedule(Name=name),
+            "role": self._delete_role,
+        }
+        for kind, ident in reversed(self.created):
+            try:
+                deleters[kind](ident)
+            except Exception:  # noqa: S112 - already gone, or the service lacks the API: nothing to keep
+                continue
+        self.created.clear()
+
+    def _delete_role(self, name: str) -> None:
+        iam = self.client("iam")
+        for policy in iam.list_role_policies(RoleName=name).get("PolicyNames", []):
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        iam.delete_role(RoleName=name)
 
     # ---- using it ---------------------------------------------------------------------------
     def state_machine_arn(self, logical_id: str | None = None) -> str:

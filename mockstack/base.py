@@ -244,9 +244,10 @@ class EmulatorServer:
 
     def __init__(self, emulator: Emulator, *, host: str = "127.0.0.1", port: int = 0,
                  ssl_context: ssl.SSLContext | None = None, faults: Faults | None = None,
-                 log: RequestLog | None = None) -> None:
+                 log: RequestLog | None = None, public_host: str | None = None) -> None:
         self.emulator = emulator
         self.host = host
+        self.public_host = public_host  # the name clients use when bound to 0.0.0.0 (e.g. for containers)
         self.faults = faults or Faults()
         self.log = log or RequestLog()
         self._rng = random.Random(self.faults.seed)
@@ -265,7 +266,7 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.public_host or self.host}:{self.port}"
 
     def start(self) -> EmulatorServer:
         # a short poll interval: stop() returns in ~50 ms instead of 0.5 s (tests start many servers)

@@ -165,7 +165,7 @@ class Scenario:
 
     def __init__(self, world: Any, *, config_text: str | None = None, workdir: str | None = None,
                  engine_parameters: Mapping[str, str] | None = None, stack_options: Mapping[str, Any] | None = None,
-                 mode: str = "inprocess", port: int = 4566) -> None:
+                 mode: str = "inprocess", port: int = 4566, engine_options: Mapping[str, Any] | None = None) -> None:
         from mockstack.stack import MockStack
 
         self.stack = MockStack(world, workdir, **dict(stack_options or {}))
@@ -173,6 +173,7 @@ class Scenario:
         self.engine_parameters = {**ENGINE_PARAMETERS, **derived_parameters(self.config_text),
                                   **dict(engine_parameters or {})}
         self.mode, self.port = mode, port
+        self.engine_options = dict(engine_options or {})  # e.g. endpoint= and stack_name= for mode "remote"
         self.engine: Any = None
         self.runs: list[dict[str, Any]] = []
 
@@ -182,13 +183,21 @@ class Scenario:
         self.stack.start()
         try:
             config, secrets = build_config(self.stack.endpoints(), self.config_text)
-            self.engine = AwsEngine(parameters=self.engine_parameters, mode=self.mode, port=self.port).start()
-            self.engine.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=json.dumps(secrets))
+            self.engine = AwsEngine(parameters=self.engine_parameters, mode=self.mode, port=self.port,
+                                    **self.engine_options).start()
+            self._put_secret(json.dumps(secrets))
             self.put_config(config)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _put_secret(self, value: str) -> None:
+        sm = self.engine.client("secretsmanager")
+        try:
+            sm.create_secret(Name=SECRET_NAME, SecretString=value)
+        except sm.exceptions.ResourceExistsException:  # a shared (remote) service from an earlier run
+            sm.put_secret_value(SecretId=SECRET_NAME, SecretString=value)
 
     def put_config(self, text: str) -> None:
         self.engine.client("ssm").put_parameter(Name=CONFIG_PARAMETER, Value=text, Type="SecureString",

@@ -22,7 +22,7 @@ from typing import Any
 from mockstack.base import EmulatorServer, Faults, LoggedRequest
 from mockstack.bosh import BoshDirectorEmulator
 from mockstack.cf import CloudControllerEmulator
-from mockstack.tls import TLSMaterial, make_tls
+from mockstack.tls import DEFAULT_HOSTS, TLSMaterial, make_tls
 from mockstack.uaa import UAAEmulator
 from mockstack.vault import VaultEmulator
 from mockstack.world import load_world
@@ -52,13 +52,17 @@ class MockStack:
 
     Knobs: ``expires_in`` (token lifetime of both UAAs, seconds), ``bosh_task_steps`` (polls
     before a BOSH task is done), ``cf_rate_limits`` (X-RateLimit-* headers), ``tls`` (CF, its
-    UAA and Vault over TLS too), ``vault_kv_version``.
+    UAA and Vault over TLS too), ``vault_kv_version``, ``host`` (bind address, default loopback) and
+    ``public_host`` (the name put in every URL and the certificate, e.g. ``host.docker.internal``
+    when Lambda containers of a LocalStack must reach the stack; bind ``host="0.0.0.0"`` then).
     """
 
     def __init__(self, world: str | os.PathLike[str] | dict[str, Any], workdir: str | os.PathLike[str] | None = None,
                  *, expires_in: int = 43199, bosh_task_steps: int = 2, cf_rate_limits: dict[str, int] | None = None,
-                 tls: bool = False, vault_kv_version: int = 2) -> None:
+                 tls: bool = False, vault_kv_version: int = 2, host: str = "127.0.0.1",
+                 public_host: str | None = None) -> None:
         self.world = load_world(world)
+        self.host, self.public_host = host, public_host
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="mockstack-"))
         self.auth = default_auth(self.world.get("auth"))
         self.expires_in = expires_in
@@ -77,7 +81,8 @@ class MockStack:
     # -- life cycle -------------------------------------------------------------------
     def _serve(self, key: str, emulator: Any, secure: bool) -> EmulatorServer:
         context = self.tls.server_context() if secure and self.tls else None
-        server = EmulatorServer(emulator, ssl_context=context, faults=Faults()).start()
+        server = EmulatorServer(emulator, ssl_context=context, faults=Faults(), host=self.host,
+                                public_host=self.public_host).start()
         self.servers[key] = server
         return server
 
@@ -93,7 +98,8 @@ class MockStack:
 
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.tls = make_tls(self.workdir / "tls", name="mockstack")
+        extra = tuple(h for h in (self.public_host,) if h)
+        self.tls = make_tls(self.workdir / "tls", name="mockstack", hosts=DEFAULT_HOSTS + extra)
         a = self.auth
         cf_client, cf_user = a["cf_client"], a["cf_user"]
         self.cf_uaa = UAAEmulator({cf_client["id"]: {"secret": cf_client["secret"], "authorities": CF_CLIENT_SCOPES}},

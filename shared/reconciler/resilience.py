@@ -43,6 +43,7 @@ import math
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -646,8 +647,30 @@ class Guard:
 # --- error classification ----------------------------------------------------------------
 
 
+def is_certificate_error(exc: BaseException) -> bool:
+    """A TLS failure a retry cannot fix (the certificate or host name did not verify), as
+    opposed to a handshake cut short by a peer that is down or restarting (EOF, reset)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        for arg in getattr(current, "args", ()):
+            if isinstance(arg, BaseException):
+                if is_certificate_error(arg):
+                    return True
+            elif isinstance(arg, str) and ("CERTIFICATE_VERIFY_FAILED" in arg or "certificate verify failed" in arg
+                                           or "doesn't match" in arg):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def from_requests_error(exc: requests.RequestException, api: str, what: str) -> ExternalAPIError:
     """A transport failure as a domain error (never the URL's query or any header)."""
+    if isinstance(exc, requests.exceptions.SSLError) and not is_certificate_error(exc):
+        return Unavailable(f"{api} {what}: connection closed during the TLS handshake (peer down?)", api=api)
     if isinstance(exc, requests.exceptions.SSLError):
         err = Unavailable(f"{api} {what}: TLS verification failed (check the configured CA certificate)", api=api)
         err.tls = True  # fails closed: never retried (retrying cannot fix a certificate)

@@ -184,7 +184,9 @@ class VaultClient:
         if isinstance(exc, hx.InternalServerError | hx.BadGateway):
             return Unavailable(f"{where}: Vault error {getattr(exc, 'status_code', None) or ''}".rstrip(),
                                api="vault", status=getattr(exc, "status_code", None))
-        if isinstance(exc, requests.exceptions.SSLError):
+        from reconciler.resilience import is_certificate_error
+
+        if isinstance(exc, requests.exceptions.SSLError) and is_certificate_error(exc):
             return Unavailable(f"{where}: TLS verification of {self.address} failed (check vault.ca_cert)",
                                api="vault")
         if isinstance(exc, requests.exceptions.Timeout):

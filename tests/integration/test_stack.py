@@ -171,7 +171,7 @@ def test_cli_validate_prints_counts(tmp_path):
 def test_cli_serve_prints_endpoints_and_stops_on_sigterm(tmp_path):
     path = save_world(stack_world(), tmp_path / "w.json")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}"}
-    proc = subprocess.Popen([sys.executable, "-m", "mockstack", "serve", "--world", str(path), "--workdir",
+    proc = subprocess.Popen([sys.executable, "-m", "mockstack", "serve", "--no-aws", "--world", str(path), "--workdir",
                              str(tmp_path / "work")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=ROOT)
     watchdog = threading.Timer(60, proc.kill)  # readline has no timeout of its own
@@ -196,7 +196,7 @@ def test_cli_serve_prints_endpoints_and_stops_on_sigterm(tmp_path):
 def test_cli_serve_stops_on_sigint(tmp_path):
     path = save_world(stack_world(), tmp_path / "w.json")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}"}
-    proc = subprocess.Popen([sys.executable, "-m", "mockstack", "serve", "--world", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "mockstack", "serve", "--no-aws", "--world", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     watchdog = threading.Timer(60, proc.kill)
     watchdog.start()

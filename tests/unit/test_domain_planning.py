@@ -146,6 +146,7 @@ def test_cf_only_and_bosh_down():
     inst = cf_instance(A)
     plan = plan_instance(A, current={}, now=NOW, cf=inst, bosh_available=False)
     assert plan.needs_credential_recovery and "BOSH was not available" in plan.credential_recovery_reason
+    assert plan.credential_recovery_deferred  # not attempted: counted as pending, not as unrecoverable
     assert {w.path for w in plan.writes} == {f"secret/{A}", f"secret/{A}/metadata"}
 
 

@@ -233,10 +233,10 @@ def plan_instance(
         )
         if scanned is None:
             if not bosh_available:
-                plan.needs_credential_recovery = True
+                plan.needs_credential_recovery = plan.credential_recovery_deferred = True
                 plan.credential_recovery_reason = "credentials missing; BOSH was not available this run"
             elif deployment is not None:
-                plan.needs_credential_recovery = True
+                plan.needs_credential_recovery = plan.credential_recovery_deferred = True
                 plan.credential_recovery_reason = "credentials missing; the deployment could not be scanned this run"
             else:  # a CF orphan: nothing deployed, nothing to recover
                 plan.notes.append("no credentials and no deployment: nothing to recover them from")

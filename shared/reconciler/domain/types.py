@@ -182,6 +182,7 @@ class InstancePlan(Record):
     changes: list[str] = Field(default_factory=list)  # "<path>: <what>", never a value
     needs_credential_recovery: bool = False
     credential_recovery_reason: str = ""
+    credential_recovery_deferred: bool = False  # no scan this run (BOSH down, scan failed): try again next run
     credentials_recovered: bool = False
     missing_binding_credentials: list[str] = Field(default_factory=list)  # binding ids
     skipped: str = ""  # why nothing was planned (conflict, invalid id, ...)

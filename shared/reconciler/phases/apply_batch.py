@@ -60,6 +60,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 if p.credentials_recovered:
                     figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
                     log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
+                elif p.credential_recovery_deferred:  # not attempted: no scan this run; the next run tries
+                    figures["credentials_pending"] = figures.get("credentials_pending", 0) + 1
+                    log.warning("vault: instance %s: credential recovery pending: %s", p.instance_id,
+                                p.credential_recovery_reason)
                 elif p.needs_credential_recovery:
                     figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
                     log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,

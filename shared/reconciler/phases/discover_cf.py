@@ -42,7 +42,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     status = "failed" if failed else "ok"  # orphan marking needs every foundation's full answer
     if failed and len(failed) == len(results):
         reasons = "; ".join(f"{r.foundation}: {r.error}" for r in failed)
-        return {"source": "cf", "status": "failed", "error": reasons[:500], "instances": 0}
+        return {"source": "cf", "status": "failed", "error": reasons[:500], "instances": 0, "recorded": True}
     store.put_scratch(run["run_id"], "cf", data, runtime.scratch_ttl(s))
     log.info("cf: %d instances of our broker in %d foundation(s)", len(data["instances"]), len(results),
              extra={"instances": len(data["instances"]), "bindings": len(data["bindings"]),
@@ -53,5 +53,5 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                       i.get("plan_id"), i.get("space_guid"))
     return {"source": "cf", "status": status, "foundations": len(results), "instances": len(data["instances"]),
             "bindings": len(data["bindings"]), "plans": len(data["catalog"]),
-            "selective": bool(wanted_ids or wanted_services),
+            "selective": bool(wanted_ids or wanted_services), "recorded": bool(failed),
             "ignored": sum(r.ignored for r in results), "skipped_records": sum(len(r.skipped) for r in results)}

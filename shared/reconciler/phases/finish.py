@@ -16,7 +16,7 @@ log = logging.getLogger("reconciler.phases.finish")
 
 SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "instances_written",
           "instances_unchanged", "instances_failed", "writes", "backups_written", "credentials_recovered",
-          "credentials_unrecoverable", "busy_ms", "items")
+          "credentials_unrecoverable", "credentials_pending", "busy_ms", "items")
 
 
 def gather(store: Any, run_id: str, prefix: str, batches: int) -> dict[str, int]:
@@ -70,6 +70,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         },
         "errors": errors,
     }
+    for name, src in (("CF", cf), ("BOSH", bosh)):
+        if src.get("status") == "failed" and not src.get("recorded"):  # a discovery that raised (Pass state)
+            store.record_error(run_id, f"Discover{'CF' if name == 'CF' else 'Bosh'}", name.lower(),
+                               f"{src.get('error') or 'failed'}: {name} did not answer; this run went on without it")
     synced = apply.get("instances_written", 0) + apply.get("instances_unchanged", 0)
     orphan_counts = (event.get("orphans") or {}).get("orphans") or {}
     # the run's figures (the spec's Metrics, per run): the store's totals, the run record, EMF

@@ -1,0 +1,99 @@
+"""Helpers shared by the scenario e2e tests (the real ASL in the embedded engine, the mock stack)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from mockstack.generator import generate
+from mockstack.runner import Scenario
+from reconciler.domain import is_uuid
+from reconciler.store import Store
+
+# BOSH tasks finish at the first poll: the task flow is covered elsewhere, these tests are about
+# the workflow's paths (and each run stays a few seconds on a loaded machine)
+STACK = {"bosh_task_steps": 0}
+
+
+def scenario(world: Any, **kwargs: Any) -> Scenario:
+    return Scenario(world, stack_options={**STACK, **kwargs.pop("stack_options", {})}, **kwargs)
+
+
+def small_world(instances: int = 12, seed: int = 3, **drift: float) -> tuple[dict, dict]:
+    return generate(instances, seed=seed, drift=drift or None)
+
+
+def store_of(sc: Scenario) -> Store:
+    return Store(sc.engine.tables["CacheTable"], sc.engine.tables["StateTable"], client=sc.engine.client("dynamodb"))
+
+
+def instance_of(path: str) -> str | None:
+    """The instance id a logical Vault path belongs to (``secret/<id>/...``, ``secret/backups/<id>/...``)."""
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[1] == "backups" and is_uuid(parts[2]):
+        return parts[2].lower()
+    if len(parts) >= 2 and is_uuid(parts[1]):
+        return parts[1].lower()
+    return None
+
+
+def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
+    return {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+
+
+def executions(sc: Scenario) -> list[dict[str, Any]]:
+    sfn = sc.engine.client("stepfunctions")
+    return sfn.list_executions(stateMachineArn=sc.engine.state_machine_arn(), maxResults=100)["executions"]
+
+
+@contextmanager
+def intercept(emulator: Any, before: Callable[[Any], None] | None = None,
+              after: Callable[[Any, Any], None] | None = None) -> Iterator[None]:
+    """Run ``before(request)`` / ``after(request, response)`` around every request the emulator
+    answers (the server looks ``handle`` up on the instance)."""
+    original = emulator.handle
+
+    def handle(request: Any) -> Any:
+        if before:
+            before(request)
+        response = original(request)
+        if after:
+            after(request, response)
+        return response
+
+    emulator.handle = handle
+    try:
+        yield
+    finally:
+        del emulator.handle
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout_s:.0f}s")
+        time.sleep(0.05)
+
+
+class Gate:
+    """Holds requests matching ``match`` until opened (bounded: a forgotten gate opens itself)."""
+
+    def __init__(self, match: Callable[[Any], bool], timeout_s: float = 60.0) -> None:
+        self.match, self.timeout_s = match, timeout_s
+        self.opened = threading.Event()
+        self.held = threading.Event()
+
+    def __call__(self, request: Any) -> None:
+        if self.match(request) and not self.opened.is_set():
+            self.held.set()
+            self.opened.wait(self.timeout_s)
+
+    def open(self) -> None:
+        self.opened.set()
