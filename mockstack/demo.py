@@ -156,9 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("demo: interrupted", file=sys.stderr)
-        return 130
     report["wall_s"] = round(time.monotonic() - started, 3)
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
@@ -168,4 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # at any point: generating, running or summarising
+        print("demo: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
