@@ -15,15 +15,13 @@ history events far below 25,000 (Step Functions' hard limit), and the Map iterat
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import resource
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,29 +139,11 @@ def render(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def logs_to(path: Path | None) -> Iterator[None]:
-    """The functions' log lines (stdout, every thread) to a file, so the table stays readable."""
-    if path is None:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with path.open("ab") as log:
-        os.dup2(log.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
 def bench(instances: int, *, seed: int = 7, runs: int = 2, config_text: str | None = None,
           workdir: str | None = None, log_path: Path | None = None) -> dict[str, Any]:
     import mockstack.aws  # noqa: F401  (puts shared/ on the path, as /opt/python is on Lambda)
     from mockstack.generator import generate
-    from mockstack.runner import Scenario, build_config
+    from mockstack.runner import Scenario, build_config, logs_to
     from reconciler.config import load_settings
 
     started = time.monotonic()

@@ -10,13 +10,11 @@ Vault writes of the second run (a reconciled world needs none).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,23 +95,6 @@ def summarize(report: Mapping[str, Any], expected: Mapping[str, Any], report_pat
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def logs_to(path: Path) -> Iterator[None]:
-    """Send the process's stdout (the functions' structured logs and EMF lines) to a file,
-    at the descriptor level so every thread's writes land there, and keep the terminal for
-    the summary."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with path.open("ab") as log:
-        os.dup2(log.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mockstack demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=300, help="service instances to generate (default 300)")
@@ -127,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print("demo: --instances must be at least 1", file=sys.stderr)
         return 2
     from mockstack.generator import generate
-    from mockstack.runner import ScenarioError, run_scenario
+    from mockstack.runner import ScenarioError, logs_to, run_scenario
     from mockstack.world import save_world
 
     try:  # the operator's mistakes: one line and exit 2, before anything runs
@@ -156,9 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("demo: interrupted", file=sys.stderr)
-        return 130
     report["wall_s"] = round(time.monotonic() - started, 3)
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
@@ -168,4 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # at any point: generating, running or summarising
+        print("demo: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

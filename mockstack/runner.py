@@ -22,10 +22,12 @@ bosh_uaa, vault), applied before the first run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,26 @@ reconciler:
 CONFIG_PARAMETER = "/blacksmith/reconciler/config"
 # Retry intervals of the state machine sleep in real time: keep them short locally.
 ENGINE_PARAMETERS = {"StateRetryIntervalSeconds": "1", "StateRetryMaxAttempts": "1", "PhaseTimeoutSeconds": "300"}
+
+
+@contextlib.contextmanager
+def logs_to(path: Path | None) -> Iterator[None]:
+    """Send the process's stdout (the functions' structured logs and EMF lines) to a file, at
+    the descriptor level so every thread's writes land there, keeping the terminal for a
+    summary. ``None``: leave stdout alone."""
+    if path is None:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 class ScenarioError(Exception):
