@@ -29,11 +29,17 @@ Shared state ("guard item", one per API endpoint, DynamoDB state table ``pk=guar
   hold the breaker half-open forever). The closed check is folded into the rate-limit
   update's condition, so the common path costs ONE write and no read per request.
 
-DynamoDB cost per attempt: 1 conditional write (+1 after an idle period, when the bucket
-refills); 0 writes on success in a healthy closed breaker; +1 write per failure (+1 when it
-opens); half-open trials 2 writes. Rate limiting disabled and breaker enabled: 1 strongly
-consistent read. Both disabled: nothing. Without a store the same algorithms run in process
-(fallback: ``share`` divides rate and burst, e.g. by the Map concurrency).
+A reservation's arrival time is now + the 90th percentile of the guard's recent store
+round trips (so a slot is not already late when the answer comes); a bucket last seen idle
+is refilled directly; threads of one guard waiting at the same moment share one write
+(``tat += k*T``, the same as k reservations in a row). None of this changes the bound.
+
+DynamoDB cost per attempt: at most 1 conditional write (+1 when a guess about an idle
+bucket was wrong; shared by the threads of a group); 0 writes on success in a healthy
+closed breaker; +1 write per failure (+1 when it opens); half-open trials 2 writes. Rate
+limiting disabled and breaker enabled: 1 strongly consistent read. Both disabled: nothing.
+Without a store the same algorithms run in process (fallback: ``share`` divides rate and
+burst, e.g. by the Map concurrency).
 """
 
 from __future__ import annotations
