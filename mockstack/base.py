@@ -16,6 +16,7 @@ import ssl
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -146,13 +147,14 @@ class RequestLog:
             self._entries.clear()
 
 
-class Emulator:
+class Emulator(ABC):
     """Base of every emulated system. Subclasses set ``api`` and implement ``handle``."""
 
     api = "emulator"
 
-    def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def handle(self, request: Request) -> Response:
+        """Answer one request (faults were already applied by the server)."""
 
     def fault_response(self, status: int, headers: dict[str, str]) -> Response | None:
         """The body an injected fault (``status`` 429/5xx) answers with; None = the generic one.
