@@ -15,12 +15,33 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .. import env
-from ..apply import BackupSettings, apply_plan
+from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
 from ..domain import DomainConfig, PlanItem, paths_read, plan_batch
+from ..errors import ReconcilerError, Unavailable
 from . import runtime, sources
 
 log = logging.getLogger("reconciler.phases.apply_batch")
 STEP = 5  # instances planned and applied between time checks (at least the read concurrency)
+
+
+def sweep_backups(vault: Any, instance_ids: list[str], settings: BackupSettings, figures: dict[str, int],
+                  record_error: Any) -> None:
+    """Legacy migration and retention for instances this run leaves unchanged."""
+    now = time.time()
+    for iid in instance_ids:
+        try:
+            migrated = len(migrate_legacy_backups(vault, iid, settings=settings, now=now).migrated)
+            removed = len(enforce_retention(vault, iid, settings, now=now))
+        except Unavailable:
+            raise  # Vault sealed or unreachable: the state machine decides
+        except ReconcilerError as exc:
+            record_error(iid, f"backup sweep: {type(exc).__name__}: {exc}")
+            continue
+        figures["legacy_migrated"] = figures.get("legacy_migrated", 0) + migrated
+        figures["backups_removed"] = figures.get("backups_removed", 0) + removed
+        if migrated or removed:
+            log.info("vault: instance %s: %d legacy backup(s) migrated, %d expired backup(s) removed", iid,
+                     migrated, removed)
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -35,6 +56,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
+    # a forced run also sweeps the instances it does not write: legacy backups migrated, old
+    # backups aged out (a written instance gets both from apply_instance, every run)
+    sweep = backup_settings.enabled and bool((store.get_run(run_id) or {}).get("forced"))
     workers = max(1, s.reconciler.concurrency.worker_pool_size)  # Vault reads in flight
     step = max(STEP, workers)
 
@@ -83,9 +107,12 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                "failed": "instances_failed"}.get(name, name)
                 figures[figures_key] = figures.get(figures_key, 0) + value
             if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
-                from ..errors import Unavailable
-
                 raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
+            if sweep:
+                written = {r.instance_id for r in report.instances if r.status == "written"}
+                sweep_backups(vault, [i.instance_id for i in chunk if i.instance_id not in written],
+                              backup_settings, figures, lambda iid, msg: store.record_error(
+                                  run_id, "ApplyBatch", f"instance {iid}", msg))
             position += len(chunk)
     done = position >= len(items)
     figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)  # adaptive sizing
