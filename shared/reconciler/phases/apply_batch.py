@@ -53,12 +53,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
     vault = sources.vault(s, store)
     backup_settings = BackupSettings.from_settings(s)
-    bosh_available = bool((store.get_scratch(run_id, "flags") or {}).get("bosh_available", True))
+    flags = store.get_scratch(run_id, "flags") or {}
+    bosh_available = bool(flags.get("bosh_available", True))
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
     # a forced run also sweeps the instances it does not write: legacy backups migrated, old
     # backups aged out (a written instance gets both from apply_instance, every run)
-    sweep = backup_settings.enabled and bool((store.get_run(run_id) or {}).get("forced"))
+    sweep = backup_settings.enabled and bool(flags.get("forced"))
     workers = max(1, s.reconciler.concurrency.worker_pool_size)  # Vault reads in flight
     step = max(STEP, workers)
 
