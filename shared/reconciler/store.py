@@ -340,25 +340,22 @@ class Store:
 
     def add_metrics(self, **deltas: float) -> None:
         """Atomic ``ADD`` of each delta to its counter (concurrent Lambdas never lose counts)."""
-        deltas = {k: v for k, v in deltas.items() if v}
-        if not deltas:
-            return
-        self._metric_names(deltas)
-        names = {f"#m{i}": k for i, k in enumerate(deltas)}
-        values = {f":m{i}": _to_dynamo(v, k) for i, (k, v) in enumerate(deltas.items())}
-        expr = "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(deltas)))
-        self._call("update_item", TableName=self.state_table, Key=_key("metrics", "counters"),
-                   UpdateExpression=expr, ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        self._update_metrics("counters", "ADD", {k: v for k, v in deltas.items() if v})
 
     def set_metrics(self, **values: Any) -> None:
         """Gauges (last_run_duration_s, last_run_time, ...): last write wins."""
+        self._update_metrics("gauges", "SET", values)
+
+    def _update_metrics(self, sk: str, action: str, values: Mapping[str, Any]) -> None:
+        """One ``update_item`` on the metrics item ``sk``: ``ADD #n :v`` or ``SET #n = :v`` per value."""
         if not values:
             return
         self._metric_names(values)
-        names = {f"#g{i}": k for i, k in enumerate(values)}
-        vals = {f":g{i}": _to_dynamo(v, k) for i, (k, v) in enumerate(values.items())}
-        expr = "SET " + ", ".join(f"#g{i} = :g{i}" for i in range(len(values)))
-        self._call("update_item", TableName=self.state_table, Key=_key("metrics", "gauges"),
+        names = {f"#m{i}": k for i, k in enumerate(values)}
+        vals = {f":m{i}": _to_dynamo(v, k) for i, (k, v) in enumerate(values.items())}
+        sep = " " if action == "ADD" else " = "
+        expr = f"{action} " + ", ".join(f"#m{i}{sep}:m{i}" for i in range(len(values)))
+        self._call("update_item", TableName=self.state_table, Key=_key("metrics", sk),
                    UpdateExpression=expr, ExpressionAttributeNames=names, ExpressionAttributeValues=vals)
 
     def observe_run_duration(self, seconds: float) -> None:
