@@ -291,6 +291,7 @@ RUN_METRICS: dict[str, tuple[str, str]] = {
     "CacheHits": ("Count", "cache_hits"),
     "CacheMisses": ("Count", "cache_misses"),
     "CredentialsRecovered": ("Count", "credentials_recovered"),
+    "InstancesNotReconciled": ("Count", "instances_not_reconciled"),
     "OrphansCF": ("Count", "orphans_cf"),
     "OrphansBosh": ("Count", "orphans_bosh"),
     "OrphansVault": ("Count", "orphans_vault"),
