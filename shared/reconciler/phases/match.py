@@ -58,6 +58,8 @@ def log_decisions(result: Any) -> None:
     for m in result.matches:
         log.debug("match: instance %s -> deployment %s (%s, confidence %.2f): %s", m.instance_id, m.deployment_name,
                   m.strategy, m.confidence, m.reason)
+        for note in m.notes:
+            log.debug("match: instance %s: %s", m.instance_id, note)
     for instance_id in result.unmatched_instances:
         log.debug("match: CF instance %s has no deployment", instance_id)
     for u in result.unidentified_deployments:
