@@ -19,6 +19,7 @@ from .types import (
     IndexObservation,
     InstancePlan,
     Match,
+    MatchingRule,
     MatchResult,
     OrphanCandidate,
     OrphanKind,
@@ -32,10 +33,10 @@ from .uuids import is_allowed_write_path, is_uuid, normalize_uuid, split_deploym
 
 __all__ = [
     "BatchPlan", "Catalog", "Conflict", "DomainConfig", "Evidence", "FindingKind", "FindingSpec",
-    "IndexObservation", "InstancePlan", "Match", "MatchResult", "OrphanCandidate", "OrphanKind", "OrphanUpdate",
-    "ParsedManifest", "PlanInfo", "PlanItem", "Strategy", "Tree", "UnidentifiedDeployment", "ValidationIssue",
-    "ValidationReport", "build_catalog", "build_plan_items", "empty_findings", "is_allowed_write_path",
-    "is_excluded_name", "is_uuid", "match", "merge_index", "normalize_uuid", "observations_from",
-    "orphan_candidates", "parse_manifest", "paths_read", "plan_batch", "plan_instance", "recover_credentials",
-    "service_kind", "source_ok", "split_deployment_name", "update_orphans", "validate_index",
+    "IndexObservation", "InstancePlan", "Match", "MatchResult", "MatchingRule", "OrphanCandidate", "OrphanKind",
+    "OrphanUpdate", "ParsedManifest", "PlanInfo", "PlanItem", "Strategy", "Tree", "UnidentifiedDeployment",
+    "ValidationIssue", "ValidationReport", "build_catalog", "build_plan_items", "empty_findings",
+    "is_allowed_write_path", "is_excluded_name", "is_uuid", "match", "merge_index", "normalize_uuid",
+    "observations_from", "orphan_candidates", "parse_manifest", "paths_read", "plan_batch", "plan_instance",
+    "recover_credentials", "service_kind", "source_ok", "split_deployment_name", "update_orphans", "validate_index",
 ]  # fmt: skip

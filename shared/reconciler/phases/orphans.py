@@ -21,7 +21,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if raw is None:
         return {"published": False, "reason": "no orphan evaluation in this run"}
     update = OrphanUpdate.model_validate(raw)
-    store.put_orphans(update.state)
+    dry_run = bool(run.get("dry_run"))
+    if not dry_run:  # a dry run reports what would change; the published state stays as it is
+        store.put_orphans(update.state)
     counts = {kind.value: len(update.state.get(kind.value) or {}) for kind in FindingKind}
     found = ", ".join(f"{counts[kind.value]} {kind.spec.summary}" for kind in FindingKind)
     log.info("orphans: %s; %d newly orphaned, %d resolved", found, sum(len(v) for v in update.newly_orphaned.values()),
@@ -35,7 +37,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for kind, keys in update.resolved.items():
             for key in keys:
                 log.debug("orphans: %s %s no longer orphaned", kind, key)
-    return {"published": True,
+    return {"published": not dry_run,
             "orphans": counts,
             "newly_orphaned": {k: len(v) for k, v in update.newly_orphaned.items()},
             "resolved": {k: len(v) for k, v in update.resolved.items()},
