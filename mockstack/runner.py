@@ -245,10 +245,12 @@ class Scenario:
                 raise ScenarioError(f"faults for {api!r}: {exc}") from None
 
     def run_once(self, *, force: bool = False, selection: Mapping[str, Any] | None = None,
-                 timeout_s: float = 600.0) -> dict[str, Any]:
+                 timeout_s: float = 600.0, dry_run: bool = False) -> dict[str, Any]:
         """One execution of the real state machine, with its figures."""
         before = self.stack.request_counts()
         execution_input: dict[str, Any] = {"source": "runner", "forced": force}
+        if dry_run:
+            execution_input["dry_run"] = True
         if selection:
             execution_input["selection"] = dict(selection)
         result = self.engine.run(execution_input, timeout_s=timeout_s)

@@ -18,6 +18,7 @@ from .types import (
     IndexObservation,
     InstancePlan,
     Match,
+    MatchingRule,
     MatchResult,
     OrphanCandidate,
     OrphanKind,
@@ -31,8 +32,8 @@ from .uuids import is_allowed_write_path, is_uuid, normalize_uuid, split_deploym
 
 __all__ = [
     "BatchPlan", "Catalog", "Conflict", "DomainConfig", "Evidence", "IndexObservation", "InstancePlan", "Match",
-    "MatchResult", "OrphanCandidate", "OrphanKind", "OrphanUpdate", "ParsedManifest", "PlanInfo", "PlanItem",
-    "Strategy", "Tree", "UnidentifiedDeployment", "ValidationIssue", "ValidationReport", "build_catalog",
+    "MatchingRule", "MatchResult", "OrphanCandidate", "OrphanKind", "OrphanUpdate", "ParsedManifest", "PlanInfo",
+    "PlanItem", "Strategy", "Tree", "UnidentifiedDeployment", "ValidationIssue", "ValidationReport", "build_catalog",
     "build_plan_items", "is_allowed_write_path", "is_excluded_name", "is_uuid", "match", "merge_index",
     "normalize_uuid", "observations_from", "orphan_candidates", "parse_manifest", "paths_read", "plan_batch",
     "plan_instance",
