@@ -30,7 +30,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()
     cfg = DomainConfig.from_settings(s)
-    vault = sources.vault(s, store)
+    vault = sources.vault(s, store, (store.get_scratch(run_id, "flags") or {}).get("kv_version"))
     result = MatchResult.model_validate(store.get_scratch(run_id, "match") or {})
     cf_data = store.get_scratch(run_id, "cf")
     instances, _, _ = sources.load_cf(cf_data)
