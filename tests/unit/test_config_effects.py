@@ -292,7 +292,8 @@ def test_worker_pool_size_is_the_number_of_vault_reads_in_flight(monkeypatch, po
     s = settings(f"reconciler:\n  concurrency: {{worker_pool_size: {pool}}}\n")
     monkeypatch.setattr(runtime, "settings", lambda: s)
     monkeypatch.setattr(runtime, "store", lambda: store)
-    monkeypatch.setattr(sources, "vault", lambda s, store, kv_version=None: SimpleNamespace(mount="secret", read=read, kv_version=2))
+    monkeypatch.setattr(sources, "vault",
+                        lambda s, store, kv_version=None: SimpleNamespace(mount="secret", read=read, kv_version=2))
     monkeypatch.setattr(apply_batch, "plan_batch", lambda chunk, trees, **kw: SimpleNamespace(plans=[]))
     monkeypatch.setattr(apply_batch, "apply_plan",
                         lambda *a, **kw: SimpleNamespace(instances=[], figures={}, aborted=None))

@@ -3,8 +3,8 @@ back up and write (``reconciler.apply``: backup first, cas writes, never drops a
 
 Reads are what the plan needs (``domain.paths_read``: a few GETs per instance, no LISTs),
 up to ``concurrency.worker_pool_size`` at once; an instance with writes has its whole tree
-read by ``apply_instance`` for the backup, except the paths the plan already read. Stops early when the Lambda's time runs short
-(``done: false`` + next offset).
+read by ``apply_instance`` for the backup, except the paths the plan already read. Stops
+early when the Lambda's time runs short (``done: false`` + next offset).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from .. import env
 from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
 from ..domain import DomainConfig, PlanItem, paths_read, plan_batch
 from ..errors import ReconcilerError, Unavailable
+from ..plans import describe
+from ..recording import RecordingVault
 from . import runtime, sources
 
 log = logging.getLogger("reconciler.phases.apply_batch")
@@ -50,10 +52,11 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cfg = DomainConfig.from_settings(s)
     items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
     key = f"apply#{batch}#figures"
-    figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
-    backup_settings = BackupSettings.from_settings(s)
+    figures: dict[str, Any] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
     flags = store.get_scratch(run_id, "flags") or {}
-    vault = sources.vault(s, store, flags.get("kv_version"))
+    # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
+    vault = RecordingVault(sources.vault(s, store, flags.get("kv_version")), dry_run=bool(flags.get("dry_run")))
+    backup_settings = BackupSettings.from_settings(s)
     bosh_available = bool(flags.get("bosh_available", True))
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
@@ -125,5 +128,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                  figures.get("instances_failed", 0), figures.get("backups_written", 0),
                  extra={"batch": batch, **figures})
     ttl = runtime.scratch_ttl(s)
+    if vault.changes:  # this invocation's part of the run's plan (dry run) or changes (real run), masked
+        part = f"plan#apply#{batch}#{offset}"
+        store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
+        figures["plan_parts"] = [*figures.get("plan_parts", []), part]
     store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
     return {**event, "offset": position, "done": done}

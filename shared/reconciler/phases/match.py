@@ -58,6 +58,8 @@ def log_decisions(result: Any) -> None:
     for m in result.matches:
         log.debug("match: instance %s -> deployment %s (%s, confidence %.2f): %s", m.instance_id, m.deployment_name,
                   m.strategy, m.confidence, m.reason)
+        for note in m.notes:
+            log.debug("match: instance %s: %s", m.instance_id, note)
     for instance_id in result.unmatched_instances:
         log.debug("match: CF instance %s has no deployment", instance_id)
     for u in result.unidentified_deployments:
@@ -97,6 +99,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.put_scratch(run_id, "match", result.model_dump(mode="json"), ttl)
     store.put_scratch(run_id, "index", index, ttl)
     store.put_scratch(run_id, "flags", {"cf_available": cf_available, "forced": bool(run.get("forced")),
+                                        "dry_run": bool(run.get("dry_run")),
                                         "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
                                         "kv_version": vault.kv_version}, ttl)  # detected once per run
     log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts",

@@ -7,7 +7,6 @@ import threading
 from typing import Any
 
 from .. import env
-
 from ..models import BoshDeployment, CatalogPlan, CFBinding, CFInstance, DeploymentDetail
 
 
