@@ -72,8 +72,9 @@ def test_every_override_is_whole_and_accepted_by_the_template(env):
 
 
 def test_every_free_form_parameter_is_constrained():
+    constraints = {"AllowedValues", "AllowedPattern"}
     loose = [name for name, spec in PARAMETERS.items()
-             if spec["Type"] in ("String", "CommaDelimitedList") and not {"AllowedValues", "AllowedPattern"} & set(spec)]
+             if spec["Type"] in ("String", "CommaDelimitedList") and not constraints & set(spec)]
     assert loose == []
 
 
