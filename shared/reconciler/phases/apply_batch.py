@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import env
+from .. import env, progress
 from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
 from ..domain import DomainConfig, PlanItem, paths_read, plan_batch
 from ..errors import ReconcilerError, Unavailable
@@ -49,6 +49,7 @@ def sweep_backups(vault: Any, instance_ids: list[str], settings: BackupSettings,
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
+    progress.phase_started(store, run_id, "UpdateVault")
     cfg = DomainConfig.from_settings(s)
     items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
     key = f"apply#{batch}#figures"
@@ -132,4 +133,5 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
         figures["plan_parts"] = [*figures.get("plan_parts", []), part]
     store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
+    progress.batch_progress(store, run_id, "apply", position - offset, done)
     return {**event, "offset": position, "done": done}
