@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from .. import observability, plans, progress
+from ..domain import FindingKind
 from . import runtime
 from .record_failure import _duration
 
@@ -92,7 +93,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "instances_synced": int(synced), "errors": errors, "backups_written": int(apply.get("backups_written", 0)),
         "cache_hits": int(scan.get("cache_hits", 0)), "cache_misses": int(scan.get("cache_misses", 0)),
         "credentials_recovered": int(apply.get("credentials_recovered", 0)),
-        **{f"orphans_{kind}": int(orphan_counts[kind]) for kind in ("cf", "bosh", "vault") if kind in orphan_counts},
+        **{kind.figure: int(orphan_counts[kind.value]) for kind in FindingKind if kind.value in orphan_counts},
     }
     if dry_run:
         return finish_dry_run(store, run_id, summary, figures, duration)

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from .. import progress
-from ..domain import OrphanUpdate
+from ..domain import FindingKind, OrphanUpdate
 from . import runtime
 
 log = logging.getLogger("reconciler.phases.orphans")
@@ -26,10 +26,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     dry_run = bool(run.get("dry_run"))
     if not dry_run:  # a dry run reports what would change; the published state stays as it is
         store.put_orphans(update.state)
-    counts = {kind: len(update.state.get(kind) or {}) for kind in ("cf", "bosh", "vault")}
-    log.info("orphans: %d CF instances without deployment, %d deployments without CF instance, "
-             "%d Vault entries without either; %d newly orphaned, %d resolved", counts["cf"], counts["bosh"],
-             counts["vault"], sum(len(v) for v in update.newly_orphaned.values()),
+    counts = {kind.value: len(update.state.get(kind.value) or {}) for kind in FindingKind}
+    found = ", ".join(f"{counts[kind.value]} {kind.spec.summary}" for kind in FindingKind)
+    log.info("orphans: %s; %d newly orphaned, %d resolved", found, sum(len(v) for v in update.newly_orphaned.values()),
              sum(len(v) for v in update.resolved.values()), extra={"orphans": counts})
     for kind, why in update.skipped.items():
         log.info("orphans: %s orphans not evaluated this run: %s", kind, why)
