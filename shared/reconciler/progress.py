@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,9 +41,13 @@ def _parse(ts: Any) -> float | None:
         return None
 
 
+def _clock(store: Any) -> float:
+    return float(getattr(store, "clock", time.time)())
+
+
 def _update(store: Any, run_id: str, expression: str, names: dict[str, str], values: dict[str, Any]) -> None:
     try:
-        now = store.clock()
+        now = _clock(store)
         values = {**values, ":exp": {"N": str(int(math.ceil(now + store.run_ttl_s)))}}
         store.client.update_item(TableName=store.state_table, Key={"pk": {"S": PK}, "sk": {"S": run_id}},
                                  UpdateExpression=expression + ", expires_at = :exp"
@@ -58,7 +63,7 @@ def _clean(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def phase_started(store: Any, run_id: str, phase: str) -> None:
     """``phase`` is where the run is now; its first start time is kept (batches call this too)."""
-    now = _now_iso(store.clock())
+    now = _now_iso(_clock(store))
     _update(store, run_id, "SET #phase = :p, #since = if_not_exists(#since, :now), #started = if_not_exists("
             "#started, :now)", {"#phase": "phase", "#since": f"started_{phase}", "#started": "started_at"},
             {":p": {"S": phase}, ":now": {"S": now}})
@@ -83,7 +88,7 @@ def batch_progress(store: Any, run_id: str, name: str, items: int, done: bool) -
 
 
 def finished(store: Any, run_id: str, status: str) -> None:
-    now = _now_iso(store.clock())
+    now = _now_iso(_clock(store))
     _update(store, run_id, "SET #f = :now, #s = :s", {"#f": "finished_at", "#s": "status"},
             {":now": {"S": now}, ":s": {"S": status}})
 
