@@ -10,7 +10,16 @@ from .index import merge_index, observations_from, validate_index
 from .manifests import ParsedManifest, parse_manifest
 from .matching import is_excluded_name, match
 from .orphans import orphan_candidates, source_ok, update_orphans
-from .planning import BatchPlan, PlanItem, Tree, build_plan_items, paths_read, plan_batch, plan_instance
+from .planning import (
+    BatchPlan,
+    PlanItem,
+    Tree,
+    build_plan_items,
+    needs_parameters,
+    paths_read,
+    plan_batch,
+    plan_instance,
+)
 from .types import (
     Conflict,
     DomainConfig,
@@ -35,7 +44,7 @@ __all__ = [
     "MatchingRule", "MatchResult", "OrphanCandidate", "OrphanKind", "OrphanUpdate", "ParsedManifest", "PlanInfo",
     "PlanItem", "Strategy", "Tree", "UnidentifiedDeployment", "ValidationIssue", "ValidationReport", "build_catalog",
     "build_plan_items", "is_allowed_write_path", "is_excluded_name", "is_uuid", "match", "merge_index",
-    "normalize_uuid", "observations_from", "orphan_candidates", "parse_manifest", "paths_read", "plan_batch",
-    "plan_instance",
+    "needs_parameters", "normalize_uuid", "observations_from", "orphan_candidates", "parse_manifest", "paths_read",
+    "plan_batch", "plan_instance",
     "recover_credentials", "service_kind", "source_ok", "split_deployment_name", "update_orphans", "validate_index",
 ]  # fmt: skip

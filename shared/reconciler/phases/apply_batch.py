@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import env
 from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
-from ..domain import DomainConfig, PlanItem, paths_read, plan_batch
+from ..domain import DomainConfig, PlanItem, needs_parameters, paths_read, plan_batch
 from ..errors import ReconcilerError, Unavailable
 from . import runtime, sources
 
@@ -44,6 +44,51 @@ def sweep_backups(vault: Any, instance_ids: list[str], settings: BackupSettings,
                      migrated, removed)
 
 
+class ParameterFetcher:
+    """CF instance parameters for the records that lost them, one CF client per foundation,
+    created on first use; a foundation that fails is not asked again in this invocation."""
+
+    def __init__(self, settings: Any, store: Any, figures: dict[str, int]) -> None:
+        self.settings, self.store, self.figures = settings, store, figures
+        self.clients: dict[str, Any] = {}
+        self.down: dict[str, str] = {}
+
+    def fill(self, items: list[PlanItem], views: dict[str, Any], cfg: DomainConfig) -> list[PlanItem]:
+        out = []
+        for item in items:
+            if needs_parameters(item, views.get(item.instance_id, {}), cfg):
+                params = self.fetch(item.cf.foundation, item.instance_id)  # type: ignore[union-attr]
+                if params is not None:
+                    item = item.model_copy(update={"parameters": params})
+            out.append(item)
+        return out
+
+    def fetch(self, foundation: str, instance_id: str) -> dict[str, Any] | None:
+        if foundation in self.down:
+            self._count("parameters_not_fetched")
+            return None
+        try:
+            client = self.clients.get(foundation) or self.clients.setdefault(
+                foundation, sources.cf_client(self.settings, self.store, foundation))
+            params = client.instance_parameters(instance_id)
+        except Unavailable as exc:  # CF down or its breaker open: not asked again this invocation
+            self.down[foundation] = str(exc)
+            log.warning("cf:%s: instance parameters not fetched (CF unavailable): %s", foundation, exc)
+            self._count("parameters_not_fetched")
+            return None
+        except ReconcilerError as exc:  # 400 not supported, 404 gone: the record stays without them
+            log.warning("cf:%s: instance %s: parameters not fetched: %s", foundation, instance_id,
+                        type(exc).__name__)
+            self._count("parameters_not_fetched")
+            return None
+        self._count("parameters_fetched")
+        log.info("cf:%s: instance %s: parameters fetched for a record that had none", foundation, instance_id)
+        return params
+
+    def _count(self, name: str) -> None:
+        self.figures[name] = self.figures.get(name, 0) + 1
+
+
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
@@ -66,6 +111,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     def read(path: str) -> tuple[str, Any]:
         return path, vault.read(path)
 
+    parameters = ParameterFetcher(s, store, figures)
     position = offset
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -76,6 +122,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 vault.kv_version  # noqa: B018 - detect it once, before the reads fan out
             got = dict(pool.map(env.bind(read), [p for paths in wanted.values() for p in paths]))
             views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items() if paths}
+            chunk = parameters.fill(chunk, views, cfg)  # only records that lost theirs, if CF can tell
             plan = plan_batch(chunk, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
             writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
             index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}

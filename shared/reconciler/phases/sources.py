@@ -20,6 +20,13 @@ def discover_cf(s: Any, store: Any) -> list[Any]:
     return discover_all(s, store, with_bindings=True)
 
 
+def cf_client(s: Any, store: Any, foundation: str) -> Any:
+    """The CF client of one configured foundation (instance parameters are fetched on demand)."""
+    from ..cf import CFClient
+
+    return CFClient(s.foundation(foundation), s, store=store)
+
+
 def bosh_clients(s: Any, store: Any) -> dict[str, Any]:
     """``{director name: client}``; the client lists deployments and scans one."""
     from ..bosh import BoshClient
