@@ -45,6 +45,7 @@ from typing import Any
 import zstandard
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reconciler.domain.findings import FindingKind
 from reconciler.errors import ConfigError, InvalidInput, NotFound, RunLocked, Unavailable
 
 log = logging.getLogger(__name__)
@@ -524,8 +525,8 @@ class Store:
     def get_orphans(self) -> dict:
         head = self._get(self.state_table, "orphans", "state")
         state = {} if head is None else self._read_blob(self.state_table, head)
-        for source in ("cf", "bosh", "vault"):
-            state.setdefault(source, {})
+        for kind in FindingKind:
+            state.setdefault(kind.value, {})
         return state
 
     # --- per-run scratch ---------------------------------------------------------------

@@ -10,7 +10,9 @@ import pytest
 from mockstack.generator import Drift, generate
 from reconciler.domain import (
     DomainConfig,
+    FindingKind,
     build_plan_items,
+    empty_findings,
     is_allowed_write_path,
     match,
     merge_index,
@@ -116,8 +118,8 @@ def test_expected_outcome_then_idempotent(kind):
     _, batch2, orphans2, report2 = reconcile_once(w, LATER, previous_orphans=orphans.state)
     assert batch2.writes == [], sorted({wr.path.split("/", 2)[-1] for wr in batch2.writes})[:5]
     assert not report2.changed and w.index == index_after
-    for k in ("cf", "bosh", "vault"):
-        for key, entry in orphans2.state[k].items():
+    for k in FindingKind:
+        for key, entry in orphans2.state[k.value].items():
             assert entry["checks"] == 2 and entry["first_seen"] == NOW and entry["last_seen"] == LATER, key
 
 
@@ -136,7 +138,7 @@ def test_a_failed_source_marks_no_orphans_and_loses_nothing(down):
     status = {**OK, down: "failed"}
     index_before = dict(w.index)
     result, batch, orphans, _ = reconcile_once(w, NOW, status=status)
-    assert orphans.state == {"cf": {}, "bosh": {}, "vault": {}} and set(orphans.skipped) == {"cf", "bosh", "vault"}
+    assert orphans.state == empty_findings() and set(orphans.skipped) == set(empty_findings())
     for path in exp["untouched_paths"]:
         assert w.vault.data.get(path) == world["vault"].get(path), path
     plans = {p.instance_id: p for p in batch.plans}

@@ -13,6 +13,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from ..domain.findings import FindingKind
+
 PREFIX = "blacksmith_reconciler"
 
 
@@ -63,8 +65,8 @@ class StoredFiguresCollector:
         yield self._histogram()
         yield from self._per_api()
         orphans = GaugeMetricFamily(f"{PREFIX}_orphans", "Orphans by type", labels=["type"])
-        for kind in ("cf", "bosh", "vault"):
-            orphans.add_metric([kind], float(self.orphans.get(kind, 0)))
+        for kind in FindingKind:
+            orphans.add_metric([kind.value], float(self.orphans.get(kind.value, 0)))
         yield orphans
 
     def _histogram(self) -> Metric:

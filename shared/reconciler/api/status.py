@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-ORPHAN_KINDS = ("cf", "bosh", "vault")
+from ..domain.findings import FindingKind
+
+ORPHAN_KINDS = tuple(kind.value for kind in FindingKind)
 
 
 def format_duration(seconds: float | None) -> str:

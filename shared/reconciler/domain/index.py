@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .findings import FindingKind
 from .types import DEFAULT_VOLATILE_FIELDS, IndexObservation, MatchResult, ValidationIssue, ValidationReport
 from .uuids import is_normal_uuid, normalize_uuid, trailing_uuid
 
 REQUIRED_FIELDS = ("service_id", "plan_id")
-ORPHAN_FIELD = "orphaned"  # {"type": "cf"|"bosh"|"vault", "since": first_seen}
+ORPHAN_FIELD = "orphaned"  # {"type": <FindingKind value>, "since": first_seen}
 
 
 def _stable(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,14 +148,14 @@ def merge_index(
 
     if orphans is not None:
         marks: dict[str, dict[str, Any]] = {}
-        for kind in ("cf", "bosh", "vault"):
-            for key, info in (orphans.get(kind) or {}).items():
+        for kind in FindingKind:
+            for key, info in (orphans.get(kind.value) or {}).items():
                 uid = normalize_uuid(info.get("instance_id") if isinstance(info, Mapping) else None) or normalize_uuid(
                     key
                 )
                 if uid:
                     since = info.get("first_seen") if isinstance(info, Mapping) else None
-                    marks.setdefault(uid, {"type": kind, "since": since or now})
+                    marks.setdefault(uid, {"type": kind.value, "since": since or now})
         for key, entry in new.items():
             if not isinstance(entry, dict):
                 continue

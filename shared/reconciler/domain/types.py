@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from ..models import Record, VaultWrite
+from .findings import FindingKind
 
 # --- configuration ---------------------------------------------------------------------
 
@@ -273,10 +274,7 @@ class ValidationReport(Record):
 # --- orphans ---------------------------------------------------------------------------
 
 
-class OrphanKind(StrEnum):
-    CF = "cf"  # CF instance of our broker, no deployment
-    BOSH = "bosh"  # our deployment, no CF instance
-    VAULT = "vault"  # index/Vault entry with neither
+OrphanKind = FindingKind  # the earlier name of the finding kinds (domain/findings.py)
 
 
 class OrphanCandidate(Record):
@@ -289,7 +287,7 @@ class OrphanCandidate(Record):
 
 
 class OrphanUpdate(Record):
-    state: dict[str, dict[str, dict[str, Any]]]  # {"cf": {key: entry}, "bosh": {...}, "vault": {...}}
+    state: dict[str, dict[str, dict[str, Any]]]  # {kind: {key: entry}} for each FindingKind
     newly_orphaned: dict[str, list[str]] = Field(default_factory=dict)
     resolved: dict[str, list[str]] = Field(default_factory=dict)
     skipped: dict[str, str] = Field(default_factory=dict)  # kind -> why not evaluated this run

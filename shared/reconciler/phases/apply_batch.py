@@ -18,6 +18,8 @@ from .. import env
 from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
 from ..domain import DomainConfig, PlanItem, needs_parameters, paths_read, plan_batch
 from ..errors import ReconcilerError, Unavailable
+from ..plans import describe
+from ..recording import RecordingVault
 from . import runtime, sources
 
 log = logging.getLogger("reconciler.phases.apply_batch")
@@ -95,10 +97,11 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cfg = DomainConfig.from_settings(s)
     items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
     key = f"apply#{batch}#figures"
-    figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
-    vault = sources.vault(s, store)
-    backup_settings = BackupSettings.from_settings(s)
+    figures: dict[str, Any] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
     flags = store.get_scratch(run_id, "flags") or {}
+    # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
+    vault = RecordingVault(sources.vault(s, store), dry_run=bool(flags.get("dry_run")))
+    backup_settings = BackupSettings.from_settings(s)
     bosh_available = bool(flags.get("bosh_available", True))
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
@@ -171,5 +174,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                  figures.get("instances_failed", 0), figures.get("backups_written", 0),
                  extra={"batch": batch, **figures})
     ttl = runtime.scratch_ttl(s)
+    if vault.changes:  # this invocation's part of the run's plan (dry run) or changes (real run), masked
+        part = f"plan#apply#{batch}#{offset}"
+        store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
+        figures["plan_parts"] = [*figures.get("plan_parts", []), part]
     store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
     return {**event, "offset": position, "done": done}

@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import observability
+from .. import observability, plans
+from ..domain import FindingKind
 from . import runtime
 from .record_failure import _duration
 
@@ -20,14 +21,17 @@ SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "
           "backups_removed", "parameters_fetched", "parameters_not_fetched")
 
 
-def gather(store: Any, run_id: str, prefix: str, batches: int) -> dict[str, int]:
-    """Sum the per-batch figures the Map iterations left in scratch (a missing batch failed)."""
-    totals: dict[str, int] = {"batches": batches, "batches_missing": 0}
+def gather(store: Any, run_id: str, prefix: str, batches: int) -> dict[str, Any]:
+    """Sum the per-batch figures the Map iterations left in scratch (a missing batch failed);
+    ``plan_parts`` lists the scratch keys of the batches' parts of the run's plan."""
+    totals: dict[str, Any] = {"batches": batches, "batches_missing": 0}
     for i in range(batches):
         figures = store.get_scratch(run_id, f"{prefix}#{i}#figures")
         if figures is None:
             totals["batches_missing"] += 1
             continue
+        if figures.get("plan_parts"):
+            totals.setdefault("plan_parts", []).extend(figures["plan_parts"])
         for key, value in figures.items():
             if key in SUMMED and isinstance(value, int | float):
                 totals[key] = totals.get(key, 0) + int(value)
@@ -50,6 +54,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cf, bosh = sources.get("cf") or {}, sources.get("bosh") or {}
     scan = gather(store, run_id, "scan", len(bosh.get("batches") or []))
     apply = gather(store, run_id, "apply", len(match.get("batches") or []))
+    dry_run = bool(run.get("dry_run"))
+    plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
+                                                *filter(None, [(event.get("index") or {}).get("plan_part")])])
     duration = _duration(run.get("started_at")) or 0.0
     errors = scan.get("scan_failed", 0) + scan["batches_missing"] + apply.get("instances_failed", 0) \
         + apply["batches_missing"] + sum(1 for src in (cf, bosh) if src.get("status") == "failed")
@@ -70,6 +77,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "orphans": event.get("orphans") or {},
         },
         "errors": errors,
+        "dry_run": dry_run,
+        "plan": plans.summary_of(plan),
     }
     for name, src in (("CF", cf), ("BOSH", bosh)):
         if src.get("status") == "failed" and not src.get("recorded"):  # a discovery that raised (Pass state)
@@ -83,8 +92,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "instances_synced": int(synced), "errors": errors, "backups_written": int(apply.get("backups_written", 0)),
         "cache_hits": int(scan.get("cache_hits", 0)), "cache_misses": int(scan.get("cache_misses", 0)),
         "credentials_recovered": int(apply.get("credentials_recovered", 0)),
-        **{f"orphans_{kind}": int(orphan_counts[kind]) for kind in ("cf", "bosh", "vault") if kind in orphan_counts},
+        **{kind.figure: int(orphan_counts[kind.value]) for kind in FindingKind if kind.value in orphan_counts},
     }
+    if dry_run:
+        return finish_dry_run(store, run_id, summary, figures, duration)
     store.add_metrics(runs_total=1, runs_successful=1, duration_total_s=duration,
                       deployments_total=figures["deployments"], instances_found_total=figures["instances_found"],
                       instances_synced_total=figures["instances_synced"], errors_total=errors,
@@ -98,7 +109,28 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
                                         "duration_s": duration, **figures}, status=summary["status"])
     store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
-                     duration_s=duration, figures={**summary["phases"], **figures})
+                     duration_s=duration, figures={**summary["phases"], **figures}, plan=summary["plan"])
     store.release_lock(run_id)
     log.info("run %s finished: %s in %.1fs", run_id, summary["status"], duration)
+    return summary
+
+
+def record_plan(store: Any, run_id: str, dry_run: bool, parts: list[str]) -> dict[str, Any]:
+    """The run's plan (dry run) or its changes (real run), kept as long as the run record."""
+    described = [got for key in parts if (got := store.get_scratch(run_id, key)) is not None]
+    notes = [] if len(described) == len(parts) else [f"{len(parts) - len(described)} part(s) of the plan expired"]
+    plan = plans.assemble(described, run_id=run_id, dry_run=dry_run, notes=notes)
+    store.put_scratch(run_id, "plan", plan, store.run_ttl_s)
+    return plan
+
+
+def finish_dry_run(store: Any, run_id: str, summary: dict[str, Any], figures: dict[str, Any],
+                   duration: float) -> dict[str, Any]:
+    """A dry run changes nothing, counts as no run (no last-run figures, no run metrics): its
+    record holds the plan's counts and the full plan is at ``GET /b/runs/<id>/plan``."""
+    store.add_metrics(dry_runs_total=1)
+    store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
+                     duration_s=duration, figures={**summary["phases"], **figures}, plan=summary["plan"])
+    store.release_lock(run_id)
+    log.info("dry run %s finished: %s in %.1fs; plan: %s", run_id, summary["status"], duration, summary["plan"])
     return summary
