@@ -193,8 +193,8 @@ def plan_instance(
     if parameters is not None:
         fill["parameters"] = dict(parameters)
     root, changed = merge_record(old_root, core=core, extra=extra, fill=fill, volatile=vol)
-    for f in USER_FIELDS:  # the user's: never dropped, never rewritten (a null is no one's: filled)
-        if old_root is not None and f in old_root and not (f in fill and old_root[f] is None):
+    for f in USER_FIELDS:  # the user's: never dropped, never rewritten
+        if old_root is not None and f in old_root:
             root[f] = old_root[f]
     if old_root is None or stable(root, vol) != stable(old_root, vol):
         root["updated_at"] = now
@@ -439,8 +439,9 @@ def build_plan_items(
 
 def needs_parameters(item: PlanItem, current: Tree, cfg: DomainConfig | None = None) -> bool:
     """True when CF should be asked for ``item``'s parameters: its Vault record is lost or has
-    no ``parameters`` (absent or null), CF has the instance and its offering allows fetching
-    (``instances_retrievable``). Parameters already in Vault are the user's: never asked for again."""
+    no ``parameters`` key, CF has the instance and its offering allows fetching
+    (``instances_retrievable``). A ``parameters`` key already in Vault (even ``{}`` or null) is
+    the user's: never asked for again, never rewritten."""
     cfg = cfg or DomainConfig()
     uid = normalize_uuid(item.instance_id)
     if uid is None or item.skip_reason or item.cf is None or not item.parameters_retrievable:
@@ -449,7 +450,7 @@ def needs_parameters(item: PlanItem, current: Tree, cfg: DomainConfig | None = N
         return False
     found = current.get(instance_path(uid, mount=cfg.mount))
     root = found[0] if found else None
-    return not isinstance(root, Mapping) or root.get("parameters") is None
+    return not isinstance(root, Mapping) or "parameters" not in root
 
 
 def paths_read(item: PlanItem, cfg: DomainConfig | None = None) -> list[str]:
