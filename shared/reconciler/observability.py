@@ -292,6 +292,7 @@ RUN_METRICS: dict[str, tuple[str, str]] = {
     "CacheHits": ("Count", "cache_hits"),
     "CacheMisses": ("Count", "cache_misses"),
     "CredentialsRecovered": ("Count", "credentials_recovered"),
+    "InstancesNotReconciled": ("Count", "instances_not_reconciled"),
     **{kind.spec.metric: ("Count", kind.figure) for kind in FindingKind},
 }
 

@@ -55,6 +55,14 @@ class StoredFiguresCollector:
         yield CounterMetricFamily(f"{PREFIX}_instances_synced", "Service instances synchronised",
                                   value=_num(f, "instances_synced_total"))
         yield CounterMetricFamily(f"{PREFIX}_errors", "Errors encountered", value=_num(f, "errors_total"))
+        yield CounterMetricFamily(f"{PREFIX}_runs_with_errors", "Runs that finished succeeded_with_errors",
+                                  value=_num(f, "runs_with_errors_total"))
+        yield CounterMetricFamily(f"{PREFIX}_instances_not_reconciled",
+                                  "Instances a run meant to reconcile and did not",
+                                  value=_num(f, "instances_not_reconciled_total"))
+        yield GaugeMetricFamily(f"{PREFIX}_last_run_instances_not_reconciled",
+                                "Instances the last finished run did not reconcile",
+                                value=_num(f, "last_run_instances_not_reconciled"))
         yield CounterMetricFamily(f"{PREFIX}_backups_written", "Backups written",
                                   value=_num(f, "backups_written_total"))
         yield CounterMetricFamily(f"{PREFIX}_cache_hits", "Deployment cache hits", value=_num(f, "cache_hits_total"))

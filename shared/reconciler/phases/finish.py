@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import observability, plans
 from ..domain import FindingKind
-from . import runtime
+from . import retry_first, runtime
 from .record_failure import _duration
 
 log = logging.getLogger("reconciler.phases.finish")
@@ -18,24 +18,49 @@ log = logging.getLogger("reconciler.phases.finish")
 SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "instances_written",
           "instances_unchanged", "instances_failed", "writes", "backups_written", "credentials_recovered",
           "credentials_unrecoverable", "credentials_pending", "busy_ms", "items", "legacy_migrated",
-          "backups_removed", "parameters_fetched", "parameters_not_fetched")
+          "backups_removed", "binding_credentials_restored", "binding_credentials_failed",
+          "bindings_need_credential_recovery", "parameters_fetched", "parameters_not_fetched")
 
 
-def gather(store: Any, run_id: str, prefix: str, batches: int) -> dict[str, Any]:
+def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str] | None = None) -> dict[str, Any]:
     """Sum the per-batch figures the Map iterations left in scratch (a missing batch failed);
-    ``plan_parts`` lists the scratch keys of the batches' parts of the run's plan."""
+    ``plan_parts`` lists the scratch keys of the batches' parts of the run's plan; the ids a
+    batch could not reconcile are added to ``failed``."""
     totals: dict[str, Any] = {"batches": batches, "batches_missing": 0}
     for i in range(batches):
         figures = store.get_scratch(run_id, f"{prefix}#{i}#figures")
         if figures is None:
             totals["batches_missing"] += 1
+            if failed is not None and prefix == "apply":  # its instances: not reconciled, retried first
+                failed += [str(item.get("instance_id")) for item in store.get_scratch(run_id, f"apply#{i}#items") or []
+                           if isinstance(item, dict) and item.get("instance_id")]
             continue
         if figures.get("plan_parts"):
             totals.setdefault("plan_parts", []).extend(figures["plan_parts"])
         for key, value in figures.items():
             if key in SUMMED and isinstance(value, int | float):
                 totals[key] = totals.get(key, 0) + int(value)
+        if failed is not None:
+            failed += [str(x) for x in figures.get("failed_ids") or []]
     return totals
+
+
+def not_reconciled(match: dict[str, Any], apply: dict[str, int], sources: dict[str, Any]) -> dict[str, Any]:
+    """How many instances this run meant to reconcile and did not, and why (counts per cause).
+    Counted from what the batches report, so a batch that vanished in any way (failed, caught,
+    never started, its figures lost) shows up: planned minus accounted for."""
+    planned = int(match.get("to_update") or 0)
+    accounted = int(apply.get("instances", 0)) + int(apply.get("instances_skipped", 0))
+    reasons: dict[str, int] = {}
+    if apply.get("instances_failed"):
+        reasons["instance_failed"] = int(apply["instances_failed"])
+    missing = max(0, planned - accounted)
+    if missing:
+        reasons["batch_not_processed"] = missing
+    for name, src in (("cf", sources.get("cf") or {}), ("bosh", sources.get("bosh") or {})):
+        if src.get("status") == "failed":
+            reasons[f"{name}_discovery_failed"] = 1
+    return {"count": int(apply.get("instances_failed", 0)) + missing, "planned": planned, "reasons": reasons}
 
 
 def item_times(**phases: dict[str, int]) -> dict[str, float]:
@@ -52,17 +77,24 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     sources = event.get("sources") or {}
     match = event.get("match") or {}
     cf, bosh = sources.get("cf") or {}, sources.get("bosh") or {}
-    scan = gather(store, run_id, "scan", len(bosh.get("batches") or []))
-    apply = gather(store, run_id, "apply", len(match.get("batches") or []))
+    failed_deployments: list[str] = []
+    scan = gather(store, run_id, "scan", len(bosh.get("batches") or []), failed_deployments)
+    failed_ids: list[str] = []
+    apply = gather(store, run_id, "apply", len(match.get("batches") or []), failed_ids)
+    missed = not_reconciled(match, apply, sources)
     dry_run = bool(run.get("dry_run"))
     plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
                                                 *filter(None, [(event.get("index") or {}).get("plan_part")])])
     duration = _duration(run.get("started_at")) or 0.0
-    errors = scan.get("scan_failed", 0) + scan["batches_missing"] + apply.get("instances_failed", 0) \
-        + apply["batches_missing"] + sum(1 for src in (cf, bosh) if src.get("status") == "failed")
+    errors = scan.get("scan_failed", 0) + scan["batches_missing"] + missed["count"] \
+        + sum(1 for src in (cf, bosh) if src.get("status") == "failed")
+    if not dry_run:  # the next run tries these first
+        retry_first.put(store, instances=failed_ids, deployments=failed_deployments)
     summary = {
         "run_id": run_id,
         "status": "succeeded" if not errors else "succeeded_with_errors",
+        "not_reconciled": missed["count"],
+        "not_reconciled_reasons": missed["reasons"],
         "forced": run.get("forced", False),
         "selection": run.get("selection"),
         "duration_s": duration,
@@ -92,6 +124,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "instances_synced": int(synced), "errors": errors, "backups_written": int(apply.get("backups_written", 0)),
         "cache_hits": int(scan.get("cache_hits", 0)), "cache_misses": int(scan.get("cache_misses", 0)),
         "credentials_recovered": int(apply.get("credentials_recovered", 0)),
+        "instances_not_reconciled": missed["count"], "not_reconciled_reasons": missed["reasons"],
         **{kind.figure: int(orphan_counts[kind.value]) for kind in FindingKind if kind.value in orphan_counts},
     }
     if dry_run:
@@ -100,9 +133,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                       deployments_total=figures["deployments"], instances_found_total=figures["instances_found"],
                       instances_synced_total=figures["instances_synced"], errors_total=errors,
                       backups_written_total=figures["backups_written"], cache_hits_total=figures["cache_hits"],
-                      cache_misses_total=figures["cache_misses"])
+                      cache_misses_total=figures["cache_misses"],
+                      runs_with_errors_total=1 if errors else 0, instances_not_reconciled_total=missed["count"])
     store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
-                      last_run_status=summary["status"])
+                      last_run_status=summary["status"], last_run_instances_not_reconciled=missed["count"])
     store.observe_run_duration(duration)
     store.set_metrics(**item_times(scan=scan, apply=apply))
     if runtime.metrics_enabled():

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..domain import DomainConfig, build_plan_items, match
 from ..models import BoshDeployment, DeploymentDetail
-from . import runtime, sources
+from . import retry_first, runtime, sources
 
 log = logging.getLogger("reconciler.phases.match")
 
@@ -90,6 +90,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     selected = set(((run.get("selection") or {}).get("instances")) or [])
     if selected and not cf_available:
         items = [i for i in items if i.instance_id in selected]
+    items = retry_first.first(items, retry_first.get(store)["instances"], lambda i: i.instance_id)  # last run's misses
     wanted = runtime.batch_size(s, "apply", (store.get_metrics() or {}).get("apply_ms_per_item"))
     size, count = runtime.split(len(items), wanted, runtime.max_map_items(s))
     ttl = runtime.scratch_ttl(s)
