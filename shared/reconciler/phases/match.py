@@ -88,7 +88,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = match(instances if cf_available else None, details, index, catalog, cfg)
     items = build_plan_items(result, instances=instances if cf_available else None,
                              details={d.name: d for d in details}, index=index, bindings=bindings,
-                             cf_available=cf_available)
+                             cf_available=cf_available, catalog=catalog)
     selected = set(((run.get("selection") or {}).get("instances")) or [])
     if selected and not cf_available:
         items = [i for i in items if i.instance_id in selected]
