@@ -202,7 +202,8 @@ class CFClient:
                 continue
             plans.append(CatalogPlan(foundation=self.name, plan_guid=p["guid"], plan_id=str(plan_id),
                                      plan_name=p.get("name", ""), service_guid=offering["guid"],
-                                     service_id=str(service_id), service_name=offering.get("name", "")))
+                                     service_id=str(service_id), service_name=offering.get("name", ""),
+                                     instances_retrievable=_retrievable(offering)))
         return plans
 
     # --- instances -----------------------------------------------------------------------
@@ -330,6 +331,11 @@ class CFClient:
 def discover_all(settings: Any, store: Any = None, *, with_bindings: bool = True, **kwargs: Any) -> list[CFDiscovery]:
     """One :class:`CFDiscovery` per configured foundation, each labelled with its name."""
     return [c.discover(with_bindings=with_bindings) for c in CFClient.all_from_settings(settings, store, **kwargs)]
+
+
+def _retrievable(offering: dict[str, Any]) -> bool:
+    features = (offering.get("broker_catalog") or {}).get("features") or {}
+    return features.get("instances_retrievable") is True if isinstance(features, dict) else False
 
 
 def _verify(endpoint: Any) -> bool | str:
