@@ -328,6 +328,12 @@ class VaultClient:
             return self.policy.call(unauthenticated, what="vault health")
         return unauthenticated()
 
+    def use_kv_version(self, version: Any) -> None:
+        """Take the KV version another step of this run already detected (1 or 2; anything else
+        is ignored and the version is detected on first use)."""
+        if self._kv_version is None and version in (1, 2):
+            self._kv_version = version
+
     @property
     def kv_version(self) -> int:
         if self._kv_version is None:
@@ -456,13 +462,16 @@ class VaultClient:
                     out.append(full)
         return sorted(out)
 
-    def read_tree(self, prefix: str, *, exclude: Iterable[str] = ()) -> Tree:
+    def read_tree(self, prefix: str, *, exclude: Iterable[str] = (), known: Mapping[str, Any] | None = None) -> Tree:
         """``{path: (data, version)}`` for ``prefix`` itself (if it is a secret) and every secret
-        below it, except under ``exclude`` folders. Keys deleted between list and read are skipped."""
+        below it, except under ``exclude`` folders. Keys deleted between list and read are skipped.
+        ``known`` holds paths the caller just read (``{path: (data, version)}``): they are
+        listed but not read again."""
         self._split(prefix)
+        known = known or {}
         out: Tree = {}
         for path in [prefix, *self.list_recursive(prefix, exclude=exclude)]:
-            got = self.read(path)
+            got = known[path] if path in known else self.read(path)
             if got is not None:
                 out[path] = got
         return out

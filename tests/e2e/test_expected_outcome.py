@@ -22,7 +22,15 @@ def test_world_reconciles_to_expected_outcome(instances, seed):
         assert report["vault"].get(path) == world["vault"].get(path), path
     for iid in expected["recoverable_credentials"]:
         assert report["vault"].get(f"secret/{iid}/credentials"), iid
-    assert WRITES & set(first["requests"]["vault"])  # the first run had work to do
+    # lost records get their CF parameters back where the offering lets CF fetch them
+    assert expected["fetched_parameters"]
+    for iid, params in expected["fetched_parameters"].items():
+        assert report["vault"][f"secret/{iid}"]["parameters"] == params, iid
+    for iid in expected["unfetchable_parameters"]:
+        assert "parameters" not in report["vault"][f"secret/{iid}"], iid
+    applied = first["output"]["phases"]["apply"], second["output"]["phases"]["apply"]
+    assert applied[0].get("parameters_fetched") == len(expected["fetched_parameters"])
+    assert not applied[1].get("parameters_fetched")  # written once, never asked for again
     assert not WRITES & set(second["requests"].get("vault", {}))  # the second has none
     assert second["output"]["phases"]["scan"].get("cache_hits", 0) > 0
     for run in (first, second):
