@@ -29,6 +29,12 @@ def source_status(run: dict[str, Any], srcs: dict[str, Any]) -> dict[str, str]:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # an open Vault breaker about to let a trial through must not fail the run: wait for it once
+    return runtime.through_open_breaker(lambda: sync(event, context), runtime.Budget.for_phase(context, event),
+                                        what="index")
+
+
+def sync(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run, srcs = runtime.require(event, "run", "sources")
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()
