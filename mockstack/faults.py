@@ -18,8 +18,8 @@ path of the world's ``untouched_paths``), and a write outside the allowed paths 
 ``secret/<our instance>/...`` and ``secret/backups/<our instance>/...``).
 
 Compared "equal" ignores what legitimately differs between two correct runs: timestamps
-(``updated_at``, ``reconciled_at``, ``timestamp``), the metadata ``history`` and the backups'
-content hashes (a backup is compared as "this instance has one").
+(``updated_at``, ``reconciled_at``, ``timestamp``, an orphan mark's ``since``), the metadata
+``history`` and the backups' content hashes (a backup is compared as "this instance has one").
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-TIMESTAMP_KEYS = frozenset({"updated_at", "reconciled_at", "timestamp"})
+TIMESTAMP_KEYS = frozenset({"updated_at", "reconciled_at", "timestamp", "since", "first_seen", "last_seen"})
 WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 APIS = ("cf", "bosh", "vault")
 UUID_TAIL = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
