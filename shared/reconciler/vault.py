@@ -46,6 +46,7 @@ from reconciler.errors import (
     VaultSealed,
 )
 from reconciler.resilience import ApiPolicy, Resilience, error_for_status, is_certificate_error, make_session
+from reconciler.resilience.http_errors import never_sent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -195,8 +196,6 @@ class VaultClient:
         if isinstance(exc, requests.exceptions.SSLError) and is_certificate_error(exc):
             return Unavailable(f"{where}: TLS verification of {self.address} failed (check vault.ca_cert)",
                                api="vault")
-        from reconciler.resilience.http_errors import never_sent
-
         if isinstance(exc, requests.exceptions.Timeout):
             err = Unavailable(f"{where}: timed out talking to {self.address}", api="vault")
         elif isinstance(exc, requests.exceptions.ConnectionError):
