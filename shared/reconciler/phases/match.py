@@ -104,7 +104,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.put_scratch(run_id, "index", index, ttl)
     store.put_scratch(run_id, "flags", {"cf_available": cf_available, "forced": bool(run.get("forced")),
                                         "dry_run": bool(run.get("dry_run")),
-                                        "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok"}, ttl)
+                                        "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
+                                        "kv_version": vault.kv_version}, ttl)  # detected once per run
     log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts",
              len(result.matches), len(result.unmatched_instances), len(result.unidentified_deployments),
              len(result.conflicts), extra={"matched": len(result.matches), "to_update": len(items),

@@ -35,14 +35,14 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     clients: dict[str, Any] = {}
     clients_lock = threading.Lock()
 
+    budget = runtime.Budget.for_batch(context, s, event)
+
     def client_for(director: str) -> Any:
-        with clients_lock:  # built on the first cache miss only: a fully cached batch never logs in
+        with clients_lock:  # on the first cache miss only: a fully cached batch neither pauses nor logs in
             if not clients:
+                runtime.pause_between_batches(batch, offset, s.reconciler.concurrency.cooldown_period, s, budget)
                 clients.update(sources.bosh_clients(s, store))
         return clients[director]
-
-    budget = runtime.Budget.for_batch(context, s, event)
-    runtime.pause_between_batches(batch, offset, s.reconciler.concurrency.cooldown_period, s, budget)
     ttl = float(s.reconciler.cache_ttl)
     workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
 

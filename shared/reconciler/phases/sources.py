@@ -3,26 +3,32 @@ phase modules read as the reconciliation steps they are."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from .. import env
 from ..models import BoshDeployment, CatalogPlan, CFBinding, CFInstance, DeploymentDetail
 
 
-def vault(s: Any, store: Any) -> Any:
-    from ..vault import VaultClient
+def vault(s: Any, store: Any, kv_version: Any = None) -> Any:
+    """The Vault client; ``kv_version`` (1 or 2, as Match detected it for this run) spares the
+    Lambda its own ``sys/mounts`` read."""
+    from ..vault import VaultClient  # cold start: a Lambda loads only the clients it uses
 
-    return VaultClient.from_settings(s, store=store)
+    client = VaultClient.from_settings(s, store=store)
+    client.use_kv_version(kv_version)
+    return client
 
 
 def discover_cf(s: Any, store: Any) -> list[Any]:
-    from ..cf import discover_all
+    from ..cf import discover_all  # cold start: a Lambda loads only the clients it uses
 
     return discover_all(s, store, with_bindings=True)
 
 
 def cf_clients(s: Any, store: Any) -> dict[str, Any]:
     """``{foundation name: client}``; the client reads one binding's credentials."""
-    from ..cf import CFClient
+    from ..cf import CFClient  # cold start: a Lambda loads only the clients it uses
 
     return {c.name: c for c in CFClient.all_from_settings(s, store)}
 
@@ -32,11 +38,27 @@ def binding_credentials(client: Any, binding: CFBinding) -> CFBinding:
     return client.binding_details(binding)
 
 
-def bosh_clients(s: Any, store: Any) -> dict[str, Any]:
-    """``{director name: client}``; the client lists deployments and scans one."""
-    from ..bosh import BoshClient
+_bosh_lock = threading.Lock()
+_bosh_clients: dict[tuple[str, int, int], tuple[Any, Any, dict[str, Any]]] = {}
 
-    return {c.name: c for c in BoshClient.all_from_settings(s, store)}
+
+def bosh_clients(s: Any, store: Any) -> dict[str, Any]:
+    """``{director name: client}``; the client lists deployments and scans one. Kept for the
+    Lambda's lifetime (per environment and settings): its invocations and their threads share
+    one ``/info`` and one UAA token, refreshed when it expires."""
+    from ..bosh import BoshClient  # cold start: a Lambda loads only the clients it uses
+
+    key = (env.fingerprint(), id(s), id(store))
+    with _bosh_lock:
+        if key not in _bosh_clients:  # s and store are kept too, so their ids stay theirs
+            _bosh_clients[key] = (s, store, {c.name: c for c in BoshClient.all_from_settings(s, store)})
+        return _bosh_clients[key][2]
+
+
+def reset() -> None:
+    """Forget the kept clients (tests)."""
+    with _bosh_lock:
+        _bosh_clients.clear()
 
 
 def list_deployments(client: Any) -> list[BoshDeployment]:
