@@ -16,7 +16,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from .. import backup as bk
+from ..apply import list_backups
+from ..config import load_settings
+from ..config.__main__ import main as config_main
 from ..errors import ConfigError, InvalidInput, NotFound, ReconcilerError
+from ..observability import redact_text
+from ..restore import describe_backup, restore_diff, restore_with_proof
+from ..vault import VaultClient
 from . import render
 from .remote import CliError, StackClient, Unreachable
 
@@ -213,8 +220,6 @@ def wait_for_run(client: StackClient, run_id: str, timeout_s: float, *, quiet: b
 
 def local_vault(args: argparse.Namespace) -> Any:
     """Vault from ``--config`` (its vault: section) or the usual VAULT_ADDR/VAULT_TOKEN/VAULT_CACERT."""
-    from ..config import load_settings
-    from ..vault import VaultClient
 
     if args.vault_config:
         try:
@@ -232,13 +237,9 @@ def local_vault(args: argparse.Namespace) -> Any:
 
 
 def cmd_backups(args: argparse.Namespace) -> int:
-    from ..apply import list_backups
-    from ..restore import describe_backup
 
     vault = local_vault(args)
     if args.backups_command == "list":
-        from .. import backup as bk
-
         bk.check_instance_id(args.instance)
         items = list_backups(vault, args.instance)
         emit(args, items, lambda rows: render.table(
@@ -251,7 +252,6 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from ..restore import restore_diff, restore_with_proof
 
     vault = local_vault(args)
     if args.dry_run:
@@ -264,7 +264,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from ..config.__main__ import main as config_main
 
     argv = [args.action, args.file] + (["--json"] if args.json and args.action == "parameters" else [])
     return config_main(argv)
@@ -278,8 +277,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 class _Quiet(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from ..observability import redact_text
-
         return redact_text(f"{PROG}: {record.levelname.lower()}: {record.getMessage()}")
 
 
