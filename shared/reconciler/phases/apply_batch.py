@@ -19,6 +19,7 @@ from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legac
 from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
 from ..plans import describe
+from ..ports import KvStore
 from ..recording import RecordingVault
 from . import runtime, sources
 
@@ -26,7 +27,7 @@ log = logging.getLogger("reconciler.phases.apply_batch")
 STEP = 5  # instances planned and applied between time checks (at least the read concurrency)
 
 
-def sweep_backups(vault: Any, instance_ids: list[str], settings: BackupSettings, figures: dict[str, int],
+def sweep_backups(vault: KvStore, instance_ids: list[str], settings: BackupSettings, figures: dict[str, int],
                   record_error: Any) -> None:
     """Legacy migration and retention for instances this run leaves unchanged."""
     now = time.time()
