@@ -37,10 +37,11 @@ def orphan_candidates(
 ) -> list[OrphanCandidate]:
     """What this run's evidence says is orphaned, before any source-status check."""
     out: list[OrphanCandidate] = []
+    failed = set(result.failed_provisions)
     for uid in result.unmatched_instances:
-        out.append(
-            OrphanCandidate(kind=OrphanKind.CF, key=uid, instance_id=uid, reason="CF instance without a deployment")
-        )
+        reason = "CF create failed: no deployment (failed provision)" if uid in failed else (
+            "CF instance without a deployment")
+        out.append(OrphanCandidate(kind=OrphanKind.CF, key=uid, instance_id=uid, reason=reason))
     for m in result.matches:
         if not m.in_cf:
             out.append(
@@ -82,7 +83,9 @@ def update_orphans(
     last_seen, checks}``. A key no longer a candidate (in an evaluated kind) is un-orphaned.
     """
     previous = previous or {}
-    candidates = orphan_candidates(result, index=index, vault_ids=vault_ids)
+    busy = set(result.in_flight)  # the broker's operation in flight: not judged this run
+    candidates = [c for c in orphan_candidates(result, index=index, vault_ids=vault_ids)
+                  if c.instance_id not in busy]
     update = OrphanUpdate(state={})
     for kind in OrphanKind:
         prev = {k: dict(v) for k, v in (previous.get(kind.value) or {}).items() if isinstance(v, Mapping)}
@@ -98,7 +101,8 @@ def update_orphans(
             update.state[kind.value] = prev
             update.skipped[kind.value] = why
             continue
-        state: dict[str, dict[str, Any]] = {}
+        # an instance in flight keeps whatever it had, unchanged, until its operation ends
+        state: dict[str, dict[str, Any]] = {k: v for k, v in prev.items() if v.get("instance_id") in busy}
         for c in candidates:
             if c.kind != kind or c.key in state:
                 continue

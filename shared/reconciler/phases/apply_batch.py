@@ -77,6 +77,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             got = dict(pool.map(env.bind(read), [p for paths in wanted.values() for p in paths]))
             views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items() if paths}
             plan = plan_batch(chunk, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
+            flagged = {i.instance_id for i in chunk if i.in_flight}
             writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
             index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
             # no trees: an instance with writes gets its whole tree read (the backup's content)
@@ -95,8 +96,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                               p.credential_recovery_reason or "no reason given")
                 if p.skipped:
                     log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
-                if p.skipped:
                     figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
+                if p.in_flight:
+                    figures["instances_in_flight"] = figures.get("instances_in_flight", 0) + 1
+                    if p.instance_id not in flagged:  # found in its task record: SyncIndex and Orphans skip it too
+                        figures.setdefault("in_flight_tasks", {})[p.instance_id] = p.in_flight
+                if p.history_converted:
+                    figures["history_converted"] = figures.get("history_converted", 0) + p.history_converted
             for r in report.instances:
                 taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
                 log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,

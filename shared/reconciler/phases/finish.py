@@ -17,7 +17,7 @@ log = logging.getLogger("reconciler.phases.finish")
 SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "instances_written",
           "instances_unchanged", "instances_failed", "writes", "backups_written", "credentials_recovered",
           "credentials_unrecoverable", "credentials_pending", "busy_ms", "items", "legacy_migrated",
-          "backups_removed")
+          "backups_removed", "instances_in_flight", "history_converted")
 
 
 def gather(store: Any, run_id: str, prefix: str, batches: int) -> dict[str, int]:
