@@ -4,17 +4,43 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# aws-sam-cli pins boto3 exactly: it lives in its own venv, never the project's
+SAM_VENV := .venv-sam
+SAM_VERSION := 1.170.0
+SAM := $(SAM_VENV)/bin/sam
+BUILD := .aws-sam/build
 
-.PHONY: demo bench test lint unit venv clean
+.PHONY: demo bench test lint unit venv sam build validate lock clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml tools/requirements.py
+# the tests run on exactly constraints.txt (the resolution the layer is locked from);
+# the project itself is installed editable: `reconciler`, `mockstack`, `blacksmith-reconciler`
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PYTHON) tools/requirements.py dev > $(VENV)/requirements.txt
-	$(PY) -m pip install --quiet -r $(VENV)/requirements.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# regenerate constraints.txt and the layer's lock (UPGRADE=1: resolve everything afresh)
+lock: $(STAMP)
+	$(PY) tools/lock.py $(if $(UPGRADE),--upgrade)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+
+sam: $(SAM)
+
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_VERSION)
+
+# sam build with a python3.12 (the Lambda runtime) from PATH or pyenv; one line if there is none
+build: $(SAM)
+	@PY312=$$(tools/find-python312) || exit 1; \
+	  echo "sam build with $$PY312"; \
+	  PATH="$$(dirname $$PY312):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template template.yaml
+
+validate: $(SAM)
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
 
 demo: $(STAMP)
 	$(PY) -m mockstack.demo --out out/demo
@@ -32,4 +58,4 @@ unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache .hypothesis

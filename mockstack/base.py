@@ -324,7 +324,9 @@ class EmulatorServer:
                 429, {"errors": [{"title": "CF-RateLimitExceeded", "code": 10013, "detail": "Rate Limit Exceeded"}]},
                 headers=headers)
         if error:
-            return self.emulator.fault_response(error, {}) or text_response(error, f"injected fault {error}")
+            headers = {"Retry-After": str(self.faults.retry_after_s)} if error == 429 else {}
+            return self.emulator.fault_response(error, headers) or text_response(error, f"injected fault {error}",
+                                                                                 headers=headers)
         return None
 
     def admin(self, method: str, path: str, body: bytes) -> Response:

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler.domain.findings import FindingKind
+
 ROOT = Path(__file__).resolve().parent.parent
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -74,10 +76,10 @@ def summarize(report: Mapping[str, Any], expected: Mapping[str, Any], report_pat
     found = report.get("orphans") or {}
     want = expected.get("orphans") or {}
     lines.append("Orphans (found / expected by the generator):")
-    for kind in ("cf", "bosh", "vault"):
-        got, exp = set(found.get(kind) or []), set(want.get(kind) or [])
+    for kind in FindingKind:
+        got, exp = set(found.get(kind.value) or []), set(want.get(kind.value) or [])
         verdict = "as expected" if got == exp else f"missing {len(exp - got)}, unexpected {len(got - exp)}"
-        lines.append(_line(kind, f"{len(got)} / {len(exp)}: {verdict}"))
+        lines.append(_line(kind.value, f"{len(got)} / {len(exp)}: {verdict}"))
     recoverable = set(expected.get("recoverable_credentials") or [])
     vault = report.get("vault") or {}
     recovered = sorted(i for i in recoverable if vault.get(f"secret/{i}/credentials"))

@@ -543,7 +543,9 @@ class _World:
         self.exp: dict[str, Any] = {
             "broker": {},
             "matched": {},
-            "orphans": {"cf": [], "bosh": [], "vault": []},
+            # every finding kind (reconciler.domain.findings), by key
+            "orphans": {"cf": [], "bosh": [], "vault": [], "failed_provision": [], "name_mismatch": [],
+                        "in_flight": []},
             "recoverable_credentials": [],
             "unrecoverable_credentials": {},
             "recovered_credentials": {},
@@ -854,8 +856,10 @@ class _World:
         # ... and what a correct reconciler must conclude.
         if deleting:
             self.exp["in_flight"][iid] = "CF delete in progress"
+            self.exp["orphans"]["in_flight"].append(iid)
         if upper and role == "matched":
             self.exp["name_mismatch"][iid] = dep_name
+            self.exp["orphans"]["name_mismatch"].append(iid)
         if role == "cf_orphan_failed":
             self.exp["failed_provisions"].append(iid)
         if role == "matched":
@@ -875,7 +879,7 @@ class _World:
         else:
             if has_index:
                 self.exp["index_ids"].append(iid)
-            kind = {"cf_orphan_failed": "cf", "cf_orphan_deleted": "cf", "bosh_orphan": "bosh",
+            kind = {"cf_orphan_failed": "failed_provision", "cf_orphan_deleted": "cf", "bosh_orphan": "bosh",
                     "bosh_orphan_vault": "bosh"}.get(role, "vault")
             self.exp["orphans"][kind].append(dep_name if kind == "bosh" else iid)
         for kind in (vault_state if vault_state != "healthy" else None, legacy,
@@ -900,6 +904,7 @@ class _World:
                                    "description": "Starting provisioning process", "updated_at": created,
                                    "params": {}}
         self.exp["in_flight"][iid] = "CF create in progress"
+        self.exp["orphans"]["in_flight"].append(iid)
         self.exp["index_ids"].append(iid)
         self.exp["untouched_paths"] += [p, f"{p}/deployment", f"{p}/task"]
 

@@ -73,6 +73,8 @@ def dependencies_layer_zip(requirements: str | os.PathLike[str], *, cache_dir: s
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                    "--target", str(target), "--requirement", str(req), "--platform", platform,
                    "--implementation", "cp", "--python-version", python_version, "--only-binary=:all:"]
+        if "--hash=" in req.read_text():  # a lock file is complete: install exactly it, as sam build does
+            command += ["--no-deps", "--require-hashes"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)  # noqa: S603
         if result.returncode != 0:
             tail = "\n".join(result.stderr.strip().splitlines()[-5:])

@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from reconciler.domain.findings import FindingKind
+
 SECRET_NAME = "blacksmith/reconciler/mockstack"
 # Without --config: the spec's defaults, except the rate limiters' wait_timeout: on a loaded
 # 2-core machine a call may wait longer than the spec's 3-5 s for its token, and a call that
@@ -174,11 +176,10 @@ def _diff(after: Mapping[str, Mapping[str, int]], before: Mapping[str, Mapping[s
 
 def orphan_lists(state: Mapping[str, Any]) -> dict[str, list[str]]:
     """The store's orphan state as the report's id lists."""
-    field = {"cf": "instance_id", "bosh": "deployment_name", "vault": "instance_id"}
     out: dict[str, list[str]] = {}
-    for kind, name in field.items():
-        entries = state.get(kind) or {}
-        out[kind] = sorted(str((e or {}).get(name) or key) for key, e in entries.items())
+    for kind in FindingKind:
+        entries = state.get(kind.value) or {}
+        out[kind.value] = sorted(str((e or {}).get(kind.spec.key_field) or key) for key, e in entries.items())
     return out
 
 
@@ -245,10 +246,12 @@ class Scenario:
                 raise ScenarioError(f"faults for {api!r}: {exc}") from None
 
     def run_once(self, *, force: bool = False, selection: Mapping[str, Any] | None = None,
-                 timeout_s: float = 600.0) -> dict[str, Any]:
+                 timeout_s: float = 600.0, dry_run: bool = False) -> dict[str, Any]:
         """One execution of the real state machine, with its figures."""
         before = self.stack.request_counts()
         execution_input: dict[str, Any] = {"source": "runner", "forced": force}
+        if dry_run:
+            execution_input["dry_run"] = True
         if selection:
             execution_input["selection"] = dict(selection)
         result = self.engine.run(execution_input, timeout_s=timeout_s)

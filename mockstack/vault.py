@@ -8,7 +8,9 @@ Wire formats follow ``shared/api-reference/vault-kv.md``. Details that clients d
   (``data.data = null`` plus the version's metadata), not ``{"errors": []}``;
 * LIST (the verb, or ``GET ?list=true``) answers keys relative to the folder, sub-folders
   with a trailing ``/``, sorted; an empty folder is 404 ``{"errors": []}``;
-* sealed: 503 ``Vault is sealed`` everywhere except ``sys/health`` and ``sys/seal-status``.
+* sealed: 503 ``Vault is sealed`` everywhere except ``sys/health`` and ``sys/seal-status``;
+* a request body over ``max_request_size`` (32 MiB, Vault's default) answers 413;
+* ``deny(prefix, *capabilities)`` makes a policy refuse those capabilities below a path (403).
 
 State is held in dict-of-dicts indexes (a folder -> children index for LIST), so a world
 with hundreds of thousands of paths loads in seconds and lists without scanning.
@@ -34,6 +36,8 @@ from mockstack.base import Emulator, Request, Response, json_response, text_resp
 
 VAULT_VERSION = "1.16.3"
 DEFAULT_MAX_VERSIONS = 10
+MAX_REQUEST_SIZE = 32 * 1024 * 1024  # Vault's listener default max_request_size (bytes)
+KV2_OPS = ("data", "metadata", "delete", "undelete", "destroy", "subkeys")
 V1_LEASE_DURATION = 2764800  # the mount default docs samples show (32 days)
 INVALID_V2_PATH = (
     "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. "
@@ -236,6 +240,10 @@ class VaultEmulator(Emulator):
         self.aws_role = aws_role
         self.aws_token_ttl = aws_token_ttl
         self.sealed = False
+        # real Vault's listener default (max_request_size): a larger body is answered 413
+        self.max_request_size = MAX_REQUEST_SIZE
+        # {logical path prefix: capabilities denied}: the token's policy lacks them (403)
+        self.denied: dict[str, set[str]] = {}
         self.standby = False
         self.performance_standby = False
         self.initialized = True
@@ -362,7 +370,33 @@ class VaultEmulator(Emulator):
 
     # ------------------------------------------------------------------ HTTP
 
+    def deny(self, prefix: str, *capabilities: str) -> None:
+        """Refuse ``capabilities`` (read, list, create, update, patch, delete) on logical paths
+        starting with ``prefix`` (e.g. ``secret/<id>/bindings``) with Vault's 403, as a policy
+        without them would; no capabilities: clear the rule."""
+        with self._lock:
+            if capabilities:
+                self.denied[prefix] = set(capabilities)
+            else:
+                self.denied.pop(prefix, None)
+
+    def _check_policy(self, mount: _Mount, rest: str, request: Request) -> None:
+        if not self.denied:
+            return
+        op, _, path = rest.partition("/")
+        logical = f"{mount.name}/{path if mount.version == 2 and op in KV2_OPS else rest}".rstrip("/")
+        method = request.method
+        wanted = ("list" if _is_list(request) else "read" if method == "GET" else "patch" if method == "PATCH"
+                  else "delete" if method == "DELETE" else "create")
+        wanted_all = {wanted, "update"} if wanted == "create" else {wanted}
+        with self._lock:
+            for prefix, caps in self.denied.items():
+                if logical.startswith(prefix) and caps >= wanted_all:
+                    raise _Error(403, "1 error occurred:\n\t* permission denied\n\n")
+
     def handle(self, request: Request) -> Response:
+        if len(request.body or b"") > self.max_request_size:
+            return json_response(413, {"errors": ["http: request body too large"]})
         try:
             return self._route(request)
         except _Error as err:
@@ -372,7 +406,11 @@ class VaultEmulator(Emulator):
 
     def fault_response(self, status: int, headers: dict[str, str]) -> Response:
         """Injected faults answer in Vault's error shape."""
-        text = {429: "request rate limited", 503: "Vault is unavailable"}.get(status, f"injected fault {status}")
+        text = {400: "1 error occurred:\n\t* invalid request\n\n",
+                403: "1 error occurred:\n\t* permission denied\n\n",
+                409: "1 error occurred:\n\t* conflict\n\n",
+                412: "required index state not present",
+                429: "request rate limited", 503: "Vault is unavailable"}.get(status, f"injected fault {status}")
         return json_response(status, {"errors": [text]}, headers=headers)
 
     def _route(self, request: Request) -> Response:
@@ -404,6 +442,7 @@ class VaultEmulator(Emulator):
         mount, rest = self._find_mount(path)
         if mount is None:
             raise _Error(404, f"no handler for route \"{path}\". route entry not found.")
+        self._check_policy(mount, rest, request)
         if mount.version == 1:
             return self._kv1(mount, rest, request)
         return self._kv2(mount, rest, request)

@@ -23,7 +23,6 @@ from reconciler.errors import (
     InvalidInput,
     NotFound,
     ReconcilerError,
-    Unavailable,
     VaultSealed,
 )
 from reconciler.models import VaultWrite
@@ -341,8 +340,10 @@ def apply_plan(vault: Any, plans: Mapping[str, Sequence[VaultWrite]], *, setting
                index: Mapping[str, Any] | None = None, trees: Mapping[str, VersionedTree] | None = None,
                now: float | None = None, migrate_legacy: bool = True) -> ApplyReport:
     """Apply every instance's writes. A failure is recorded for that instance and the batch
-    goes on; a sealed/unreachable Vault or an open circuit aborts the batch (the remaining
-    instances are marked skipped) instead of hammering it."""
+    goes on (a request that failed after its retries included: one bad answer is that
+    instance's problem); a sealed Vault or an open circuit (the breaker saw Vault fail
+    ``failure_threshold`` times in a row) aborts the batch (the remaining instances are
+    marked skipped) instead of hammering it."""
     now = time.time() if now is None else now
     report = ApplyReport()
     index = index or {}
@@ -355,7 +356,7 @@ def apply_plan(vault: Any, plans: Mapping[str, Sequence[VaultWrite]], *, setting
         try:
             result = apply_instance(vault, instance_id, writes, settings=settings, index_entry=entry,
                                     tree=trees.get(instance_id), now=now, migrate_legacy=migrate_legacy)
-        except (VaultSealed, CircuitOpen, Unavailable) as exc:
+        except (VaultSealed, CircuitOpen) as exc:  # Vault is down for everyone: stop asking
             report.aborted = f"{type(exc).__name__}: {exc}"
             result = InstanceResult(instance_id, status="failed", error=report.aborted)
         except ReconcilerError as exc:

@@ -60,7 +60,16 @@ class CircuitOpen(Unavailable):
 
 
 class CasConflict(ExternalAPIError):
-    """A check-and-set write lost the race: the secret changed since it was read."""
+    """A check-and-set write lost the race: the secret changed since it was read (or Vault
+    answered 409/412: a conflicting or not-yet-visible state)."""
+
+
+class Rejected(ExternalAPIError, InvalidInput):
+    """The system refused the request itself (400): retrying the same request cannot help."""
+
+
+class TooLarge(Rejected):
+    """The request body is over the system's limit (413, e.g. Vault's max_request_size)."""
 
 
 class RunLocked(ReconcilerError):

@@ -33,6 +33,7 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
 
 from . import env
+from .domain.findings import FindingKind
 
 SERVICE = "blacksmith-reconciler"
 DEFAULT_NAMESPACE = "BlacksmithReconciler"
@@ -291,9 +292,8 @@ RUN_METRICS: dict[str, tuple[str, str]] = {
     "CacheHits": ("Count", "cache_hits"),
     "CacheMisses": ("Count", "cache_misses"),
     "CredentialsRecovered": ("Count", "credentials_recovered"),
-    "OrphansCF": ("Count", "orphans_cf"),
-    "OrphansBosh": ("Count", "orphans_bosh"),
-    "OrphansVault": ("Count", "orphans_vault"),
+    "InstancesNotReconciled": ("Count", "instances_not_reconciled"),
+    **{kind.spec.metric: ("Count", kind.figure) for kind in FindingKind},
 }
 
 

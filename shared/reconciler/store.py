@@ -18,7 +18,7 @@ state table                 ``runid``                       ``<run_id>`` -> the 
 state table                 ``lock``                        ``run`` (lease in ``expires_at``)
 state table                 ``orphans``                     ``state`` (compressed)
 state table                 ``scratch#<run_id>``            ``<key>`` (compressed, TTL)
-state table                 ``guard``                       ``<api>:<endpoint>`` (resilience.py)
+state table                 ``guard``                       ``<api>:<endpoint>`` (resilience/state.py)
 ==========================  =============================  ===========================================
 
 Large values (deployment details, scratch, orphans) are JSON compressed with zstandard;
@@ -45,6 +45,7 @@ from typing import Any
 import zstandard
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reconciler.domain.findings import FindingKind
 from reconciler.errors import ConfigError, InvalidInput, NotFound, RunLocked, Unavailable
 
 log = logging.getLogger(__name__)
@@ -524,8 +525,8 @@ class Store:
     def get_orphans(self) -> dict:
         head = self._get(self.state_table, "orphans", "state")
         state = {} if head is None else self._read_blob(self.state_table, head)
-        for source in ("cf", "bosh", "vault"):
-            state.setdefault(source, {})
+        for kind in FindingKind:
+            state.setdefault(kind.value, {})
         return state
 
     # --- per-run scratch ---------------------------------------------------------------
@@ -539,7 +540,7 @@ class Store:
         head = self._get(self.state_table, f"scratch#{run_id}", key)
         return default if head is None else self._read_blob(self.state_table, head)
 
-    # --- resilience guard state (resilience.py drives these items) ---------------------
+    # --- resilience guard state (resilience/state.py drives these items) ---------------
 
     def guard_update(self, name: str, **kwargs: Any) -> dict[str, Any]:
         """``update_item`` on the guard item of ``name`` (``api:endpoint``). Returns the new item

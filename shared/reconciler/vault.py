@@ -1,10 +1,13 @@
 """Vault adapter (hvac): token or AWS IAM auth, KV v2/v1 detection, logical paths.
 
 Callers speak logical paths (``secret/db``, ``secret/<id>/credentials``); this module adds
-the KV v2 ``data/`` / ``metadata/`` infixes. Wire errors become domain exceptions:
-403 -> PermissionDenied (naming the path), 404 -> ``None`` on reads / NotFound,
-a lost check-and-set -> CasConflict, sealed -> VaultSealed, 5xx/timeouts -> Unavailable,
-429 -> RateLimited. Messages name paths and the Vault address, never a value or token.
+the KV v2 ``data/`` / ``metadata/`` infixes. Wire errors become domain exceptions by the
+status of Vault's answer itself (a session hook keeps it: hvac 2.x exceptions carry none):
+400 -> Rejected (a lost check-and-set -> CasConflict), 401 -> Unauthorized, 403 ->
+PermissionDenied (naming the path and the capability the policy lacks), 404 -> ``None`` on
+reads / NotFound, 409/412 -> CasConflict, 413 -> TooLarge (never retried), 429 ->
+RateLimited (with Retry-After), sealed 503 -> VaultSealed, other 5xx and timeouts ->
+Unavailable. Messages name paths and the Vault address, never a value or token.
 
 Resilience (retry, rate limit, circuit breaker) is plugged in through ``policy``: any
 object with ``call(fn, *, operation)`` that runs ``fn`` (retrying it as it sees fit). The
@@ -33,6 +36,8 @@ from reconciler.errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    Rejected,
+    TooLarge,
     Unauthorized,
     Unavailable,
     VaultSealed,
@@ -42,6 +47,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Tree = dict[str, tuple[dict[str, Any], int | None]]
+
+# hvac's exception per status, for an error raised without an answer seen (never expected)
+_HVAC_STATUS = {hx.InvalidRequest: 400, hx.Unauthorized: 401, hx.Forbidden: 403, hx.InvalidPath: 404,
+                hx.PreconditionFailed: 412, hx.RateLimitExceeded: 429, hx.InternalServerError: 500,
+                hx.VaultNotInitialized: 501, hx.BadGateway: 502, hx.VaultDown: 503}
+# the policy capability each operation needs (named in a 403's message)
+_CAPABILITY = {"read": "read", "write": "create/update", "list": "list", "delete": "delete", "detect": "read",
+               "lookup-self": "read", "login": "update"}
 
 _SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+\Z")  # \Z: "$" would let a trailing newline through
 
@@ -103,6 +116,8 @@ class VaultClient:
             pool = HTTPAdapter(pool_connections=max(1, max_connections), pool_maxsize=max(1, max_connections))
             session.mount("https://", pool)
             session.mount("http://", pool)
+        self._answers = threading.local()
+        session.hooks.setdefault("response", []).append(self._remember)
         # hvac lets a given session's ``verify`` win over its own argument: set it on the session
         session.verify = (ca_cert or True) if verify else False
         self._client = hvac.Client(url=self.address, token=token if auth == "token" else None,
@@ -158,32 +173,21 @@ class VaultClient:
             return ""
         return self._split(path.rstrip("/")) + "/"
 
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Session hook: the last answer this thread got (hvac's exceptions keep no status)."""
+        self._answers.last = response
+
+    def _last_answer(self) -> requests.Response | None:
+        return getattr(self._answers, "last", None)
+
     def _map_error(self, exc: BaseException, op: str, path: str) -> ExternalAPIError:
         where = f"Vault {op} {path}" if path else f"Vault {op}"
-        if isinstance(exc, hx.Forbidden):
-            return PermissionDenied(f"{where}: permission denied (check the token's or role's policy for {path})",
-                                    api="vault", status=403)
-        if isinstance(exc, hx.Unauthorized):
-            return Unauthorized(f"{where}: unauthorized", api="vault", status=401)
-        if isinstance(exc, hx.InvalidPath):
-            return NotFound(f"{where}: not found", api="vault", status=404)
-        if isinstance(exc, hx.InvalidRequest):
-            text = _errors_text(exc)
-            if "check-and-set" in text:
-                return CasConflict(f"{where}: check-and-set conflict (the secret changed since it was read)",
-                                   api="vault", status=400)
-            return ExternalAPIError(f"{where}: rejected by Vault (400): {text[:200]}", api="vault", status=400)
-        if isinstance(exc, hx.RateLimitExceeded):
-            return RateLimited(f"{where}: rate limited by Vault (429)", api="vault", status=429)
-        if isinstance(exc, hx.VaultDown):
-            if "sealed" in _errors_text(exc).lower():
-                return VaultSealed(f"{where}: Vault at {self.address} is sealed", api="vault", status=503)
-            return Unavailable(f"{where}: Vault unavailable (503)", api="vault", status=503)
-        if isinstance(exc, hx.VaultNotInitialized):
-            return Unavailable(f"{where}: Vault at {self.address} is not initialized (501)", api="vault", status=501)
-        if isinstance(exc, hx.InternalServerError | hx.BadGateway):
-            return Unavailable(f"{where}: Vault error {getattr(exc, 'status_code', None) or ''}".rstrip(),
-                               api="vault", status=getattr(exc, "status_code", None))
+        if isinstance(exc, hx.VaultError):
+            answer = self._last_answer()
+            status = answer.status_code if answer is not None and answer.status_code >= 400 else None
+            status = status or getattr(exc, "status_code", None) or _HVAC_STATUS.get(type(exc))
+            if status is not None:
+                return self._status_error(int(status), _errors_text(exc), answer, where, op, path)
         from reconciler.resilience import is_certificate_error
 
         if isinstance(exc, requests.exceptions.SSLError) and is_certificate_error(exc):
@@ -193,14 +197,53 @@ class VaultClient:
             return Unavailable(f"{where}: timed out talking to {self.address}", api="vault")
         if isinstance(exc, requests.exceptions.ConnectionError):
             return Unavailable(f"{where}: cannot connect to {self.address}", api="vault")
-        if isinstance(exc, hx.VaultError):
-            status = getattr(exc, "status_code", None)
-            return Unavailable(f"{where}: unexpected Vault answer {status}", api="vault", status=status)
         return Unavailable(f"{where}: {type(exc).__name__}", api="vault")
+
+    def _status_error(self, status: int, text: str, answer: requests.Response | None, where: str, op: str,
+                      path: str) -> ExternalAPIError:
+        """One domain error per HTTP status of Vault's answer (the message names the path, never data)."""
+        reason = " ".join(text.split())[:200]
+        if status == 400:
+            if "check-and-set" in text:
+                return CasConflict(f"{where}: check-and-set conflict (the secret changed since it was read)",
+                                   api="vault", status=400)
+            return Rejected(f"{where}: rejected by Vault (400): {reason or 'invalid request'}", api="vault",
+                            status=400)
+        if status == 401:
+            return Unauthorized(f"{where}: unauthorized (401)", api="vault", status=401)
+        if status == 403:
+            capability = _CAPABILITY.get(op, op)
+            return PermissionDenied(f"{where}: permission denied (403): the token's policy needs '{capability}' "
+                                    f"on {path or 'this path'}", api="vault", status=403)
+        if status == 404:
+            return NotFound(f"{where}: not found (404)", api="vault", status=404)
+        if status in (409, 412):
+            return CasConflict(f"{where}: conflict ({status}): {reason or 'the secret changed'}", api="vault",
+                               status=status)
+        if status == 413:
+            size = answer.request.headers.get("Content-Length") if answer is not None and answer.request else None
+            return TooLarge(f"{where}: request too large for Vault (413{', ' + size + ' bytes' if size else ''}; "
+                            "over the server's max_request_size)", api="vault", status=413)
+        if status == 429:
+            from reconciler.resilience import error_for_status
+
+            after = getattr(error_for_status(answer, "vault", where), "retry_after", None) if answer is not None \
+                else None
+            return RateLimited(f"{where}: rate limited by Vault (429)", api="vault", status=429, retry_after=after)
+        if status == 503 and "sealed" in text.lower():
+            return VaultSealed(f"{where}: Vault at {self.address} is sealed", api="vault", status=503)
+        if status == 501:
+            return Unavailable(f"{where}: Vault at {self.address} is not initialized (501)", api="vault", status=501)
+        if status >= 500:
+            return Unavailable(f"{where}: Vault error {status}" + (f": {reason}" if reason else ""), api="vault",
+                               status=status)
+        return ExternalAPIError(f"{where}: unexpected Vault answer {status}" + (f": {reason}" if reason else ""),
+                                api="vault", status=status)
 
     def _call(self, op: str, path: str, fn: Callable[[], T]) -> T:
         def attempt() -> T:
             self._ensure_login()
+            self._answers.last = None
             try:
                 return fn()
             except (hx.VaultError, requests.exceptions.RequestException) as exc:

@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 
 from reconciler.backup import decode_backup
+from reconciler.domain import FindingKind
 from tests.e2e.support import changed_paths, instance_of, intercept, scenario, small_world, store_of
+
+NO_FINDINGS = {kind.value: [] for kind in FindingKind}  # the report of a run that marked none
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +67,7 @@ def test_cf_down_runs_bosh_only_and_refreshes_only_what_vault_knows(generated, d
     assert set(after["secret/db"]) == set(before["secret/db"])  # no instance added to the index
     _assert_nothing_lost(before, after)
 
-    assert orphans == {"cf": [], "bosh": [], "vault": []}  # no CF-based orphan marking
+    assert orphans == NO_FINDINGS  # no CF-based orphan marking
     assert "cf" in phases["orphans"]["not_evaluated"]
     assert lock is None
     assert runs[0]["status"] == "succeeded_with_errors"
@@ -111,7 +114,7 @@ def test_bosh_down_runs_cf_only_without_infrastructure_or_recovery(generated, ca
     assert set(expected["matched"]) <= set(after["secret/db"])
     _assert_nothing_lost(before, after)
 
-    assert orphans == {"cf": [], "bosh": [], "vault": []}  # no BOSH-based orphan marking
+    assert orphans == NO_FINDINGS  # no BOSH-based orphan marking
     assert "bosh" in phases["orphans"]["not_evaluated"]
     assert lock is None
     assert [e["target"] for e in errors if e["phase"] == "DiscoverBosh"] == ["bosh"], errors

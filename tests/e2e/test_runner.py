@@ -7,6 +7,7 @@ import pytest
 
 from mockstack import runner
 from mockstack.generator import generate
+from reconciler.domain import FindingKind
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_report_of_a_run(small_world, tmp_path):
     assert second["output"]["phases"]["apply"]["writes"] == 0  # a second run writes nothing
     assert second["output"]["phases"]["sync_index"]["written"] is False
     assert not {"PUT", "POST", "PATCH", "DELETE"} & set(second["requests"].get("vault", {}))
-    assert set(report["orphans"]) == {"cf", "bosh", "vault"}
+    assert set(report["orphans"]) == {kind.value for kind in FindingKind}
     # legacy backups (secret/<id>/backups/<sha>) are migrated to secret/backups/<id>/<sha> once BOSH
     # scans work (apply.migrate_legacy_backups); every other original path must survive
     legacy = {p for p in world["vault"] if p.count("/") == 3 and p.split("/")[2] == "backups"}

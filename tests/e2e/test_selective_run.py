@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from reconciler.domain import FindingKind
 from tests.e2e.support import changed_paths, instance_of, scenario, small_world
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,6 @@ def test_selective_run_touches_only_the_selected_instance():
     assert after[f"secret/{iid}/credentials"] == expected["recovered_credentials"][iid]
     read_ids = {m.group(0).lower() for _, path in vault_requests for m in UUID.finditer(path)}
     assert read_ids == {iid}, sorted(read_ids - {iid})  # no other instance tree was read
-    assert orphans == {"cf": [], "bosh": [], "vault": []}
+    assert orphans == {kind.value: [] for kind in FindingKind}
     assert out["phases"]["orphans"]["newly_orphaned"] == {}
-    assert set(out["phases"]["orphans"]["not_evaluated"]) == {"cf", "bosh", "vault"}
+    assert set(out["phases"]["orphans"]["not_evaluated"]) == {kind.value for kind in FindingKind}

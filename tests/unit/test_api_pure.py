@@ -7,7 +7,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.api import dashboard, metrics_text, status
 from reconciler.api.requests import MAX_BODY_BYTES, parse_reconcile_body
+from reconciler.domain import FindingKind
 from reconciler.errors import InvalidInput
+
+KINDS = [kind.value for kind in FindingKind]
 
 SPEC_NAMES = [
     "blacksmith_reconciler_runs_total", "blacksmith_reconciler_runs_successful", "blacksmith_reconciler_runs_failed",
@@ -76,7 +79,7 @@ class TestMetricsText:
         assert buckets["10"] == 30 and buckets["60"] == 40 and buckets["+Inf"] == 42
         assert [s.value for s in hist.samples if s.name.endswith("_sum")] == [420.0]
         orphans = {s.labels["type"]: s.value for s in families["blacksmith_reconciler_orphans"].samples}
-        assert orphans == {"cf": 1, "bosh": 2, "vault": 0}
+        assert orphans == {**dict.fromkeys(KINDS, 0.0), "cf": 1, "bosh": 2}
         requests = {s.labels["api"]: s.value for s in families["blacksmith_reconciler_api_requests"].samples}
         assert requests == {"cf": 11}
         assert families["blacksmith_reconciler_running"].samples[0].value == 1
@@ -107,7 +110,7 @@ class TestStatus:
         assert doc["instances_found"] == 75 and doc["instances_synced"] == 73
         assert doc["errors"] == [{"time": None, "run_id": None, "phase": "Scan", "target": "d1", "message": "boom"}]
         assert doc["current_execution"]["phase"] == "Scan"
-        assert doc["orphans"] == {"cf": 1, "bosh": 0, "vault": 0}
+        assert doc["orphans"] == {**dict.fromkeys(KINDS, 0), "cf": 1}
         assert doc["apis"]["cf"]["circuit"] == "open"
         assert doc["next_run_time"] == "2026-11-26T11:00:00Z"
 

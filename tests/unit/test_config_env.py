@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import Settings, all_env_keys, load_settings, reconciler_env_keys
+from reconciler.config.models import MatchRule
 from reconciler.errors import ConfigError
 
 EXPECTED_DEFAULTS = json.loads((Path(__file__).parent / "fixtures" / "config_defaults.json").read_text())
@@ -53,6 +54,9 @@ def _sample(default, key=""):
         if key.endswith("batch.delay"):
             return "250ms", 0.25
         return ("2m", 120.0) if default != 120.0 else ("3m", 180.0)
+    if key == "matching.rules":
+        raw = '[{"name": "r", "manifest_path": "meta.id"}]'
+        return raw, [MatchRule(name="r", manifest_path="meta.id")]
     if isinstance(default, list):
         return "a, b ,c", ["a", "b", "c"]
     if isinstance(default, dict):

@@ -10,7 +10,9 @@ import pytest
 from mockstack.generator import Drift, generate
 from reconciler.domain import (
     DomainConfig,
+    FindingKind,
     build_plan_items,
+    empty_findings,
     is_allowed_write_path,
     match,
     merge_index,
@@ -76,9 +78,8 @@ def check_beside_the_broker(exp, w: WorldInputs, result, batch, report):
 
 def check_expected(world, exp, w: WorldInputs, result, batch, orphans, index_before):
     assert {m.instance_id: m.deployment_name for m in result.matches if m.in_cf} == exp["matched"]
-    assert sorted(orphans.state["cf"]) == sorted(exp["orphans"]["cf"])
-    assert sorted(orphans.state["bosh"]) == sorted(exp["orphans"]["bosh"])
-    assert sorted(orphans.state["vault"]) == sorted(exp["orphans"]["vault"])
+    for kind in FindingKind:
+        assert sorted(orphans.state[kind.value]) == sorted(exp["orphans"][kind.value]), kind
     assert sorted(result.excluded_deployments) == sorted(exp["excluded_deployments"])
     unidentified = {u.name for u in result.unidentified_deployments}
     assert set(exp.get("foreign_deployments", [])) <= unidentified
@@ -134,8 +135,8 @@ def test_expected_outcome_then_idempotent(kind):
     _, batch2, orphans2, report2 = reconcile_once(w, LATER, previous_orphans=orphans.state)
     assert batch2.writes == [], sorted({wr.path.split("/", 2)[-1] for wr in batch2.writes})[:5]
     assert not report2.changed and w.index == index_after
-    for k in ("cf", "bosh", "vault"):
-        for key, entry in orphans2.state[k].items():
+    for k in FindingKind:
+        for key, entry in orphans2.state[k.value].items():
             assert entry["checks"] == 2 and entry["first_seen"] == NOW and entry["last_seen"] == LATER, key
 
 
@@ -154,7 +155,11 @@ def test_a_failed_source_marks_no_orphans_and_loses_nothing(down):
     status = {**OK, down: "failed"}
     index_before = dict(w.index)
     result, batch, orphans, _ = reconcile_once(w, NOW, status=status)
-    assert orphans.state == {"cf": {}, "bosh": {}, "vault": {}} and set(orphans.skipped) == {"cf", "bosh", "vault"}
+    # operations in flight are CF's (and the index's) to tell: known without BOSH
+    judged = {k.value for k in FindingKind if down not in k.spec.needs}
+    assert {k: v for k, v in orphans.state.items() if k not in judged} == {
+        k: v for k, v in empty_findings().items() if k not in judged}
+    assert set(orphans.skipped) == set(empty_findings()) - judged
     for path in exp["untouched_paths"]:
         assert w.vault.data.get(path) == world["vault"].get(path), path
     plans = {p.instance_id: p for p in batch.plans}

@@ -100,7 +100,7 @@ def test_every_drift_kind_appears_in_a_few_hundred(world300):
 def test_instance_count_is_our_broker_ids(world300):
     world, expected = world300
     ids = set(expected["matched"]) | set(expected["orphans"]["cf"]) | set(expected["orphans"]["vault"])
-    ids |= {_split(n)[1] for n in expected["orphans"]["bosh"]}
+    ids |= {_split(n)[1] for n in expected["orphans"]["bosh"]} | set(expected["orphans"]["failed_provision"])
     ids |= set(expected["in_flight"])  # provisions in flight: no deployment yet, not an orphan
     assert len(ids) == 300
 
@@ -146,7 +146,7 @@ def test_orphans_are_where_they_should_be(world300):
     instances, deployments, broker_of, _ = _views(world)
     vault = world["vault"]
     deployed_ids = {_split(n)[1] for n in deployments if _split(n)[1]}
-    for iid in expected["orphans"]["cf"]:
+    for iid in expected["orphans"]["cf"] + expected["orphans"]["failed_provision"]:
         assert broker_of(instances[iid]) == "blacksmith"
         assert iid not in deployed_ids
     for name in expected["orphans"]["bosh"]:
@@ -315,8 +315,10 @@ def test_tiny_and_empty_worlds():
     for n in (0, 1, 5):
         world, expected = generate(n, seed=n)
         load_world(world)
-        creating = len(expected["drift"].get("provisions_in_flight", []))  # no deployment yet, not an orphan
-        assert len(expected["matched"]) + sum(len(v) for v in expected["orphans"].values()) + creating == n
+        # in-flight provisions have no deployment yet (a finding, not an orphan); in-flight deletes are matched
+        kinds = ("cf", "bosh", "vault", "failed_provision", "in_flight")
+        deleting = len(expected["drift"].get("delete_in_flight", []))
+        assert len(expected["matched"]) + sum(len(expected["orphans"][k]) for k in kinds) - deleting == n
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "10", True])
@@ -347,7 +349,7 @@ def test_cli_writes_world_and_expected(tmp_path, capsys):
     assert summary["instances"] == 30
     world = load_world(out)
     expected = json.loads((tmp_path / "w.expected.json").read_text())
-    assert len(expected["orphans"]["cf"]) == 6
+    assert len(expected["orphans"]["cf"]) + len(expected["orphans"]["failed_provision"]) == 6
     assert json.dumps(world["vault"], sort_keys=True) == json.dumps(generate(30, 5, Drift(cf_orphans=0.2))[0]["vault"],
                                                                     sort_keys=True)
 

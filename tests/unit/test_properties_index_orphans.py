@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockstack.generator import Drift, generate
-from reconciler.domain import IndexObservation, MatchResult, merge_index, update_orphans
+from reconciler.domain import FindingKind, IndexObservation, MatchResult, empty_findings, merge_index, update_orphans
 from reconciler.domain.types import Match, Strategy
 from tests.unit.domain_support import WorldInputs
 from tests.unit.test_domain_generated_worlds import NOW, check_expected, reconcile_once
@@ -111,9 +111,9 @@ def test_orphans_never_marked_without_evidence(unmatched, bosh_only, status):
         ],
     )
     prev = {"cf": {"x": {"first_seen": "t0", "checks": 4}}, "bosh": {}, "vault": {"y": {"first_seen": "t0"}}}
+    prev = {**empty_findings(), **prev}
     up = update_orphans(prev, result, source_status=status, now=NOW, index={"z": {}})
-    needs = {"cf": ("cf", "bosh"), "bosh": ("cf", "bosh"), "vault": ("cf", "bosh", "vault")}
-    for kind, sources in needs.items():
+    for kind, sources in ((k.value, k.spec.needs) for k in FindingKind):
         if all(status[s] == "ok" for s in sources):
             assert kind not in up.skipped
             assert all(e["checks"] >= 1 and e["last_seen"] == NOW for e in up.state[kind].values())

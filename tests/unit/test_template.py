@@ -38,11 +38,14 @@ def test_function_url_is_iam_authenticated():
     assert RESOURCES["ApiFunction"]["Properties"]["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
 
 
-def test_layers_build_with_python_builder():
+def test_layers_build_from_the_package_and_the_lock():
     layers = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::LayerVersion"}
     assert layers["ReconcilerLayer"]["Properties"]["ContentUri"] == "shared/"
+    assert layers["ReconcilerLayer"]["Metadata"]["BuildMethod"] == "python3.12"
     assert layers["DependenciesLayer"]["Properties"]["ContentUri"] == "layers/dependencies/"
-    assert all(v["Metadata"]["BuildMethod"].startswith("python3.") for v in layers.values())
+    # exactly the lock file: the python builder would re-resolve it (tests/unit/test_lock.py)
+    assert layers["DependenciesLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    assert "build-DependenciesLayer:" in (ROOT / "layers/dependencies/Makefile").read_text()
     assert (ROOT / "layers/dependencies/requirements.txt").is_file()
     # the layer package lands at python/reconciler: shared/ must hold the package directly
     assert (ROOT / "shared/reconciler/__init__.py").is_file()

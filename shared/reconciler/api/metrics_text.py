@@ -13,6 +13,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from ..domain.findings import FindingKind
+
 PREFIX = "blacksmith_reconciler"
 
 
@@ -53,6 +55,14 @@ class StoredFiguresCollector:
         yield CounterMetricFamily(f"{PREFIX}_instances_synced", "Service instances synchronised",
                                   value=_num(f, "instances_synced_total"))
         yield CounterMetricFamily(f"{PREFIX}_errors", "Errors encountered", value=_num(f, "errors_total"))
+        yield CounterMetricFamily(f"{PREFIX}_runs_with_errors", "Runs that finished succeeded_with_errors",
+                                  value=_num(f, "runs_with_errors_total"))
+        yield CounterMetricFamily(f"{PREFIX}_instances_not_reconciled",
+                                  "Instances a run meant to reconcile and did not",
+                                  value=_num(f, "instances_not_reconciled_total"))
+        yield GaugeMetricFamily(f"{PREFIX}_last_run_instances_not_reconciled",
+                                "Instances the last finished run did not reconcile",
+                                value=_num(f, "last_run_instances_not_reconciled"))
         yield CounterMetricFamily(f"{PREFIX}_backups_written", "Backups written",
                                   value=_num(f, "backups_written_total"))
         yield CounterMetricFamily(f"{PREFIX}_cache_hits", "Deployment cache hits", value=_num(f, "cache_hits_total"))
@@ -63,9 +73,13 @@ class StoredFiguresCollector:
         yield self._histogram()
         yield from self._per_api()
         orphans = GaugeMetricFamily(f"{PREFIX}_orphans", "Orphans by type", labels=["type"])
-        for kind in ("cf", "bosh", "vault"):
-            orphans.add_metric([kind], float(self.orphans.get(kind, 0)))
+        findings = GaugeMetricFamily(f"{PREFIX}_findings", "Findings by kind (orphans, failed provisions, "
+                                     "name mismatches, operations in flight)", labels=["kind"])
+        for kind in FindingKind:
+            orphans.add_metric([kind.value], float(self.orphans.get(kind.value, 0)))
+            findings.add_metric([kind.value], float(self.orphans.get(kind.value, 0)))
         yield orphans
+        yield findings
 
     def _histogram(self) -> Metric:
         # the store keeps cumulative Prometheus-style buckets: {"buckets": {"10": n, ..., "+Inf": n}, "sum", "count"}

@@ -6,7 +6,7 @@ import json
 import re
 import uuid
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from reconciler.errors import InvalidInput
 
@@ -17,7 +17,8 @@ _SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: "$" woul
 ACCEPTED = (
     "accepted: an empty body, or a JSON object with optional fields "
     '"instances" (list of service instance UUIDs), "services" (list of broker service ids, '
-    f'letters, digits, ".", "_", "-"), at most {MAX_SELECTED} entries each, body at most {MAX_BODY_BYTES} bytes'
+    f'letters, digits, ".", "_", "-"), at most {MAX_SELECTED} entries each, "dry_run" (true: plan only, '
+    f'nothing written), "force" (default true: clear the deployment cache); body at most {MAX_BODY_BYTES} bytes'
 )
 
 
@@ -28,6 +29,8 @@ class ReconcileRequest(BaseModel):
 
     instances: list[str] = Field(default_factory=list, max_length=MAX_SELECTED)
     services: list[str] = Field(default_factory=list, max_length=MAX_SELECTED)
+    dry_run: StrictBool = False
+    force: StrictBool = True
 
     @field_validator("instances")
     @classmethod

@@ -136,16 +136,19 @@ def post_reconcile() -> Response:
         holder = (lock or {}).get("execution_arn") or running[0]["executionArn"]
         return _json(409, {"error": "a reconciliation is already running", "execution_arn": holder})
     now = datetime.now(UTC)
-    name = f"forced-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    kind = "dryrun" if request.dry_run else "forced" if request.force else "run"
+    name = f"{kind}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = svc.sfn.start_execution(
         stateMachineArn=svc.state_machine_arn,
         name=name,
-        input=json.dumps({"source": "api", "force": True, "requested_at": now.isoformat(),
+        input=json.dumps({"source": "api", "force": request.force, "dry_run": request.dry_run,
+                          "requested_at": now.isoformat(),
                           "selection": {"instances": request.instances, "services": request.services}}),
     )
-    logger.info("forced run started", extra={"execution_arn": started["executionArn"], "run_id": name,
-                                              "selective": request.selective})
-    return _json(202, {"execution_arn": started["executionArn"], "run": name, "forced": True,
+    logger.info("run started on request", extra={"execution_arn": started["executionArn"], "run_id": name,
+                                                 "selective": request.selective, "dry_run": request.dry_run})
+    return _json(202, {"execution_arn": started["executionArn"], "run": name, "forced": request.force,
+                       "dry_run": request.dry_run,
                        "selection": {"instances": request.instances, "services": request.services}})
 
 
@@ -178,6 +181,19 @@ def get_run(run_id: str) -> Response:
     return _json(200, run)
 
 
+@app.get("/b/runs/<run_id>/plan")
+def get_run_plan(run_id: str) -> Response:
+    """A dry run's plan, or a real run's changes (``reconciler.plans``)."""
+    store = services().store
+    if store.get_run(run_id) is None:
+        return _json(404, {"error": f"no run {run_id[:100]!r}"})
+    plan = store.get_scratch(run_id, "plan")
+    if plan is None:
+        return _json(404, {"error": f"run {run_id[:100]!r} has no plan yet (still running, failed before its "
+                                    "plan, or older than this feature)"})
+    return _json(200, plan)
+
+
 @app.get("/b/orphans")
 def get_orphans() -> Response:
     return _json(200, services().store.get_orphans())
@@ -204,7 +220,8 @@ def not_found(_: NotFoundError) -> Response:
                         headers={"Allow": ", ".join(sorted(allowed))})
     return _json(404, {"error": f"no such endpoint {event.http_method} {path[:200]}",
                        "endpoints": ["GET /b/", "GET /b/status", "GET /b/metrics", "POST /b/reconcile",
-                                     "GET /b/runs", "GET /b/runs/{id}", "GET /b/orphans"]})
+                                     "GET /b/runs", "GET /b/runs/{id}", "GET /b/runs/{id}/plan",
+                                     "GET /b/orphans"]})
 
 
 @app.exception_handler(InvalidInput)

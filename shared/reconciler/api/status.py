@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-ORPHAN_KINDS = ("cf", "bosh", "vault")
+from ..domain.findings import FindingKind
+
+ORPHAN_KINDS = tuple(kind.value for kind in FindingKind)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -46,6 +48,16 @@ def run_counts(run: Mapping[str, Any] | None) -> tuple[int, int]:
     return found, int(apply.get("instances_written") or 0) + int(apply.get("instances_unchanged") or 0)
 
 
+def not_reconciled(run: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """How many instances the run did not reconcile and why (``succeeded_with_errors``), from
+    its record; None for a run recorded before these figures existed."""
+    figures = (run or {}).get("figures") or {}
+    if "instances_not_reconciled" not in figures:
+        return None
+    return {"count": int(figures.get("instances_not_reconciled") or 0),
+            "reasons": dict(figures.get("not_reconciled_reasons") or {})}
+
+
 def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, runs: list[Mapping[str, Any]],
                  orphans: Mapping[str, Mapping[str, Any]], errors: list[Mapping[str, Any]],
                  breakers: Mapping[str, Mapping[str, Any]], interval_s: float | None, enabled: bool,
@@ -60,6 +72,7 @@ def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, 
         "last_run_time": (last_finished or {}).get("finished_at"),
         "last_run_duration": format_duration((last_finished or {}).get("duration_s")),
         "last_run_status": (last_finished or {}).get("status"),
+        "last_run_not_reconciled": not_reconciled(last_finished),
         "instances_found": found,
         "instances_synced": synced,
         "errors": [

@@ -84,6 +84,9 @@ _EFFECTS: list[tuple[str, str]] = [
     ("matching.excluded_deployments", "Deployments that are platform, not service instances: never scanned or "
                                       "matched."),
     ("matching.release_services", "BOSH release -> service, for release-based matching and credential recovery."),
+    ("matching.rules", "Custom matching rules, in order: a deployment -> (service, plan, instance) by a name regex "
+                       "with named groups or a manifest path, with a confidence. Asked after the built-in "
+                       "strategies found no instance, or first with `before: true`."),
     ("bosh.vm_details", "How VM details are read: `task` (`vms?format=full`) or `instances` (cheaper)."),
 ]
 KEY_EFFECTS: dict[str, str] = dict(_EFFECTS)

@@ -392,6 +392,9 @@ def _format_error(err: dict, sources: _Sources) -> str:
         return f"{key} = {shown} ({where}): expected a mapping of keys"
     if kind in ("list_type",):
         return f"{key} = {shown} ({where}): expected a list"
+    if isinstance(value, dict) and loc and isinstance(loc[-1], int) and info is not None:
+        # a rule of one list item's model (e.g. a matching rule without an instance source)
+        return f"{key} ({where}): {msg}"
     if isinstance(value, dict) and info is not None and _inner_model(info.annotation) is not None and not accepted:
         # a model-level rule (e.g. batch min_size <= size <= max_size)
         return f"{key} ({where}): {msg}"

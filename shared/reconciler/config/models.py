@@ -17,6 +17,7 @@ import tempfile
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from annotated_types import Gt, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from ..errors import ConfigError
@@ -36,6 +37,7 @@ from .types import (
     Str,
     StrList,
     StrMap,
+    parse_float,
     parse_str,
 )
 
@@ -236,9 +238,84 @@ DEFAULT_RELEASE_SERVICES = {
 }
 
 
+#: Named groups a rule's ``name_regex`` may use: what each captured value means.
+RULE_GROUPS = ("instance", "service", "plan")
+_MANIFEST_PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def _parse_rules(value: Any) -> Any:
+    """A YAML list of rules, or JSON text of one (environment variable)."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("not JSON text of a list of rules") from None
+    if isinstance(value, dict):
+        raise ValueError("a single rule: give a list of rules (start each with '- ')")
+    return value
+
+
+def _parse_regex(value: Any) -> str:
+    text = parse_str(value)
+    if not text:
+        raise ValueError("empty")
+    try:
+        compiled = re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc})") from None
+    unknown = sorted(set(compiled.groupindex) - set(RULE_GROUPS))
+    if unknown:
+        raise ValueError(f"unknown named group(s) {', '.join(unknown)}")
+    return text
+
+
+def _parse_manifest_path(value: Any) -> str:
+    text = parse_str(value)
+    if not _MANIFEST_PATH.fullmatch(text):
+        raise ValueError("not a dotted manifest path (meta.params.instance_id, properties.x.y)")
+    return text
+
+
+Regex = Annotated[
+    str, BeforeValidator(_parse_regex), Kind("a regular expression (named groups: instance, service, plan)")
+]
+ManifestPath = Annotated[str, BeforeValidator(_parse_manifest_path), Kind("a dotted path: meta.params.instance_id")]
+
+
+class MatchRule(_Model):
+    """One custom matching rule: a deployment -> (service, plan, instance)."""
+
+    name: Str | None = None  # shown in the match decisions; default "rule <index>"
+    name_regex: Regex | None = None  # searched in the deployment name (anchor it with ^...$)
+    manifest_path: ManifestPath | None = None  # where the manifest holds the instance id
+    service: Str | None = None  # service id (default: the regex's 'service' group, else the catalog)
+    plan: Str | None = None  # plan id (default: the regex's 'plan' group, else CF)
+    confidence: Annotated[float, BeforeValidator(parse_float), Gt(0), Le(1), Kind("a number")] = 0.6
+    before: Bool = False  # true: evaluated before the built-in strategies (and wins over them)
+    directors: StrList = Field(default_factory=list)  # only deployments of these directors; empty = all
+    foundations: StrList = Field(default_factory=list)  # only instances of these foundations; empty = all
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MatchRule:
+        if self.name_regex is None and self.manifest_path is None:
+            raise ValueError("a rule needs name_regex (with an 'instance' group) or manifest_path")
+        groups = set(re.compile(self.name_regex).groupindex) if self.name_regex else set()
+        if self.manifest_path is None and "instance" not in groups:
+            raise ValueError("name_regex has no (?P<instance>...) group and there is no manifest_path: "
+                             "the rule cannot name an instance")
+        if self.manifest_path is not None and "instance" in groups:
+            raise ValueError("both name_regex's 'instance' group and manifest_path name the instance; keep one")
+        return self
+
+
 class Matching(_Model):
     excluded_deployments: StrList = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_DEPLOYMENTS))
     release_services: StrMap = Field(default_factory=lambda: dict(DEFAULT_RELEASE_SERVICES))
+    rules: Annotated[
+        list[MatchRule], BeforeValidator(_parse_rules), Kind("a list of rules (env: JSON text)")
+    ] = Field(default_factory=list)
 
     def is_excluded(self, deployment_name: str) -> bool:
         """True when the name equals an excluded word or starts with ``word-`` (``cf``, ``cf-mysql``).

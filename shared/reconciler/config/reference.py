@@ -34,6 +34,8 @@ def _default(path: tuple, settings: Settings) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, float):
         return f"`{_duration(value)}`" if _is_duration(path) else f"`{value:g}`"
+    if isinstance(value, list) and not value:
+        return "none"
     if isinstance(value, list):
         return "`" + ",".join(value) + "`"
     if isinstance(value, dict):

@@ -8,6 +8,7 @@ both facts and matches nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from .types import (
     DomainConfig,
     Evidence,
     Match,
+    MatchingRule,
     MatchResult,
     Strategy,
     UnidentifiedDeployment,
@@ -92,6 +94,86 @@ def _manifest_evidence(manifest: dict[str, Any], notes: list[str]) -> list[Evide
     return out
 
 
+def _manifest_value(manifest: Any, path: str) -> Any:
+    """The value at a dotted manifest path (digits index lists), or None."""
+    node = manifest
+    for part in path.split("."):
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _rule_evidence(
+    rule: MatchingRule,
+    dep: Deployment,
+    manifest: dict[str, Any] | None,
+    foundation_of: Mapping[str, str | None],
+    catalog: Catalog,
+    cfg: DomainConfig,
+    notes: list[str],
+) -> Evidence | None:
+    """The evidence ``rule`` gives about ``dep``, or None (the rule does not apply, or what it
+    found is not a UUID, or the instance belongs to a foundation the rule or director may not use)."""
+    if rule.directors and dep.director not in rule.directors:
+        return None
+    groups: dict[str, str] = {}
+    how: list[str] = []
+    if rule.name_regex is not None:
+        found = re.search(rule.name_regex, dep.name)
+        if found is None:
+            return None
+        groups = {k: v for k, v in found.groupdict().items() if v is not None}
+        how.append(f"name matches {rule.name_regex!r}")
+    if rule.manifest_path is not None:
+        if manifest is None:
+            return None
+        raw = _manifest_value(manifest, rule.manifest_path)
+        if raw is None:
+            return None
+        how.append(f"manifest {rule.manifest_path}")
+    else:
+        raw = groups.get("instance")
+    uid = normalize_uuid(raw)
+    if uid is None:
+        notes.append(f"{rule.label}: {' and '.join(how)}, but the instance it names is not a UUID; ignored")
+        return None
+    foundation = foundation_of.get(uid)
+    if rule.foundations and foundation not in rule.foundations:
+        where = f"foundation {foundation!r}" if foundation else "no known foundation"
+        notes.append(f"{rule.label}: instance {uid} has {where}, the rule allows only {rule.foundations}; ignored")
+        return None
+    if not cfg.serves(dep.director, foundation):
+        notes.append(f"{rule.label}: instance {uid} is in foundation {foundation!r}, "
+                     f"which director {dep.director!r} does not serve; ignored")
+        return None
+    plan_id = rule.plan or groups.get("plan")
+    service_id = rule.service or groups.get("service") or (catalog.service_of(plan_id) if plan_id else None)
+    return Evidence(
+        strategy=Strategy.RULE,
+        instance_id=uid,
+        plan_id=plan_id,
+        service_id=service_id,
+        confidence=rule.confidence,
+        rule=rule.label,
+        detail=f"{rule.label}: {' and '.join(how)} -> instance {uid}",
+    )
+
+
+def _first_rule(
+    rules: Iterable[MatchingRule], dep: Deployment, manifest: dict[str, Any] | None,
+    foundation_of: Mapping[str, str | None], catalog: Catalog, cfg: DomainConfig, notes: list[str],
+) -> Evidence | None:
+    for rule in rules:
+        found = _rule_evidence(rule, dep, manifest, foundation_of, catalog, cfg, notes)
+        if found is not None:
+            return found
+    return None
+
+
 def _examine(
     dep: Deployment,
     catalog: Catalog,
@@ -99,11 +181,26 @@ def _examine(
     index_names: Mapping[str, str],
     cfg: DomainConfig,
     result: MatchResult,
+    foundation_of: Mapping[str, str | None] | None = None,
 ) -> tuple[list[Evidence], list[str], str | None]:
-    """All evidence about one deployment; returns (evidence, notes, service hint)."""
+    """All evidence about one deployment; returns (evidence, notes, service hint).
+
+    Custom rules: the first ``before`` rule that applies decides (built-in evidence for another
+    instance becomes a note); the other rules are asked, in order, only when the built-in
+    strategies found no instance."""
     evidence: list[Evidence] = []
     notes: list[str] = []
     name = dep.name
+    foundation_of = foundation_of or {}
+
+    manifest = None
+    if isinstance(dep, DeploymentDetail) and dep.manifest_text is not None:
+        parsed = parse_manifest(dep.manifest_text)
+        if parsed.error:
+            result.malformed_manifests[name] = parsed.error
+        else:
+            manifest = parsed.data
+    ruled = _first_rule([r for r in cfg.rules if r.before], dep, manifest, foundation_of, catalog, cfg, notes)
 
     split = split_deployment_name(name, catalog.prefixes)
     if split:
@@ -120,14 +217,8 @@ def _examine(
             )
         )
 
-    manifest = None
-    if isinstance(dep, DeploymentDetail) and dep.manifest_text is not None:
-        parsed = parse_manifest(dep.manifest_text)
-        if parsed.error:
-            result.malformed_manifests[name] = parsed.error
-        else:
-            manifest = parsed.data
-            evidence.extend(_manifest_evidence(manifest, notes))
+    if manifest is not None:
+        evidence.extend(_manifest_evidence(manifest, notes))
 
     if name in index_names:
         uid = index_names[name]
@@ -153,6 +244,16 @@ def _examine(
                             detail=f"name contains known instance {uid}",
                         )
                     )
+
+    if ruled is not None:
+        for e in evidence:
+            if e.instance_id and e.instance_id != ruled.instance_id:
+                notes.append(f"{e.strategy} says instance {e.instance_id}; {ruled.rule} (before) takes precedence")
+        evidence = [ruled, *(e for e in evidence if e.instance_id == ruled.instance_id)]
+    elif not any(e.instance_id for e in evidence):
+        later = _first_rule([r for r in cfg.rules if not r.before], dep, manifest, foundation_of, catalog, cfg, notes)
+        if later is not None:
+            evidence.append(later)
 
     hint = service_from_releases(_release_names(dep, manifest), cfg.release_services)
     return evidence, notes, hint
@@ -200,8 +301,15 @@ def match(
     index_names = index_deployment_names(index)
 
     candidates: list[Match] = []
+    foundation_of: dict[str, str | None] = {}
+    if cfg.rules:
+        for key, entry in index.items():
+            uid = normalize_uuid(key)
+            if uid and isinstance(entry, Mapping) and isinstance(entry.get("foundation"), str):
+                foundation_of[uid] = entry["foundation"]
+        foundation_of.update({uid: inst.foundation for uid, inst in cf_by_id.items()})
     for dep in deployments:
-        evidence, notes, hint = _examine(dep, cat, known_ids, index_names, cfg, result)
+        evidence, notes, hint = _examine(dep, cat, known_ids, index_names, cfg, result, foundation_of)
         primary = {e.instance_id for e in evidence if e.instance_id and e.strategy != Strategy.INDEX}
         if primary:
             # A stale index entry is what we are here to fix: it never outvotes name or manifest.
@@ -232,6 +340,8 @@ def match(
             reason = "no instance id in name, manifest or index"
             if hint:
                 reason += f"; releases suggest service {hint!r}"
+            if notes:
+                reason += "; " + "; ".join(notes)
             result.unidentified_deployments.append(
                 UnidentifiedDeployment(
                     name=dep.name,
@@ -244,9 +354,9 @@ def match(
             )
             continue
         uid = ids[0]
-        best = max(evidence, key=lambda e: CONFIDENCE[e.strategy])
-        strategies = sorted({e.strategy for e in evidence}, key=lambda s: -CONFIDENCE[s])
-        confidence = CONFIDENCE[best.strategy]
+        best = max(evidence, key=lambda e: e.weight)
+        strategies = {e.strategy for e in evidence}
+        confidence = best.weight
         if len(strategies) > 1:  # independent agreeing evidence
             confidence = min(1.0, confidence + 0.05 * (len(strategies) - 1))
         plan_id = next((e.plan_id for e in evidence if e.plan_id), None)

@@ -1,6 +1,7 @@
-"""Orphans: the three kinds, with first/last seen and a check count.
+"""Findings ("orphans"): each kind's rule, and their state with first/last seen and a check count.
 
-Nothing is deleted here or anywhere: an orphan is a recorded fact for an operator. A kind
+The kinds are data (``domain/findings.py``); this module holds each kind's rule (``RULES``).
+Nothing is deleted here or anywhere: a finding is a recorded fact for an operator. A kind
 is only evaluated when every source its evidence needs answered in this run; otherwise
 the previous state of that kind is carried over unchanged (the real Blacksmith marked
 everything orphaned when a scan came back empty after an error).
@@ -8,19 +9,18 @@ everything orphaned when a scan came back empty after an error).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import SourceStatus
+from .broker import NAME_MISMATCH_ADVICE, derived_deployment_name
+from .findings import FindingKind
 from .types import MatchResult, OrphanCandidate, OrphanKind, OrphanUpdate
 from .uuids import normalize_uuid
 
 #: The sources whose evidence each kind needs.
-NEEDS: dict[OrphanKind, tuple[str, ...]] = {
-    OrphanKind.CF: ("cf", "bosh"),
-    OrphanKind.BOSH: ("cf", "bosh"),
-    OrphanKind.VAULT: ("cf", "bosh", "vault"),
-}
+NEEDS: dict[OrphanKind, tuple[str, ...]] = {kind: kind.spec.needs for kind in FindingKind}
 
 
 def source_ok(status: Mapping[str, SourceStatus | str], source: str) -> bool:
@@ -29,43 +29,102 @@ def source_ok(status: Mapping[str, SourceStatus | str], source: str) -> bool:
     return bool(relevant) and all(str(v) == SourceStatus.OK.value for v in relevant)
 
 
+@dataclass(frozen=True)
+class FindingEvidence:
+    """What a rule may look at: this run's match result, the current index, Vault's instance ids."""
+
+    result: MatchResult
+    index: Mapping[str, Any] = field(default_factory=dict)
+    vault_ids: tuple[str, ...] = ()
+
+
+Rule = Callable[[FindingEvidence], list[OrphanCandidate]]
+
+
+def _cf_without_deployment(ev: FindingEvidence) -> list[OrphanCandidate]:
+    failed = set(ev.result.failed_provisions)
+    return [OrphanCandidate(kind=FindingKind.CF, key=uid, instance_id=uid, reason="CF instance without a deployment")
+            for uid in ev.result.unmatched_instances if uid not in failed]
+
+
+def _failed_provision(ev: FindingEvidence) -> list[OrphanCandidate]:
+    return [OrphanCandidate(kind=FindingKind.FAILED_PROVISION, key=uid, instance_id=uid,
+                            reason="CF create failed and no deployment exists: delete the instance in CF or retry")
+            for uid in ev.result.failed_provisions]
+
+
+def _name_mismatch(ev: FindingEvidence) -> list[OrphanCandidate]:
+    out = []
+    for m in ev.result.matches:
+        derived = derived_deployment_name(m.plan_id, m.instance_id)
+        if m.in_cf and derived and m.deployment_name != derived:
+            out.append(OrphanCandidate(
+                kind=FindingKind.NAME_MISMATCH, key=m.instance_id, instance_id=m.instance_id,
+                deployment_name=m.deployment_name, director=m.director,
+                reason=f"deployment {m.deployment_name}, broker derives {derived}: {NAME_MISMATCH_ADVICE}"))
+    return out
+
+
+def _in_flight(ev: FindingEvidence) -> list[OrphanCandidate]:
+    return [OrphanCandidate(kind=FindingKind.IN_FLIGHT, key=uid, instance_id=uid, reason=op)
+            for uid, op in sorted(ev.result.in_flight.items())]
+
+
+def _deployment_without_cf(ev: FindingEvidence) -> list[OrphanCandidate]:
+    return [
+        OrphanCandidate(
+            kind=FindingKind.BOSH,
+            key=m.deployment_name,
+            instance_id=m.instance_id,
+            deployment_name=m.deployment_name,
+            director=m.director,
+            reason=f"deployment of instance {m.instance_id} that CF does not have ({m.strategy})",
+        )
+        for m in ev.result.matches
+        if not m.in_cf
+    ]
+
+
+def _vault_without_either(ev: FindingEvidence) -> list[OrphanCandidate]:
+    result = ev.result
+    alive = {m.instance_id for m in result.matches} | set(result.unmatched_instances) | set(result.conflicted_instances)
+    out: list[OrphanCandidate] = []
+    seen: set[str] = set()
+    for raw in [*ev.index.keys(), *ev.vault_ids]:
+        uid = normalize_uuid(raw)
+        if uid and uid not in alive and uid not in seen:
+            seen.add(uid)
+            out.append(
+                OrphanCandidate(
+                    kind=FindingKind.VAULT, key=uid, instance_id=uid, reason="in Vault but neither in CF nor in BOSH"
+                )
+            )
+    return out
+
+
+#: Each kind's rule: the candidates this run's evidence shows, before any source-status check.
+RULES: dict[FindingKind, Rule] = {
+    FindingKind.CF: _cf_without_deployment,
+    FindingKind.BOSH: _deployment_without_cf,
+    FindingKind.VAULT: _vault_without_either,
+    FindingKind.FAILED_PROVISION: _failed_provision,
+    FindingKind.NAME_MISMATCH: _name_mismatch,
+    FindingKind.IN_FLIGHT: _in_flight,
+}
+
+if set(RULES) != set(FindingKind):  # a kind without a rule would silently never be found
+    raise RuntimeError(f"finding kinds without a rule: {sorted(set(FindingKind) - set(RULES))}")
+
+
 def orphan_candidates(
     result: MatchResult,
     *,
     index: Mapping[str, Any] | None = None,
     vault_ids: Iterable[str] = (),
 ) -> list[OrphanCandidate]:
-    """What this run's evidence says is orphaned, before any source-status check."""
-    out: list[OrphanCandidate] = []
-    failed = set(result.failed_provisions)
-    for uid in result.unmatched_instances:
-        reason = "CF create failed: no deployment (failed provision)" if uid in failed else (
-            "CF instance without a deployment")
-        out.append(OrphanCandidate(kind=OrphanKind.CF, key=uid, instance_id=uid, reason=reason))
-    for m in result.matches:
-        if not m.in_cf:
-            out.append(
-                OrphanCandidate(
-                    kind=OrphanKind.BOSH,
-                    key=m.deployment_name,
-                    instance_id=m.instance_id,
-                    deployment_name=m.deployment_name,
-                    director=m.director,
-                    reason=f"deployment of instance {m.instance_id} that CF does not have ({m.strategy})",
-                )
-            )
-    alive = {m.instance_id for m in result.matches} | set(result.unmatched_instances) | set(result.conflicted_instances)
-    seen: set[str] = set()
-    for raw in [*(index or {}).keys(), *vault_ids]:
-        uid = normalize_uuid(raw)
-        if uid and uid not in alive and uid not in seen:
-            seen.add(uid)
-            out.append(
-                OrphanCandidate(
-                    kind=OrphanKind.VAULT, key=uid, instance_id=uid, reason="in Vault but neither in CF nor in BOSH"
-                )
-            )
-    return out
+    """What this run's evidence says is found, before any source-status check (kinds in order)."""
+    evidence = FindingEvidence(result=result, index=index or {}, vault_ids=tuple(vault_ids))
+    return [c for kind in FindingKind for c in RULES[kind](evidence)]
 
 
 def update_orphans(
@@ -77,23 +136,23 @@ def update_orphans(
     index: Mapping[str, Any] | None = None,
     vault_ids: Iterable[str] = (),
 ) -> OrphanUpdate:
-    """New orphan state ``{"cf"|"bosh"|"vault": {key: entry}}`` from the previous one and this run.
+    """New finding state ``{kind: {key: entry}}`` (every FindingKind) from the previous one and this run.
 
     An entry: ``{type, key, instance_id, deployment_name, director, reason, first_seen,
     last_seen, checks}``. A key no longer a candidate (in an evaluated kind) is un-orphaned.
     """
     previous = previous or {}
-    busy = set(result.in_flight)  # the broker's operation in flight: not judged this run
+    busy = set(result.in_flight)  # the broker's operation in flight: reported as such, not judged otherwise
     candidates = [c for c in orphan_candidates(result, index=index, vault_ids=vault_ids)
-                  if c.instance_id not in busy]
+                  if c.kind is FindingKind.IN_FLIGHT or c.instance_id not in busy]
     update = OrphanUpdate(state={})
-    for kind in OrphanKind:
+    for kind in FindingKind:
         prev = {k: dict(v) for k, v in (previous.get(kind.value) or {}).items() if isinstance(v, Mapping)}
         missing = [s for s in NEEDS[kind] if not source_ok(source_status, s)]
         why = ""
         if missing:
             why = "source(s) failed or skipped this run: " + ", ".join(missing)
-        elif kind in (OrphanKind.CF, OrphanKind.VAULT) and result.scan_failures:
+        elif kind.spec.needs_full_scan and result.scan_failures:
             why = (
                 f"{len(result.scan_failures)} unidentified deployment(s) could not be scanned; their owners are unknown"
             )
@@ -102,7 +161,8 @@ def update_orphans(
             update.skipped[kind.value] = why
             continue
         # an instance in flight keeps whatever it had, unchanged, until its operation ends
-        state: dict[str, dict[str, Any]] = {k: v for k, v in prev.items() if v.get("instance_id") in busy}
+        state: dict[str, dict[str, Any]] = {} if kind is FindingKind.IN_FLIGHT else {
+            k: v for k, v in prev.items() if v.get("instance_id") in busy}
         for c in candidates:
             if c.kind != kind or c.key in state:
                 continue

@@ -483,6 +483,24 @@ def paths_read(item: PlanItem, cfg: DomainConfig | None = None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def bindings_without_credentials(item: PlanItem, view: Mapping[str, Any], cfg: DomainConfig | None = None
+                                 ) -> list[CFBinding]:
+    """The item's CF bindings whose ``bindings/<id>/credentials`` is absent from ``view`` (the
+    Vault data read for the plan): the ones to restore from CF's binding details. A binding
+    with credentials in Vault is never asked for (nothing is overwritten)."""
+    cfg = cfg or DomainConfig()
+    uid = normalize_uuid(item.instance_id)
+    if uid is None or item.skip_reason:
+        return []
+    out = []
+    for b in item.bindings:
+        bid = normalize_uuid(b.guid)
+        if bid is not None and not b.credentials and not view.get(
+                instance_path(uid, "bindings", bid, "credentials", mount=cfg.mount)):
+            out.append(b)
+    return out
+
+
 def plan_batch(
     items: Sequence[PlanItem],
     trees: Mapping[str, Tree],

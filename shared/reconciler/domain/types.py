@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from ..models import Record, VaultWrite
+from .findings import FindingKind
 
 # --- configuration ---------------------------------------------------------------------
 
@@ -52,6 +53,25 @@ DEFAULT_VOLATILE_FIELDS: tuple[str, ...] = (
 )
 
 
+class MatchingRule(Record):
+    """A custom matching rule (``reconciler.matching.rules[]``, validated at config load)."""
+
+    index: int = 0  # position in the configuration, for the decisions and errors
+    name: str | None = None
+    name_regex: str | None = None
+    manifest_path: str | None = None
+    service: str | None = None
+    plan: str | None = None
+    confidence: float = Field(default=0.6, gt=0.0, le=1.0)
+    before: bool = False
+    directors: list[str] = Field(default_factory=list)
+    foundations: list[str] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"rule {self.index} {self.name!r}" if self.name else f"rule {self.index}"
+
+
 class DomainConfig(Record):
     excluded_deployments: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_DEPLOYMENTS))
     release_services: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RELEASE_SERVICES))
@@ -60,6 +80,15 @@ class DomainConfig(Record):
     min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     volatile_fields: list[str] = Field(default_factory=lambda: list(DEFAULT_VOLATILE_FIELDS))
     mount: str = "secret"
+    #: Custom matching rules, in configuration order.
+    rules: list[MatchingRule] = Field(default_factory=list)
+    #: director name -> the foundations whose instances its deployments may belong to (absent: all).
+    director_foundations: dict[str, list[str]] = Field(default_factory=dict)
+
+    def serves(self, director: str, foundation: str | None) -> bool:
+        """True when ``director``'s deployments may belong to instances of ``foundation``."""
+        allowed = self.director_foundations.get(director)
+        return allowed is None or foundation is None or foundation in allowed
 
     @classmethod
     def from_settings(cls, settings: Any) -> DomainConfig:
@@ -80,6 +109,12 @@ class DomainConfig(Record):
                 value = getattr(rec, name, None)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 kwargs[name] = value
+        rules = getattr(matching, "rules", None)
+        if isinstance(rules, list | tuple):
+            kwargs["rules"] = [
+                MatchingRule(index=i, **(r.model_dump() if hasattr(r, "model_dump") else dict(r)))
+                for i, r in enumerate(rules)
+            ]
         vault = getattr(settings, "vault", None)
         mount = getattr(vault, "mount", None)
         if isinstance(mount, str) and mount:
@@ -97,6 +132,7 @@ class Strategy(StrEnum):
     UUID_SUFFIX = "uuid_suffix"  # name ends in a known instance's UUID, prefix not in catalog
     NAME_PATTERN = "name_pattern"  # a known instance's UUID appears elsewhere in the name
     RELEASE = "release"  # releases say which service; no instance id
+    RULE = "custom_rule"  # a reconciler.matching.rules[] entry (its own confidence)
 
 
 CONFIDENCE: dict[Strategy, float] = {
@@ -106,6 +142,7 @@ CONFIDENCE: dict[Strategy, float] = {
     Strategy.UUID_SUFFIX: 0.7,
     Strategy.NAME_PATTERN: 0.5,
     Strategy.RELEASE: 0.3,
+    Strategy.RULE: 0.6,  # the default; each rule says its own
 }
 
 
@@ -115,6 +152,12 @@ class Evidence(Record):
     plan_id: str | None = None
     service_id: str | None = None
     detail: str = ""
+    confidence: float | None = None  # a custom rule's own confidence (else the strategy's)
+    rule: str | None = None  # the custom rule's label
+
+    @property
+    def weight(self) -> float:
+        return self.confidence if self.confidence is not None else CONFIDENCE[self.strategy]
 
 
 class Match(Record):
@@ -252,10 +295,7 @@ class ValidationReport(Record):
 # --- orphans ---------------------------------------------------------------------------
 
 
-class OrphanKind(StrEnum):
-    CF = "cf"  # CF instance of our broker, no deployment
-    BOSH = "bosh"  # our deployment, no CF instance
-    VAULT = "vault"  # index/Vault entry with neither
+OrphanKind = FindingKind  # the earlier name of the finding kinds (domain/findings.py)
 
 
 class OrphanCandidate(Record):
@@ -268,7 +308,7 @@ class OrphanCandidate(Record):
 
 
 class OrphanUpdate(Record):
-    state: dict[str, dict[str, dict[str, Any]]]  # {"cf": {key: entry}, "bosh": {...}, "vault": {...}}
+    state: dict[str, dict[str, dict[str, Any]]]  # {kind: {key: entry}} for each FindingKind
     newly_orphaned: dict[str, list[str]] = Field(default_factory=dict)
     resolved: dict[str, list[str]] = Field(default_factory=dict)
     skipped: dict[str, str] = Field(default_factory=dict)  # kind -> why not evaluated this run

@@ -16,8 +16,10 @@ from typing import Any
 
 from .. import env
 from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
-from ..domain import DomainConfig, PlanItem, paths_read, plan_batch
-from ..errors import ReconcilerError, Unavailable
+from ..domain import DomainConfig, PlanItem, bindings_without_credentials, paths_read, plan_batch
+from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
+from ..plans import describe
+from ..recording import RecordingVault
 from . import runtime, sources
 
 log = logging.getLogger("reconciler.phases.apply_batch")
@@ -32,8 +34,8 @@ def sweep_backups(vault: Any, instance_ids: list[str], settings: BackupSettings,
         try:
             migrated = len(migrate_legacy_backups(vault, iid, settings=settings, now=now).migrated)
             removed = len(enforce_retention(vault, iid, settings, now=now))
-        except Unavailable:
-            raise  # Vault sealed or unreachable: the state machine decides
+        except (VaultSealed, CircuitOpen):
+            raise  # Vault sealed or known down: the state machine decides
         except ReconcilerError as exc:
             record_error(iid, f"backup sweep: {type(exc).__name__}: {exc}")
             continue
@@ -50,11 +52,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cfg = DomainConfig.from_settings(s)
     items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
     key = f"apply#{batch}#figures"
-    figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
-    vault = sources.vault(s, store)
-    backup_settings = BackupSettings.from_settings(s)
+    figures: dict[str, Any] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
     flags = store.get_scratch(run_id, "flags") or {}
+    # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
+    vault = RecordingVault(sources.vault(s, store), dry_run=bool(flags.get("dry_run")))
+    backup_settings = BackupSettings.from_settings(s)
     bosh_available = bool(flags.get("bosh_available", True))
+    cf_available = bool(flags.get("cf_available", True))
     budget = runtime.Budget.for_batch(context, s, event)
     runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
     # a forced run also sweeps the instances it does not write: legacy backups migrated, old
@@ -63,8 +67,57 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     workers = max(1, s.reconciler.concurrency.worker_pool_size)  # Vault reads in flight
     step = max(STEP, workers)
 
-    def read(path: str) -> tuple[str, Any]:
-        return path, vault.read(path)
+    def read(path: str) -> tuple[str, Any, str | None]:
+        try:
+            return path, vault.read(path), None
+        except (VaultSealed, CircuitOpen):
+            raise  # Vault is down for everyone: the state machine's retry/catch decides
+        except ReconcilerError as exc:  # this path's reads failed (after retries): its instance alone fails
+            return path, None, f"{type(exc).__name__}: {exc}"
+
+    failed_ids: list[str] = list(figures.pop("failed_ids", None) or [])  # tried first by the next run
+    clients: dict[str, Any] = {}
+
+    def fetch(binding: Any) -> tuple[Any, str | None, bool]:
+        """(binding with credentials or as it was, why not, whether to retry next run)."""
+        try:
+            if not clients:
+                clients.update(sources.cf_clients(s, store))
+            client = clients.get(binding.foundation)
+            if client is None:
+                return binding, f"no CF foundation named {binding.foundation!r} is configured", False
+            return sources.binding_credentials(client, binding), None, False
+        except (PermissionDenied, NotFound) as exc:  # CC answers 404 to clients that may not read secrets
+            return binding, (f"CF did not give its credentials ({type(exc).__name__}: the CF client needs "
+                             "cloud_controller.admin or cloud_controller.admin_read_only, or the binding is gone)"), \
+                False
+        except ReconcilerError as exc:
+            return binding, f"reading its details from CF failed: {type(exc).__name__}: {exc}"[:300], True
+
+    def restore_bindings(chunk_items: list[PlanItem], views: dict[str, dict[str, Any]], pool: Any) -> list[PlanItem]:
+        """Bindings with no credentials in Vault get CF's (written only where nothing exists)."""
+        wanted = {i.instance_id: bindings_without_credentials(i, views.get(i.instance_id, {}), cfg)
+                  for i in chunk_items if cf_available}
+        todo = [b for bs in wanted.values() for b in bs]
+        if not todo:
+            return chunk_items
+        got: dict[str, Any] = {}
+        for binding, why, transient in pool.map(env.bind(fetch), todo):
+            if why is None:
+                got[binding.guid] = binding
+                figures["binding_credentials_restored"] = figures.get("binding_credentials_restored", 0) + 1
+                continue
+            key = "binding_credentials_failed" if transient else "bindings_need_credential_recovery"
+            figures[key] = figures.get(key, 0) + 1
+            target = f"binding {binding.guid} of instance {binding.instance_guid}"
+            log.error("cf: %s: needs_credential_recovery: %s", target, why)
+            store.record_error(run_id, "ApplyBatch", target, f"needs_credential_recovery: {why}"[:500])
+            if transient:
+                failed_ids.append(binding.instance_guid)  # the next run tries it first
+        if not got:
+            return chunk_items
+        return [i.model_copy(update={"bindings": [got.get(b.guid, b) for b in i.bindings]}) if wanted.get(i.instance_id)
+                else i for i in chunk_items]
 
     position = offset
     began = time.monotonic()
@@ -74,9 +127,24 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             wanted = {i.instance_id: paths_read(i, cfg) for i in chunk}
             if position == offset and any(wanted.values()):
                 vault.kv_version  # noqa: B018 - detect it once, before the reads fan out
-            got = dict(pool.map(env.bind(read), [p for paths in wanted.values() for p in paths]))
-            views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items() if paths}
-            plan = plan_batch(chunk, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
+            got, read_errors = {}, {}
+            for path, value, error in pool.map(env.bind(read), [p for paths in wanted.values() for p in paths]):
+                got[path] = value
+                if error:
+                    read_errors[path] = error
+            unread = {iid: next(read_errors[p] for p in paths if p in read_errors)
+                      for iid, paths in wanted.items() if any(p in read_errors for p in paths)}
+            for iid, error in unread.items():  # recorded and skipped alone; the next run retries it first
+                log.error("vault: instance %s not reconciled: reading its current data failed: %s", iid, error)
+                store.record_error(run_id, "ApplyBatch", f"instance {iid}", f"read failed: {error}"[:500])
+                figures["instances"] = figures.get("instances", 0) + 1
+                figures["instances_failed"] = figures.get("instances_failed", 0) + 1
+                failed_ids.append(iid)
+            planned = [i for i in chunk if i.instance_id not in unread]
+            views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items()
+                     if paths and i not in unread}
+            planned = restore_bindings(planned, views, pool)
+            plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
             flagged = {i.instance_id for i in chunk if i.in_flight}
             writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
             index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
@@ -109,6 +177,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                           r.writes, r.writes_skipped, taken)
                 if r.status == "failed":
                     store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
+                    failed_ids.append(r.instance_id)
             for name, value in report.figures.items():
                 figures_key = {"written": "instances_written", "unchanged": "instances_unchanged",
                                "failed": "instances_failed"}.get(name, name)
@@ -117,18 +186,24 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
             if sweep:
                 written = {r.instance_id for r in report.instances if r.status == "written"}
-                sweep_backups(vault, [i.instance_id for i in chunk if i.instance_id not in written],
+                sweep_backups(vault, [i.instance_id for i in planned if i.instance_id not in written],
                               backup_settings, figures, lambda iid, msg: store.record_error(
                                   run_id, "ApplyBatch", f"instance {iid}", msg))
             position += len(chunk)
     done = position >= len(items)
+    if failed_ids:
+        figures["failed_ids"] = failed_ids
     figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)  # adaptive sizing
     figures["items"] = figures.get("items", 0) + position - offset
     if done:
         log.info("vault: update batch %d done: %d written, %d unchanged, %d failed, %d backups written", batch,
                  figures.get("instances_written", 0), figures.get("instances_unchanged", 0),
                  figures.get("instances_failed", 0), figures.get("backups_written", 0),
-                 extra={"batch": batch, **figures})
+                 extra={"batch": batch, **{k: v for k, v in figures.items() if k != "failed_ids"}})
     ttl = runtime.scratch_ttl(s)
+    if vault.changes:  # this invocation's part of the run's plan (dry run) or changes (real run), masked
+        part = f"plan#apply#{batch}#{offset}"
+        store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
+        figures["plan_parts"] = [*figures.get("plan_parts", []), part]
     store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
     return {**event, "offset": position, "done": done}

@@ -15,7 +15,7 @@ from ..errors import InvalidInput
 from . import runtime
 
 log = logging.getLogger("reconciler.phases.begin")
-INPUT_KEYS = {"source", "forced", "force", "selection", "requested_at"}
+INPUT_KEYS = {"source", "forced", "force", "selection", "requested_at", "dry_run"}
 MAX_SELECTED = 1000
 
 
@@ -39,7 +39,8 @@ def _selection(raw: Any) -> dict[str, list[str]] | None:
 
 
 def parse_input(raw: Any) -> dict[str, Any]:
-    """The execution input (scheduler, API or console): ``{source, forced|force, selection}``."""
+    """The execution input (scheduler, API or console): ``{source, forced|force, selection, dry_run}``.
+    ``dry_run``: every phase runs up to the plan; nothing is written to Vault (see reconciler.plans)."""
     raw = raw or {}
     if not isinstance(raw, dict):
         raise InvalidInput("execution input: a JSON object is accepted, e.g. {\"forced\": true}")
@@ -49,8 +50,11 @@ def parse_input(raw: Any) -> dict[str, Any]:
     forced = raw.get("forced", raw.get("force", False))
     if not isinstance(forced, bool):
         raise InvalidInput("execution input: forced must be true or false")
+    dry_run = raw.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidInput("execution input: dry_run must be true or false")
     return {"source": str(raw.get("source") or "console")[:40], "forced": forced,
-            "selection": _selection(raw.get("selection"))}
+            "selection": _selection(raw.get("selection")), "dry_run": dry_run}
 
 
 def run_warnings(s: Any) -> list[str]:
@@ -84,18 +88,20 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cleared = store.clear_cache() if request["forced"] else 0
         store.put_run({"run_id": run_id, "execution_arn": execution_arn, "status": "running", "phase": "Begin",
                        "started_at": started_at, "forced": request["forced"], "source": request["source"],
-                       "selection": request["selection"], "figures": {}, "warnings": warnings[:20]})
+                       "selection": request["selection"], "dry_run": request["dry_run"], "figures": {},
+                       "warnings": warnings[:20]})
     except Exception:
         store.release_lock(run_id)
         raise
-    log.info("run %s started (%s, forced=%s, cache entries cleared=%d)", run_id, request["source"],
-             request["forced"], cleared)
+    log.info("run %s started (%s, forced=%s, dry_run=%s, cache entries cleared=%d)", run_id, request["source"],
+             request["forced"], request["dry_run"], cleared)
     return {"run": {
         "run_id": run_id,
         "execution_arn": execution_arn,
         "started_at": started_at,
         "forced": request["forced"],
         "selection": request["selection"],
+        "dry_run": request["dry_run"],
         "cache_cleared": cleared,
         "disabled": False,
         # Map MaxConcurrency: batches in flight; each batch works on up to concurrency.max_concurrent items

@@ -35,6 +35,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 deployments.append(dep)
         log.info("bosh:%s: %d deployments listed", name, len(deployments) + len(excluded) - before)
     deployments, deferred = carry_over(s, store, deployments)
+    from . import retry_first  # (imports this module's carry-over constants)
+
+    deployments = retry_first.first(deployments, retry_first.get(store)["deployments"],
+                                    lambda d: f"{d.director}/{d.name}")  # last run's failed scans first
     wanted = runtime.batch_size(s, "scan", (store.get_metrics() or {}).get("scan_ms_per_item"))
     size, count = runtime.split(len(deployments), wanted, runtime.max_map_items(s))
     log.info("bosh: %d deployments to scan in %d batch(es), %d excluded, %d deferred to the next run",

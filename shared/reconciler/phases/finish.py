@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import observability
-from . import runtime
+from .. import observability, plans
+from ..domain import FindingKind
+from . import retry_first, runtime
 from .record_failure import _duration
 
 log = logging.getLogger("reconciler.phases.finish")
@@ -17,21 +18,49 @@ log = logging.getLogger("reconciler.phases.finish")
 SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "instances_written",
           "instances_unchanged", "instances_failed", "writes", "backups_written", "credentials_recovered",
           "credentials_unrecoverable", "credentials_pending", "busy_ms", "items", "legacy_migrated",
-          "backups_removed", "instances_in_flight", "history_converted")
+          "backups_removed", "binding_credentials_restored", "binding_credentials_failed",
+          "bindings_need_credential_recovery", "instances_in_flight", "history_converted")
 
 
-def gather(store: Any, run_id: str, prefix: str, batches: int) -> dict[str, int]:
-    """Sum the per-batch figures the Map iterations left in scratch (a missing batch failed)."""
-    totals: dict[str, int] = {"batches": batches, "batches_missing": 0}
+def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str] | None = None) -> dict[str, Any]:
+    """Sum the per-batch figures the Map iterations left in scratch (a missing batch failed);
+    ``plan_parts`` lists the scratch keys of the batches' parts of the run's plan; the ids a
+    batch could not reconcile are added to ``failed``."""
+    totals: dict[str, Any] = {"batches": batches, "batches_missing": 0}
     for i in range(batches):
         figures = store.get_scratch(run_id, f"{prefix}#{i}#figures")
         if figures is None:
             totals["batches_missing"] += 1
+            if failed is not None and prefix == "apply":  # its instances: not reconciled, retried first
+                failed += [str(item.get("instance_id")) for item in store.get_scratch(run_id, f"apply#{i}#items") or []
+                           if isinstance(item, dict) and item.get("instance_id")]
             continue
+        if figures.get("plan_parts"):
+            totals.setdefault("plan_parts", []).extend(figures["plan_parts"])
         for key, value in figures.items():
             if key in SUMMED and isinstance(value, int | float):
                 totals[key] = totals.get(key, 0) + int(value)
+        if failed is not None:
+            failed += [str(x) for x in figures.get("failed_ids") or []]
     return totals
+
+
+def not_reconciled(match: dict[str, Any], apply: dict[str, int], sources: dict[str, Any]) -> dict[str, Any]:
+    """How many instances this run meant to reconcile and did not, and why (counts per cause).
+    Counted from what the batches report, so a batch that vanished in any way (failed, caught,
+    never started, its figures lost) shows up: planned minus accounted for."""
+    planned = int(match.get("to_update") or 0)
+    accounted = int(apply.get("instances", 0)) + int(apply.get("instances_skipped", 0))
+    reasons: dict[str, int] = {}
+    if apply.get("instances_failed"):
+        reasons["instance_failed"] = int(apply["instances_failed"])
+    missing = max(0, planned - accounted)
+    if missing:
+        reasons["batch_not_processed"] = missing
+    for name, src in (("cf", sources.get("cf") or {}), ("bosh", sources.get("bosh") or {})):
+        if src.get("status") == "failed":
+            reasons[f"{name}_discovery_failed"] = 1
+    return {"count": int(apply.get("instances_failed", 0)) + missing, "planned": planned, "reasons": reasons}
 
 
 def item_times(**phases: dict[str, int]) -> dict[str, float]:
@@ -48,14 +77,24 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     sources = event.get("sources") or {}
     match = event.get("match") or {}
     cf, bosh = sources.get("cf") or {}, sources.get("bosh") or {}
-    scan = gather(store, run_id, "scan", len(bosh.get("batches") or []))
-    apply = gather(store, run_id, "apply", len(match.get("batches") or []))
+    failed_deployments: list[str] = []
+    scan = gather(store, run_id, "scan", len(bosh.get("batches") or []), failed_deployments)
+    failed_ids: list[str] = []
+    apply = gather(store, run_id, "apply", len(match.get("batches") or []), failed_ids)
+    missed = not_reconciled(match, apply, sources)
+    dry_run = bool(run.get("dry_run"))
+    plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
+                                                *filter(None, [(event.get("index") or {}).get("plan_part")])])
     duration = _duration(run.get("started_at")) or 0.0
-    errors = scan.get("scan_failed", 0) + scan["batches_missing"] + apply.get("instances_failed", 0) \
-        + apply["batches_missing"] + sum(1 for src in (cf, bosh) if src.get("status") == "failed")
+    errors = scan.get("scan_failed", 0) + scan["batches_missing"] + missed["count"] \
+        + sum(1 for src in (cf, bosh) if src.get("status") == "failed")
+    if not dry_run:  # the next run tries these first
+        retry_first.put(store, instances=failed_ids, deployments=failed_deployments)
     summary = {
         "run_id": run_id,
         "status": "succeeded" if not errors else "succeeded_with_errors",
+        "not_reconciled": missed["count"],
+        "not_reconciled_reasons": missed["reasons"],
         "forced": run.get("forced", False),
         "selection": run.get("selection"),
         "duration_s": duration,
@@ -70,6 +109,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "orphans": event.get("orphans") or {},
         },
         "errors": errors,
+        "dry_run": dry_run,
+        "plan": plans.summary_of(plan),
     }
     for name, src in (("CF", cf), ("BOSH", bosh)):
         if src.get("status") == "failed" and not src.get("recorded"):  # a discovery that raised (Pass state)
@@ -83,22 +124,47 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "instances_synced": int(synced), "errors": errors, "backups_written": int(apply.get("backups_written", 0)),
         "cache_hits": int(scan.get("cache_hits", 0)), "cache_misses": int(scan.get("cache_misses", 0)),
         "credentials_recovered": int(apply.get("credentials_recovered", 0)),
-        **{f"orphans_{kind}": int(orphan_counts[kind]) for kind in ("cf", "bosh", "vault") if kind in orphan_counts},
+        "instances_not_reconciled": missed["count"], "not_reconciled_reasons": missed["reasons"],
+        **{kind.figure: int(orphan_counts[kind.value]) for kind in FindingKind if kind.value in orphan_counts},
     }
+    if dry_run:
+        return finish_dry_run(store, run_id, summary, figures, duration)
     store.add_metrics(runs_total=1, runs_successful=1, duration_total_s=duration,
                       deployments_total=figures["deployments"], instances_found_total=figures["instances_found"],
                       instances_synced_total=figures["instances_synced"], errors_total=errors,
                       backups_written_total=figures["backups_written"], cache_hits_total=figures["cache_hits"],
-                      cache_misses_total=figures["cache_misses"])
+                      cache_misses_total=figures["cache_misses"],
+                      runs_with_errors_total=1 if errors else 0, instances_not_reconciled_total=missed["count"])
     store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
-                      last_run_status=summary["status"])
+                      last_run_status=summary["status"], last_run_instances_not_reconciled=missed["count"])
     store.observe_run_duration(duration)
     store.set_metrics(**item_times(scan=scan, apply=apply))
     if runtime.metrics_enabled():
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
                                         "duration_s": duration, **figures}, status=summary["status"])
     store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
-                     duration_s=duration, figures={**summary["phases"], **figures})
+                     duration_s=duration, figures={**summary["phases"], **figures}, plan=summary["plan"])
     store.release_lock(run_id)
     log.info("run %s finished: %s in %.1fs", run_id, summary["status"], duration)
+    return summary
+
+
+def record_plan(store: Any, run_id: str, dry_run: bool, parts: list[str]) -> dict[str, Any]:
+    """The run's plan (dry run) or its changes (real run), kept as long as the run record."""
+    described = [got for key in parts if (got := store.get_scratch(run_id, key)) is not None]
+    notes = [] if len(described) == len(parts) else [f"{len(parts) - len(described)} part(s) of the plan expired"]
+    plan = plans.assemble(described, run_id=run_id, dry_run=dry_run, notes=notes)
+    store.put_scratch(run_id, "plan", plan, store.run_ttl_s)
+    return plan
+
+
+def finish_dry_run(store: Any, run_id: str, summary: dict[str, Any], figures: dict[str, Any],
+                   duration: float) -> dict[str, Any]:
+    """A dry run changes nothing, counts as no run (no last-run figures, no run metrics): its
+    record holds the plan's counts and the full plan is at ``GET /b/runs/<id>/plan``."""
+    store.add_metrics(dry_runs_total=1)
+    store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
+                     duration_s=duration, figures={**summary["phases"], **figures}, plan=summary["plan"])
+    store.release_lock(run_id)
+    log.info("dry run %s finished: %s in %.1fs; plan: %s", run_id, summary["status"], duration, summary["plan"])
     return summary

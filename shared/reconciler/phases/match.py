@@ -13,7 +13,7 @@ from typing import Any
 
 from ..domain import DomainConfig, build_plan_items, match
 from ..models import BoshDeployment, DeploymentDetail
-from . import runtime, sources
+from . import retry_first, runtime, sources
 
 log = logging.getLogger("reconciler.phases.match")
 
@@ -58,6 +58,8 @@ def log_decisions(result: Any) -> None:
     for m in result.matches:
         log.debug("match: instance %s -> deployment %s (%s, confidence %.2f): %s", m.instance_id, m.deployment_name,
                   m.strategy, m.confidence, m.reason)
+        for note in m.notes:
+            log.debug("match: instance %s: %s", m.instance_id, note)
     for instance_id in result.unmatched_instances:
         log.debug("match: CF instance %s has no deployment", instance_id)
     for u in result.unidentified_deployments:
@@ -88,6 +90,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     selected = set(((run.get("selection") or {}).get("instances")) or [])
     if selected and not cf_available:
         items = [i for i in items if i.instance_id in selected]
+    items = retry_first.first(items, retry_first.get(store)["instances"], lambda i: i.instance_id)  # last run's misses
     wanted = runtime.batch_size(s, "apply", (store.get_metrics() or {}).get("apply_ms_per_item"))
     size, count = runtime.split(len(items), wanted, runtime.max_map_items(s))
     ttl = runtime.scratch_ttl(s)
@@ -97,6 +100,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.put_scratch(run_id, "match", result.model_dump(mode="json"), ttl)
     store.put_scratch(run_id, "index", index, ttl)
     store.put_scratch(run_id, "flags", {"cf_available": cf_available, "forced": bool(run.get("forced")),
+                                        "dry_run": bool(run.get("dry_run")),
                                         "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
                                         "apply_batches": count}, ttl)
     log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts, "

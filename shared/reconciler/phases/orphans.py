@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..domain import OrphanUpdate
+from ..domain import FindingKind, OrphanUpdate
 from . import runtime
 
 log = logging.getLogger("reconciler.phases.orphans")
@@ -21,11 +21,12 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if raw is None:
         return {"published": False, "reason": "no orphan evaluation in this run"}
     update = OrphanUpdate.model_validate(raw)
-    store.put_orphans(update.state)
-    counts = {kind: len(update.state.get(kind) or {}) for kind in ("cf", "bosh", "vault")}
-    log.info("orphans: %d CF instances without deployment, %d deployments without CF instance, "
-             "%d Vault entries without either; %d newly orphaned, %d resolved", counts["cf"], counts["bosh"],
-             counts["vault"], sum(len(v) for v in update.newly_orphaned.values()),
+    dry_run = bool(run.get("dry_run"))
+    if not dry_run:  # a dry run reports what would change; the published state stays as it is
+        store.put_orphans(update.state)
+    counts = {kind.value: len(update.state.get(kind.value) or {}) for kind in FindingKind}
+    found = ", ".join(f"{counts[kind.value]} {kind.spec.summary}" for kind in FindingKind)
+    log.info("orphans: %s; %d newly orphaned, %d resolved", found, sum(len(v) for v in update.newly_orphaned.values()),
              sum(len(v) for v in update.resolved.values()), extra={"orphans": counts})
     for kind, why in update.skipped.items():
         log.info("orphans: %s orphans not evaluated this run: %s", kind, why)
@@ -36,7 +37,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for kind, keys in update.resolved.items():
             for key in keys:
                 log.debug("orphans: %s %s no longer orphaned", kind, key)
-    return {"published": True,
+    return {"published": not dry_run,
             "orphans": counts,
             "newly_orphaned": {k: len(v) for k, v in update.newly_orphaned.items()},
             "resolved": {k: len(v) for k, v in update.resolved.items()},

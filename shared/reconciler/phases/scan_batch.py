@@ -63,6 +63,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                   len(detail.vms or []), "present" if detail.manifest_text else "absent")
         return detail, "cache_misses"
 
+    failed: list[str] = list(figures.pop("failed_ids", None) or [])
     position = offset
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -73,8 +74,12 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             for detail, outcome in pool.map(env.bind(scan), chunk):
                 details.append(detail.model_dump(mode="json"))
                 figures[outcome] = figures.get(outcome, 0) + 1
+                if outcome == "scan_failed":  # scanned first by the next run
+                    failed.append(f"{detail.director}/{detail.name}")
             position += len(chunk)
     done = position >= len(mine)
+    if failed:
+        figures["failed_ids"] = failed
     # time per deployment, for the next run's adaptive batch size (batch.adaptive_scaling)
     figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)
     figures["items"] = figures.get("items", 0) + position - offset
@@ -83,7 +88,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store.put_scratch(run_id, key + "#figures", {"scanned": len(details), **figures}, runtime.scratch_ttl(s))
         log.info("bosh: scan batch %d done: %d deployments, %d cache hits, %d misses, %d failed", batch,
                  len(details), figures.get("cache_hits", 0), figures.get("cache_misses", 0),
-                 figures.get("scan_failed", 0), extra={"batch": batch, "scanned": len(details), **figures})
+                 figures.get("scan_failed", 0), extra={"batch": batch, "scanned": len(details),
+                                                       **{k: v for k, v in figures.items() if k != "failed_ids"}})
     else:
         store.put_scratch(run_id, key + "#progress", figures, runtime.scratch_ttl(s))
         log.info("scan batch %d stopped at %d/%d for time; continuing", batch, position, len(mine))

@@ -20,6 +20,18 @@ def discover_cf(s: Any, store: Any) -> list[Any]:
     return discover_all(s, store, with_bindings=True)
 
 
+def cf_clients(s: Any, store: Any) -> dict[str, Any]:
+    """``{foundation name: client}``; the client reads one binding's credentials."""
+    from ..cf import CFClient
+
+    return {c.name: c for c in CFClient.all_from_settings(s, store)}
+
+
+def binding_credentials(client: Any, binding: CFBinding) -> CFBinding:
+    """The binding with its credentials from CF (``/v3/service_credential_bindings/:guid/details``)."""
+    return client.binding_details(binding)
+
+
 def bosh_clients(s: Any, store: Any) -> dict[str, Any]:
     """``{director name: client}``; the client lists deployments and scans one."""
     from ..bosh import BoshClient

@@ -13,6 +13,8 @@ from typing import Any
 
 from ..apply import write_index
 from ..domain import DomainConfig, MatchResult, is_uuid, merge_index, observations_from, update_orphans
+from ..plans import describe
+from ..recording import RecordingVault
 from . import runtime, sources
 
 log = logging.getLogger("reconciler.phases.sync_index")
@@ -59,7 +61,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()
     cfg = DomainConfig.from_settings(s)
-    vault = sources.vault(s, store)
+    dry_run = bool(run.get("dry_run"))
+    vault = RecordingVault(sources.vault(s, store), dry_run=dry_run)
     result = MatchResult.model_validate(store.get_scratch(run_id, "match") or {})
     cf_data = store.get_scratch(run_id, "cf")
     instances, _, _ = sources.load_cf(cf_data)
@@ -86,8 +89,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     log_broker_findings(report)
     for issue in report.issues[:50]:
         log.info("index: %s %s %s", issue.kind, issue.key, issue.detail)
+    verb = ("would write" if dry_run else "wrote") if written.written else "unchanged"
     log.info("index: %s %s: %d entries, %d added, %d updated, %d name-mismatch entries restored, %d issues",
-             "wrote" if written.written else "unchanged", f"{cfg.mount}/db", report.entries, len(report.added),
+             verb, f"{cfg.mount}/db", report.entries, len(report.added),
              len(report.updated), len(report.name_mismatch_restored), len(report.issues),
              extra={"written": written.written, "attempts": written.attempts})
     if log.isEnabledFor(logging.DEBUG):
@@ -97,7 +101,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             log.debug("index: updated %s", key)
         for key in report.orphan_cleared:
             log.debug("index: old orphan mark removed from %s", key)
-    return {"written": written.written, "attempts": written.attempts, "entries": report.entries,
+    part = None
+    if vault.changes:
+        part = "plan#index"
+        store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount),
+                          runtime.scratch_ttl(s))
+    return {"written": written.written and not dry_run, "would_write": written.written if dry_run else None,
+            "plan_part": part, "attempts": written.attempts, "entries": report.entries,
             "added": len(report.added), "updated": len(report.updated), "issues": len(report.issues),
             "orphan_marks_removed": len(report.orphan_cleared), "in_flight": len(report.in_flight),
             "left_for_broker": len(report.left_for_broker), "name_mismatch": len(report.name_mismatch),
