@@ -185,8 +185,10 @@ def merge_index(
     observations: Sequence[IndexObservation],
     *,
     now: str,
+    remove_old_marks: bool = True,
 ) -> tuple[dict[str, Any], ValidationReport]:
-    """New ``secret/db`` data and a validation report (``report.changed`` says whether to write)."""
+    """New ``secret/db`` data and a validation report (``report.changed`` says whether to write).
+    ``remove_old_marks`` False (a selective run) leaves the other entries' old orphan marks alone."""
     current = current if isinstance(current, Mapping) else {}
     new: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in current.items()}
     report = ValidationReport()
@@ -208,7 +210,7 @@ def merge_index(
             touched.add(uid)
     # orphan marks of older versions: orphan state lives in the reconciler's store now
     busy = set(report.in_flight)
-    for key, entry in new.items():
+    for key, entry in new.items() if remove_old_marks else ():
         if normalize_uuid(key) in busy:
             continue
         if isinstance(entry, dict) and is_our_orphan_mark(entry.get(ORPHAN_FIELD)):

@@ -80,7 +80,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     reports: list[Any] = []
 
     def merge(current: dict[str, Any]) -> dict[str, Any]:
-        new, report = merge_index(current, observations, now=now)
+        new, report = merge_index(current, observations, now=now, remove_old_marks=not run.get("selection"))
         reports.append(report)
         return new
 
