@@ -237,7 +237,26 @@ def _parameter_values(template: dict[str, Any], overrides: Mapping[str, Any]) ->
         allowed = spec.get("AllowedValues")
         if allowed and values[name] not in [str(a) for a in allowed]:
             raise EngineError(f"template parameter {name}={values[name]!r}: accepted values are {allowed}")
+        _check_parameter(name, spec, values[name])
     return values
+
+
+def _check_parameter(name: str, spec: Mapping[str, Any], value: Any) -> None:
+    """What CloudFormation checks on a parameter value besides AllowedValues (one line, naming it)."""
+    pattern = spec.get("AllowedPattern")
+    items = value if isinstance(value, list) else [value]
+    if pattern and any(re.fullmatch(pattern, str(item)) is None for item in items):
+        accepted = spec.get("ConstraintDescription") or f"a match of {pattern}"
+        raise EngineError(f"template parameter {name}={value!r}: accepted is {accepted}")
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise EngineError(f"template parameter {name}={value!r}: a number is accepted") from None
+        low, high = spec.get("MinValue"), spec.get("MaxValue")
+        if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+            raise EngineError(f"template parameter {name}={value!r}: accepted is {low if low is not None else '-inf'}"
+                              f"..{high if high is not None else 'inf'}")
 
 
 # --------------------------------------------------------------------------------------------

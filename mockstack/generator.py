@@ -88,6 +88,9 @@ CATALOG: tuple[PlanSpec, ...] = (
 PLAIN_PLANS = tuple(p for p in CATALOG if not p.extra_dashes)
 DASHED_PLANS = tuple(p for p in CATALOG if p.extra_dashes)
 SERVICES = ("redis", "postgresql", "rabbitmq")
+# Offerings whose broker lets CF fetch instance parameters (features.instances_retrievable);
+# rabbitmq does not, so its lost records cannot get their parameters back from CF.
+RETRIEVABLE = ("redis", "postgresql")
 
 OTHER_OFFERINGS = (
     # name deliberately collides with ours: only the broker tells them apart.
@@ -567,6 +570,9 @@ class _World:
             "name_mismatch": {},
             "history_converted": [],
             "orphan_marks_removed": [],
+            # lost records of CF instances: the parameters CF gives back, or none (not retrievable)
+            "fetched_parameters": {},
+            "unfetchable_parameters": [],
             "drift": {},
         }
         self.drift_ids: dict[str, list[str]] = {}
@@ -591,7 +597,8 @@ class _World:
         for service in SERVICES:
             og = rnd.uuid()
             offering_guids[service] = og
-            self.cf["service_offerings"].append(self._offering(og, service, service, broker_guid, t, True))
+            self.cf["service_offerings"].append(
+                self._offering(og, service, service, broker_guid, t, service in RETRIEVABLE))
         for spec in CATALOG:
             pg = rnd.uuid()
             self.plan_guids[spec.plan_id] = pg
@@ -783,6 +790,11 @@ class _World:
             return
         has_tree = role not in ("bosh_orphan", "vault_orphan_index") and vault_state not in ("lost_tree", "lost_both")
         deployed = role != "cf_orphan_failed"
+        if has_cf and deployed and not has_tree:
+            if service in RETRIEVABLE:
+                self.exp["fetched_parameters"][iid] = dict(params)
+            else:
+                self.exp["unfetchable_parameters"].append(iid)
         index_entry = {
             "service_id": service, "plan_id": spec.plan_id, "instance_id": iid,
             "organization_guid": org_guid, "space_guid": space_guid,

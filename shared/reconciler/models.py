@@ -30,6 +30,8 @@ class CatalogPlan(Record):
     service_guid: str
     service_id: str  # broker_catalog.id of the offering, e.g. "redis"
     service_name: str
+    # the offering's broker_catalog.features.instances_retrievable: CF can fetch instance parameters
+    instances_retrievable: bool = False
 
 
 class CFInstance(Record):

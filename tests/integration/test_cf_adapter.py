@@ -13,7 +13,7 @@ from mockstack.uaa import UAAEmulator
 from mockstack.world import WorldBuilder
 from reconciler.cf import CFClient, discover_all
 from reconciler.config.models import CFFoundation, Settings
-from reconciler.errors import NotFound
+from reconciler.errors import NotFound, ReconcilerError
 from reconciler.models import SourceStatus
 from reconciler.resilience import reset_local_state
 
@@ -231,3 +231,25 @@ def test_several_foundations_each_labelled():
     finally:
         fa.stop()
         fb.stop()
+
+
+def test_catalog_says_which_offerings_allow_fetching_parameters_and_cf_refuses_the_others():
+    b = WorldBuilder("params")
+    space = b.space("s", b.org("o"))
+    me = b.broker("blacksmith")
+    redis = b.offering("redis", me, "redis")
+    rabbit = b.offering("rabbitmq", me, "rabbitmq", broker_catalog={
+        "id": "rabbitmq", "metadata": {}, "features": {"instances_retrievable": False}})
+    kept = b.instance("r", space, b.plan("small", redis, "redis-small"), parameters={"maxmemory": "1gb"})
+    refused = b.instance("q", space, b.plan("single", rabbit, "rabbitmq-single"), parameters={"x": 1})
+    f = Foundation(b.world())
+    try:
+        client = CFClient(f.config(), settings())
+        flags = {p.plan_id: p.instances_retrievable for p in client.catalog()}
+        assert flags == {"redis-small": True, "rabbitmq-single": False}
+        assert client.instance_parameters(kept) == {"maxmemory": "1gb"}
+        with pytest.raises(ReconcilerError) as info:
+            client.instance_parameters(refused)
+        assert "not support fetching service instance parameters" in str(info.value) or "400" in str(info.value)
+    finally:
+        f.stop()

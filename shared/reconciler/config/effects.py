@@ -41,7 +41,8 @@ _EFFECTS: list[tuple[str, str]] = [
     ("concurrency.queue_size", f"Most items (batches) one Map state queues; beyond it the batches grow. Capped at "
                                f"{MAX_MAP_ITEMS} (Step Functions history limit): a larger value gets a warning."),
     ("concurrency.worker_pool_size", "Vault reads one ApplyBatch Lambda has in flight at once (threads)."),
-    ("concurrency.cooldown_period", "Pause before each ScanBatch after the first wave (BOSH Director relief)."),
+    ("concurrency.cooldown_period", "Pause before each ScanBatch after the first wave, before its first BOSH "
+                                    "request (a batch answered from the cache does not pause)."),
     ("apis.<api>.rate_limit.*", "The API's global rate limiter (GCRA in DynamoDB, shared by every Lambda): "
                                 "`requests_per_second`, `burst`, `wait_timeout` (then RateLimited)."),
     ("apis.<api>.circuit_breaker.*", "The API's circuit breaker, state in DynamoDB (seen by every Lambda)."),
@@ -87,7 +88,8 @@ _EFFECTS: list[tuple[str, str]] = [
     ("matching.rules", "Custom matching rules, in order: a deployment -> (service, plan, instance) by a name regex "
                        "with named groups or a manifest path, with a confidence. Asked after the built-in "
                        "strategies found no instance, or first with `before: true`."),
-    ("bosh.vm_details", "How VM details are read: `task` (`vms?format=full`) or `instances` (cheaper)."),
+    ("bosh.vm_details", "How VM details are read: `instances` (one request per deployment: IPs, AZ, job, index) or "
+     "`task` (`vms?format=full`: adds process state, DNS names, vm_type; 3 + polls requests and a Director task)."),
 ]
 KEY_EFFECTS: dict[str, str] = dict(_EFFECTS)
 

@@ -335,7 +335,7 @@ class Matching(_Model):
 class BoshScan(_Model):
     # task: GET /deployments/:d/vms?format=full (a BOSH task, full details);
     # instances: GET /deployments/:d/instances (no task, fewer details, cheaper).
-    vm_details: Annotated[Literal["task", "instances"], Kind("task or instances")] = "task"
+    vm_details: Annotated[Literal["task", "instances"], Kind("task or instances")] = "instances"
 
 
 class ReconcilerSettings(_Model):

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..models import VM, CFBinding, CFInstance, DeploymentDetail, Record, VaultWrite
+from ..models import VM, CatalogPlan, CFBinding, CFInstance, DeploymentDetail, Record, VaultWrite
 from .broker import history_in_broker_format, task_in_flight, unix_seconds
 from .credentials import recover_credentials
 from .types import USER_FIELDS, DomainConfig, InstancePlan, Match, MatchResult
@@ -363,6 +363,8 @@ class PlanItem(Record):
     match: Match | None = None
     bindings: list[CFBinding] = Field(default_factory=list)
     parameters: dict[str, Any] | None = None
+    #: CF can be asked for this instance's parameters (its offering's ``instances_retrievable``)
+    parameters_retrievable: bool = False
     index_entry: dict[str, Any] | None = None
     skip_reason: str = ""
     in_flight: str = ""  # the broker's operation in flight (then skip_reason says so)
@@ -394,6 +396,7 @@ def build_plan_items(
     parameters: Mapping[str, Mapping[str, Any]] | None = None,
     cf_available: bool = True,
     vault_ids: Iterable[str] = (),
+    catalog: Sequence[CatalogPlan] = (),
 ) -> list[PlanItem]:
     """The instances a run writes for, with their inputs.
 
@@ -417,6 +420,7 @@ def build_plan_items(
     matches = result.by_instance()
     conflicted = set(result.conflicted_instances)
     items: dict[str, PlanItem] = {}
+    retrievable = {(p.foundation, p.plan_id) for p in catalog if p.instances_retrievable}
 
     def item(uid: str, cf: CFInstance | None) -> PlanItem:
         m = matches.get(uid)
@@ -431,6 +435,7 @@ def build_plan_items(
             match=m,
             bindings=by_inst.get(uid, []),
             parameters=params.get(uid),
+            parameters_retrievable=cf is not None and (cf.foundation, cf.plan_id) in retrievable,
             index_entry=dict(entry) if entry is not None else None,
         )
 
@@ -461,6 +466,22 @@ def build_plan_items(
         if uid in items:
             items[uid] = PlanItem(instance_id=uid, in_flight=op, skip_reason=f"in flight: {op}")
     return [items[k] for k in sorted(items)]
+
+
+def needs_parameters(item: PlanItem, current: Tree, cfg: DomainConfig | None = None) -> bool:
+    """True when CF should be asked for ``item``'s parameters: its Vault record is lost or has
+    no ``parameters`` key, CF has the instance and its offering allows fetching
+    (``instances_retrievable``). A ``parameters`` key already in Vault (even ``{}`` or null) is
+    the user's: never asked for again, never rewritten."""
+    cfg = cfg or DomainConfig()
+    uid = normalize_uuid(item.instance_id)
+    if uid is None or item.skip_reason or item.cf is None or not item.parameters_retrievable:
+        return False
+    if item.parameters is not None:
+        return False
+    found = current.get(instance_path(uid, mount=cfg.mount))
+    root = found[0] if found else None
+    return not isinstance(root, Mapping) or "parameters" not in root
 
 
 def paths_read(item: PlanItem, cfg: DomainConfig | None = None) -> list[str]:

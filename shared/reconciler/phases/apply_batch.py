@@ -3,8 +3,8 @@ back up and write (``reconciler.apply``: backup first, cas writes, never drops a
 
 Reads are what the plan needs (``domain.paths_read``: a few GETs per instance, no LISTs),
 up to ``concurrency.worker_pool_size`` at once; an instance with writes has its whole tree
-read by ``apply_instance`` for the backup. Stops early when the Lambda's time runs short
-(``done: false`` + next offset).
+read by ``apply_instance`` for the backup, except the paths the plan already read. Stops
+early when the Lambda's time runs short (``done: false`` + next offset).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import env
+from .. import env, progress
 from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
-from ..domain import DomainConfig, PlanItem, bindings_without_credentials, paths_read, plan_batch
+from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
 from ..plans import describe
 from ..recording import RecordingVault
@@ -46,16 +46,63 @@ def sweep_backups(vault: Any, instance_ids: list[str], settings: BackupSettings,
                      migrated, removed)
 
 
+class ParameterFetcher:
+    """CF instance parameters for the records that lost them, one CF client per foundation,
+    created on first use; a foundation that fails is not asked again in this invocation."""
+
+    def __init__(self, client_of: Any, figures: dict[str, Any]) -> None:
+        self.client_of, self.figures = client_of, figures
+        self.down: dict[str, str] = {}
+
+    def fill(self, items: list[PlanItem], views: dict[str, Any], cfg: DomainConfig) -> list[PlanItem]:
+        out = []
+        for item in items:
+            if needs_parameters(item, views.get(item.instance_id, {}), cfg):
+                params = self.fetch(item.cf.foundation, item.instance_id)  # type: ignore[union-attr]
+                if params is not None:
+                    item = item.model_copy(update={"parameters": params})
+            out.append(item)
+        return out
+
+    def fetch(self, foundation: str, instance_id: str) -> dict[str, Any] | None:
+        if foundation in self.down:
+            self._count("parameters_not_fetched")
+            return None
+        try:
+            client = self.client_of(foundation)
+            if client is None:
+                self._count("parameters_not_fetched")
+                return None
+            params = client.instance_parameters(instance_id)
+        except Unavailable as exc:  # CF down or its breaker open: not asked again this invocation
+            self.down[foundation] = str(exc)
+            log.warning("cf:%s: instance parameters not fetched (CF unavailable): %s", foundation, exc)
+            self._count("parameters_not_fetched")
+            return None
+        except ReconcilerError as exc:  # 400 not supported, 404 gone: the record stays without them
+            log.warning("cf:%s: instance %s: parameters not fetched: %s", foundation, instance_id,
+                        type(exc).__name__)
+            self._count("parameters_not_fetched")
+            return None
+        self._count("parameters_fetched")
+        log.info("cf:%s: instance %s: parameters fetched for a record that had none", foundation, instance_id)
+        return params
+
+    def _count(self, name: str) -> None:
+        self.figures[name] = self.figures.get(name, 0) + 1
+
+
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
+    progress.phase_started(store, run_id, "UpdateVault")
     cfg = DomainConfig.from_settings(s)
     items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
     key = f"apply#{batch}#figures"
     figures: dict[str, Any] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
     flags = store.get_scratch(run_id, "flags") or {}
     # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
-    vault = RecordingVault(sources.vault(s, store), dry_run=bool(flags.get("dry_run")))
+    vault = RecordingVault(sources.vault(s, store, flags.get("kv_version")), dry_run=bool(flags.get("dry_run")))
     backup_settings = BackupSettings.from_settings(s)
     bosh_available = bool(flags.get("bosh_available", True))
     cf_available = bool(flags.get("cf_available", True))
@@ -78,12 +125,16 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     failed_ids: list[str] = list(figures.pop("failed_ids", None) or [])  # tried first by the next run
     clients: dict[str, Any] = {}
 
+    def client_of(foundation: str) -> Any:
+        """The CF client of a configured foundation (None: not configured), created on first use."""
+        if not clients:
+            clients.update(sources.cf_clients(s, store))
+        return clients.get(foundation)
+
     def fetch(binding: Any) -> tuple[Any, str | None, bool]:
         """(binding with credentials or as it was, why not, whether to retry next run)."""
         try:
-            if not clients:
-                clients.update(sources.cf_clients(s, store))
-            client = clients.get(binding.foundation)
+            client = client_of(binding.foundation)
             if client is None:
                 return binding, f"no CF foundation named {binding.foundation!r} is configured", False
             return sources.binding_credentials(client, binding), None, False
@@ -119,6 +170,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return [i.model_copy(update={"bindings": [got.get(b.guid, b) for b in i.bindings]}) if wanted.get(i.instance_id)
                 else i for i in chunk_items]
 
+    parameters = ParameterFetcher(client_of, figures)
     position = offset
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -144,12 +196,15 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items()
                      if paths and i not in unread}
             planned = restore_bindings(planned, views, pool)
+            if cf_available:  # only records that lost their parameters, where CF can tell
+                planned = parameters.fill(planned, views, cfg)
             plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
             flagged = {i.instance_id for i in chunk if i.in_flight}
             writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
             index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
-            # no trees: an instance with writes gets its whole tree read (the backup's content)
-            report = apply_plan(vault, writes, settings=backup_settings, index=index, now=time.time())
+            # an instance with writes gets the rest of its tree read (the backup's content); the
+            # paths the plan read are reused, their cas versions guarding the writes
+            report = apply_plan(vault, writes, settings=backup_settings, index=index, now=time.time(), known=views)
             for p in plan.plans:
                 if p.credentials_recovered:
                     figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
@@ -206,4 +261,5 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
         figures["plan_parts"] = [*figures.get("plan_parts", []), part]
     store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
+    progress.batch_progress(store, run_id, "apply", position - offset, done)
     return {**event, "offset": position, "done": done}
