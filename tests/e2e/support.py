@@ -134,6 +134,17 @@ def assert_expected_outcome(report: dict, world: dict, expected: dict) -> None:
     assert not applied[1].get("parameters_fetched")  # written once, never asked for again
     assert not WRITES & set(second["requests"].get("vault", {}))  # the second has none
     assert second["output"]["phases"]["scan"].get("cache_hits", 0) > 0
+    # beside the broker: the situations the generator names
+    vault, index = report["vault"], report["vault"]["secret/db"]
+    assert expected["in_flight"] and expected["name_mismatch"] and expected["failed_provisions"]
+    for iid in expected["history_converted"]:
+        assert all(isinstance(e["timestamp"], int) for e in vault[f"secret/{iid}/metadata"]["history"]), iid
+    assert not any("orphaned" in e for e in index.values())
+    for iid in set(expected["matched"]) - set(world["vault"]["secret/db"]):  # entries we added
+        e = index[iid]
+        assert isinstance(e["created"], int) and e["status"] == "provisioned" and "created_at" not in e, iid
+    sync = first["output"]["phases"]["sync_index"]
+    assert sync["name_mismatch"] == len(expected["name_mismatch"]) and sync["in_flight"] >= 1
     for run in (first, second):
         assert run["max_state_payload_bytes"] < 256 * 1024
         assert run["history_events"] < 25_000

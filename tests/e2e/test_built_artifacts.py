@@ -45,7 +45,7 @@ def built() -> Path:
 
 
 def test_built_world_reconciles_twice_and_the_second_run_writes_nothing(built):
-    world, expected = generate(12, seed=3)
+    world, expected = generate(12, seed=3, drift={"cf_orphans": 0.2})  # as test_expected_outcome
     options = {"artifacts": built, "python": PYTHON312, "stack_name": f"built{uuid.uuid4().hex[:8]}"}
     report = run_scenario(world, runs=2, mode="server", engine_options=options)
     assert_expected_outcome(report, world, expected)

@@ -13,6 +13,6 @@ from tests.integration.vault_fixtures import BACKENDS
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("instances,seed", [(12, 3)])
 def test_world_reconciles_to_expected_outcome(instances, seed, backend):
-    world, expected = generate(instances, seed=seed)
+    world, expected = generate(instances, seed=seed, drift={"cf_orphans": 0.2})  # a failed provision too
     report = run_scenario(world, runs=2, stack_options=vault_stack_options(backend))
     assert_expected_outcome(report, world, expected)
