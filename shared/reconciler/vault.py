@@ -17,8 +17,11 @@ adapter itself never retries, so a sealed Vault costs exactly one request per ca
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
@@ -42,6 +45,8 @@ from reconciler.errors import (
     Unavailable,
     VaultSealed,
 )
+from reconciler.resilience import ApiPolicy, Resilience, error_for_status, is_certificate_error, make_session
+from reconciler.resilience.http_errors import never_sent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,7 +67,7 @@ _SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+\Z")  # \Z: "$" would let a trailin
 class CallPolicy(Protocol):
     """What :class:`reconciler.resilience.Resilience` provides per API/endpoint."""
 
-    def call(self, fn: Callable[[], T], *, what: str = "call") -> T: ...
+    def call(self, fn: Callable[[], T], *, what: str = "call", idempotent: bool = True) -> T: ...
 
 
 def _errors_text(exc: hx.VaultError) -> str:
@@ -127,11 +132,10 @@ class VaultClient:
 
     @classmethod
     def from_settings(cls, settings: Any, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
-        """Build from ``Settings`` (contract C): ``settings.vault`` (address, auth, token, aws_role,
+        """Build from ``Settings`` (config/models.py): ``settings.vault`` (address, auth, token, aws_role,
         aws_mount, aws_header_value, namespace, mount, kv_version, ca_cert, insecure_skip_verify)
         and ``settings.reconciler.apis.vault`` / ``retry`` for the resilience policy (rate limit
         and circuit breaker shared through ``store`` when given)."""
-        from reconciler.resilience import ApiPolicy, Resilience, make_session
 
         v = settings.vault
         if getattr(v, "address", None) is None:
@@ -188,16 +192,18 @@ class VaultClient:
             status = status or getattr(exc, "status_code", None) or _HVAC_STATUS.get(type(exc))
             if status is not None:
                 return self._status_error(int(status), _errors_text(exc), answer, where, op, path)
-        from reconciler.resilience import is_certificate_error
 
         if isinstance(exc, requests.exceptions.SSLError) and is_certificate_error(exc):
             return Unavailable(f"{where}: TLS verification of {self.address} failed (check vault.ca_cert)",
                                api="vault")
         if isinstance(exc, requests.exceptions.Timeout):
-            return Unavailable(f"{where}: timed out talking to {self.address}", api="vault")
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return Unavailable(f"{where}: cannot connect to {self.address}", api="vault")
-        return Unavailable(f"{where}: {type(exc).__name__}", api="vault")
+            err = Unavailable(f"{where}: timed out talking to {self.address}", api="vault")
+        elif isinstance(exc, requests.exceptions.ConnectionError):
+            err = Unavailable(f"{where}: cannot connect to {self.address}", api="vault")
+        else:
+            return Unavailable(f"{where}: {type(exc).__name__}", api="vault")
+        err.not_sent = never_sent(exc)  # a write that never got through may be sent again
+        return err
 
     def _status_error(self, status: int, text: str, answer: requests.Response | None, where: str, op: str,
                       path: str) -> ExternalAPIError:
@@ -225,8 +231,6 @@ class VaultClient:
             return TooLarge(f"{where}: request too large for Vault (413{', ' + size + ' bytes' if size else ''}; "
                             "over the server's max_request_size)", api="vault", status=413)
         if status == 429:
-            from reconciler.resilience import error_for_status
-
             after = getattr(error_for_status(answer, "vault", where), "retry_after", None) if answer is not None \
                 else None
             return RateLimited(f"{where}: rate limited by Vault (429)", api="vault", status=429, retry_after=after)
@@ -240,7 +244,7 @@ class VaultClient:
         return ExternalAPIError(f"{where}: unexpected Vault answer {status}" + (f": {reason}" if reason else ""),
                                 api="vault", status=status)
 
-    def _call(self, op: str, path: str, fn: Callable[[], T]) -> T:
+    def _call(self, op: str, path: str, fn: Callable[[], T], *, idempotent: bool = True) -> T:
         def attempt() -> T:
             self._ensure_login()
             self._answers.last = None
@@ -257,7 +261,9 @@ class VaultClient:
                 raise self._map_error(exc, op, path) from None
 
         if self.policy is not None:
-            return self.policy.call(attempt, what=f"vault {op} {path}".rstrip())
+            if idempotent:
+                return self.policy.call(attempt, what=f"vault {op} {path}".rstrip())
+            return self.policy.call(attempt, what=f"vault {op} {path}".rstrip(), idempotent=False)
         return attempt()
 
     def _ensure_login(self) -> None:
@@ -418,7 +424,8 @@ class VaultClient:
             self._client.secrets.kv.v1.create_or_update_secret(path=rel, secret=payload, mount_point=self.mount)
             return None
 
-        return self._call("write", path, fn)
+        # a cas write repeated after it landed is a clean conflict; an unconditional one is not safe
+        return self._call("write", path, fn, idempotent=cas is not None)
 
     def list(self, folder: str) -> list[str]:
         """Keys directly under ``folder`` (relative; sub-folders end with '/'); [] when empty."""
@@ -498,10 +505,6 @@ def _ca_file(ca: str | None) -> str | None:
     """requests verifies against a file: PEM text from the config is written to /tmp once."""
     if not ca or "-----BEGIN" not in ca:
         return ca
-    import hashlib
-    import os
-    import tempfile
-
     path = os.path.join(tempfile.gettempdir(), f"vault-ca-{hashlib.sha256(ca.encode()).hexdigest()[:16]}.pem")
     if not os.path.exists(path):
         with open(path, "w", encoding="ascii") as fh:

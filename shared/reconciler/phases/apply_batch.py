@@ -19,14 +19,15 @@ from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legac
 from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
 from ..plans import describe
+from ..ports import KvStore
 from ..recording import RecordingVault
-from . import runtime, sources
+from . import contracts, runtime, sources
 
 log = logging.getLogger("reconciler.phases.apply_batch")
 STEP = 5  # instances planned and applied between time checks (at least the read concurrency)
 
 
-def sweep_backups(vault: Any, instance_ids: list[str], settings: BackupSettings, figures: dict[str, int],
+def sweep_backups(vault: KvStore, instance_ids: list[str], settings: BackupSettings, figures: dict[str, int],
                   record_error: Any) -> None:
     """Legacy migration and retention for instances this run leaves unchanged."""
     now = time.time()
@@ -97,10 +98,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "UpdateVault")
     cfg = DomainConfig.from_settings(s)
-    items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
-    key = f"apply#{batch}#figures"
-    figures: dict[str, Any] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
-    flags = store.get_scratch(run_id, "flags") or {}
+    items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, contracts.apply_items(batch)) or []]
+    key = contracts.batch_figures("apply", batch)
+    figures: dict[str, Any] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
+    flags = store.get_scratch(run_id, contracts.FLAGS) or {}
     # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
     vault = RecordingVault(sources.vault(s, store, flags.get("kv_version")), dry_run=bool(flags.get("dry_run")))
     backup_settings = BackupSettings.from_settings(s)
@@ -217,6 +218,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if cf_available:  # only records that lost their parameters, where CF can tell
                 planned = parameters.fill(planned, views, cfg)
             plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
+            flagged = {i.instance_id for i in chunk if i.in_flight}
             writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
             index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
             # an instance with writes gets the rest of its tree read (the backup's content); the
@@ -236,8 +238,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                               p.credential_recovery_reason or "no reason given")
                 if p.skipped:
                     log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
-                if p.skipped:
                     figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
+                if p.in_flight:
+                    figures["instances_in_flight"] = figures.get("instances_in_flight", 0) + 1
+                    if p.instance_id not in flagged:  # found in its task record: SyncIndex and Orphans skip it too
+                        figures.setdefault("in_flight_tasks", {})[p.instance_id] = p.in_flight
+                if p.history_converted:
+                    figures["history_converted"] = figures.get("history_converted", 0) + p.history_converted
             for r in report.instances:
                 taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
                 log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,
@@ -269,9 +276,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                  extra={"batch": batch, **{k: v for k, v in figures.items() if k != "failed_ids"}})
     ttl = runtime.scratch_ttl(s)
     if vault.changes:  # this invocation's part of the run's plan (dry run) or changes (real run), masked
-        part = f"plan#apply#{batch}#{offset}"
+        part = contracts.plan_part(batch, offset)
         store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
         figures["plan_parts"] = [*figures.get("plan_parts", []), part]
-    store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
+    store.put_scratch(run_id, key if done else contracts.progress(key), figures, ttl)
     progress.batch_progress(store, run_id, "apply", position - offset, done)
     return {**event, "offset": position, "done": done}

@@ -25,7 +25,7 @@ from typing import Any
 from .. import progress
 from ..domain import DomainConfig, is_excluded_name
 from ..errors import ReconcilerError
-from . import runtime, sources
+from . import contracts, retry_first, runtime, sources
 
 log = logging.getLogger("reconciler.phases.discover_bosh")
 
@@ -60,7 +60,6 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     chosen, deferred = choose_reads(s, store, reads)
     chosen_keys = {key_of(d) for d in chosen}
     deployments = [d for d in deployments if key_of(d) in kept or key_of(d) in chosen_keys]
-    from . import retry_first  # (imports this module's carry-over constants)
 
     deployments = retry_first.first(deployments, retry_first.get(store)["deployments"],
                                     key_of)  # last run's failed scans first
@@ -72,7 +71,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
              len(deployments), count, len(chosen), len(kept) - revalidated, revalidated, len(excluded), len(deferred),
              extra={"deployments": len(deployments) + len(excluded) + len(deferred), "to_scan": len(deployments),
                     "excluded": len(excluded), "deferred": len(deferred), "batches": count})
-    store.put_scratch(run["run_id"], "bosh", {
+    store.put_scratch(run["run_id"], contracts.BOSH, {
         "deployments": [d.model_dump(mode="json") for d in deployments],
         "deferred": [d.model_dump(mode="json") for d in deferred],
         "excluded": [d.model_dump(mode="json") for d in excluded], "batch_size": size,
@@ -86,21 +85,14 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "batches": list(range(count))}
 
 
-CARRYOVER = "carryover"  # scratch "run" holding state from one run to the next
-CARRYOVER_TTL_S = 30 * 86400
 
 
 FEED_MARGIN_S = 60.0  # clock skew and scan time: an event this close before a detail was cached counts as after it
 FEED_MAX_PAGES = 10  # 2,000 events per director and run; a busier feed is not read, its stale details are
-SCANNED = "bosh_scanned"  # carry-over: {"director/name": when it was last chosen for a read}
 
 
 def key_of(dep: Any) -> str:
     return f"{dep.director}/{dep.name}"
-
-
-def feed_key(director: str) -> str:
-    return f"bosh_feed#{director}"
 
 
 def freshness(store: Any, client: Any, director: str, names: list[str], ttl: float,
@@ -116,7 +108,7 @@ def freshness(store: Any, client: Any, director: str, names: list[str], ttl: flo
     now = time.time() if now is None else now
     cached = store.cached_deployments(director)
     stale = [n for n in names if n in cached and now - cached[n] >= ttl]
-    state = store.get_scratch(CARRYOVER, feed_key(director))
+    state = store.get_scratch(contracts.CARRYOVER, contracts.bosh_feed(director))
     state = state if isinstance(state, dict) and "chain_since" in state else None
     feed_ok = False
     if state is not None and stale:
@@ -145,7 +137,7 @@ def freshness(store: Any, client: Any, director: str, names: list[str], ttl: flo
         state = {"chain_since": now, "read_until": now - FEED_MARGIN_S, "last_event": {}}
         figures["feed_restarted"] = figures.get("feed_restarted", 0) + 1
     if state is not None and (stale or feed_ok or figures.get("feed_restarted")):
-        store.put_scratch(CARRYOVER, feed_key(director), state, CARRYOVER_TTL_S)
+        store.put_scratch(contracts.CARRYOVER, contracts.bosh_feed(director), state, contracts.CARRYOVER_TTL_S)
     out: dict[str, str] = {}
     for n in names:
         c = cached.get(n)
@@ -169,16 +161,14 @@ def choose_reads(s: Any, store: Any, reads: list[Any]) -> tuple[list[Any], list[
     if not cap or len(reads) <= cap:
         chosen, deferred = reads, []
     else:
-        from . import retry_first
-
-        scanned = store.get_scratch(CARRYOVER, SCANNED) or {}
+        scanned = store.get_scratch(contracts.CARRYOVER, contracts.BOSH_SCANNED) or {}
         retry = set(retry_first.get(store)["deployments"])
         ordered = sorted(reads, key=lambda d: (key_of(d) not in retry, float(scanned.get(key_of(d), 0)), key_of(d)))
         chosen, deferred = ordered[:cap], ordered[cap:]
         now = time.time()
         scanned = {k: v for k, v in scanned.items() if isinstance(v, int | float)}
         scanned.update({key_of(d): now for d in chosen})
-        store.put_scratch(CARRYOVER, SCANNED, scanned, CARRYOVER_TTL_S)
+        store.put_scratch(contracts.CARRYOVER, contracts.BOSH_SCANNED, scanned, contracts.CARRYOVER_TTL_S)
         log.info("bosh: reading %d of %d deployments that need a read this run "
                  "(reconciler.concurrency.max_deployments_per_run), least recently scanned first", len(chosen),
                  len(reads))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from .discover_bosh import CARRYOVER, CARRYOVER_TTL_S
+from .contracts import CARRYOVER, CARRYOVER_TTL_S, RETRY_FIRST
 
 T = TypeVar("T")
-KEY = "retry_first"
+KEY = RETRY_FIRST
 MAX_IDS = 5000  # bounded: a run where everything failed keeps the first of them
 
 
