@@ -277,3 +277,22 @@ def test_the_brokers_deployment_record_is_kept_true_where_it_exists():
     assert w.vault.data[f"secret/{healthy}/deployment"]["deployment_name"] == exp["matched"][healthy]
     created = {wr.path for wr in batch.writes if wr.path.endswith("/deployment") and wr.cas == 0}
     assert created == set()  # never created where the broker wrote none
+
+
+def test_orphan_transitions_become_history_entries_in_the_brokers_format():
+    from reconciler.domain.broker import orphan_history
+
+    world, exp, w, broker, clock = _world(40, seed=12, cf_orphans=0.1, bosh_orphans=0.1)
+    _, _, first, _ = reconcile_once(w, clock.tick())
+    entries = orphan_history(first, {}, now=1_800_000_000)
+    bosh_ids = {e["instance_id"] for e in first.state["bosh"].values()}
+    assert set(exp["orphans"]["cf"]) | bosh_ids <= set(entries)
+    assert not set(exp["in_flight"]) & set(entries)  # in flight: no orphan state, no history
+    assert all(e["action"] == "orphaned" and e["timestamp"] == 1_800_000_000 for v in entries.values() for e in v)
+    _, _, second, _ = reconcile_once(w, clock.tick(), previous_orphans=first.state)
+    assert orphan_history(second, first.state, now=1_800_000_100) == {}  # nothing changed, nothing written
+    gone = next(iter(first.state["bosh"]))
+    w.deployments = [d for d in w.deployments if d.name != gone]  # a BOSH orphan deleted by an operator
+    _, _, third, _ = reconcile_once(w, clock.tick(), previous_orphans=second.state)
+    resolved = orphan_history(third, second.state, now=1_800_000_200)
+    assert resolved[first.state["bosh"][gone]["instance_id"]][0]["action"] == "orphan_resolved"
