@@ -787,6 +787,19 @@ class AwsEngine:
         iam.delete_role(RoleName=name)
 
     # ---- using it ---------------------------------------------------------------------------
+    def register_stack(self, outputs: Mapping[str, str]) -> str:
+        """A CloudFormation stack named ``stack_name`` with these outputs, so a client finds the
+        stack as it would on AWS (``describe_stacks`` -> ``ApiUrl``). The resources themselves
+        are the engine's; the stack holds one placeholder resource."""
+        import warnings
+
+        template = {"Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                    "Outputs": {k: {"Value": str(v)} for k, v in outputs.items()}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # moto does not model the placeholder's type; nothing needs it to
+            return self.client("cloudformation").create_stack(StackName=self.stack_name,
+                                                              TemplateBody=json.dumps(template))["StackId"]
+
     def state_machine_arn(self, logical_id: str | None = None) -> str:
         if logical_id is None:
             if len(self.state_machines) != 1:
