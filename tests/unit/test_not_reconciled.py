@@ -18,7 +18,8 @@ def figures(instances, skipped=0, failed=0, failed_ids=()):
 
 
 def test_skipped_items_are_accounted_for_and_missing_batches_are_not():
-    store = Scratch({"apply#0#figures": figures(4, skipped=1), "apply#1#figures": figures(3, failed=1, failed_ids=["b"]),
+    store = Scratch({"apply#0#figures": figures(4, skipped=1),
+                     "apply#1#figures": figures(3, failed=1, failed_ids=["b"]),
                      "apply#2#items": [{"instance_id": "x"}, {"instance_id": "y"}]})
     failed: list[str] = []
     apply = gather(store, "r", "apply", 3, failed)

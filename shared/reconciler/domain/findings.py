@@ -23,6 +23,8 @@ class FindingSpec:
     metric: str  # the CloudWatch (EMF) metric counting them
     # an unscanned deployment's owner is unknown: the kind is not evaluated on partial evidence
     needs_full_scan: bool = False
+    # recorded in the instance's ``secret/<id>/metadata`` history when found and when resolved
+    in_history: bool = False
 
 
 class FindingKind(StrEnum):
@@ -58,19 +60,19 @@ SPECS: dict[FindingKind, FindingSpec] = {
     FindingKind.CF: FindingSpec(
         label="CF", description="CF instance of our broker, no deployment",
         summary="CF instances without deployment", needs=("cf", "bosh"), key_field="instance_id",
-        metric="OrphansCF", needs_full_scan=True),
+        metric="OrphansCF", needs_full_scan=True, in_history=True),
     FindingKind.BOSH: FindingSpec(
         label="BOSH", description="our deployment, no CF instance",
         summary="deployments without CF instance", needs=("cf", "bosh"), key_field="deployment_name",
-        metric="OrphansBosh"),
+        metric="OrphansBosh", in_history=True),
     FindingKind.VAULT: FindingSpec(
         label="Vault", description="index/Vault entry with neither",
         summary="Vault entries without either", needs=("cf", "bosh", "vault"), key_field="instance_id",
-        metric="OrphansVault", needs_full_scan=True),
+        metric="OrphansVault", needs_full_scan=True, in_history=True),
     FindingKind.FAILED_PROVISION: FindingSpec(
         label="Failed provision", description="CF instance whose create failed, no deployment",
         summary="failed provisions", needs=("cf", "bosh"), key_field="instance_id",
-        metric="FailedProvisions", needs_full_scan=True),
+        metric="FailedProvisions", needs_full_scan=True, in_history=True),
     FindingKind.NAME_MISMATCH: FindingSpec(
         label="Name mismatch", description="running deployment not named <plan_id>-<instance_id>, as the broker needs",
         summary="deployments the broker cannot find by name", needs=("cf", "bosh"), key_field="instance_id",
