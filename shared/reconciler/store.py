@@ -529,6 +529,21 @@ class Store:
             state.setdefault(kind.value, {})
         return state
 
+    # --- instance history (auto-remediation) -------------------------------------------
+
+    def record_instance_event(self, instance_id: str, event: Mapping[str, Any]) -> None:
+        """One event of an instance's remediation history (``archived``, ...), kept without
+        expiry: the instance's own Vault history went into its archive."""
+        at = _iso(self.clock())
+        item = {**dict(event), "pk": f"history#{instance_id}", "sk": f"{at}#{event.get('run_id', '')}",
+                "instance_id": instance_id, "at": at}
+        self._call("put_item", TableName=self.state_table, Item=_to_dynamo(item, "instance event")["M"])
+
+    def instance_history(self, instance_id: str, limit: int = 50) -> list[dict]:
+        """The instance's remediation events, oldest first."""
+        items = self._query(self.state_table, f"history#{instance_id}", limit=max(1, limit))
+        return [{k: v for k, v in i.items() if k not in ("pk", "sk")} for i in items[:limit]]
+
     # --- per-run scratch ---------------------------------------------------------------
 
     def put_scratch(self, run_id: str, key: str, value: Any, ttl_s: float) -> None:

@@ -115,7 +115,7 @@ def update_orphans(
     """
     previous = previous or {}
     candidates = orphan_candidates(result, index=index, vault_ids=vault_ids)
-    update = OrphanUpdate(state={})
+    update = OrphanUpdate(state={}, evaluated_at=now)
     for kind in FindingKind:
         prev = {k: dict(v) for k, v in (previous.get(kind.value) or {}).items() if isinstance(v, Mapping)}
         missing = [s for s in NEEDS[kind] if not source_ok(source_status, s)]
