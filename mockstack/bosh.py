@@ -107,7 +107,8 @@ class BoshDirectorEmulator(Emulator):
     with ``authority.validate(token) -> claims | None`` and advertises ``uaa_url``.
     A vms task needs ``task_steps`` polls of ``GET /tasks/:id`` showing it unfinished
     (first ``queued``, then ``processing``) before it is ``done``; with ``task_seconds`` set,
-    time decides instead. Deployments in ``failing_deployments`` end their tasks in ``error``.
+    time decides instead. Deployments in ``failing_deployments`` end their tasks in ``error``
+    and answer their VM and instance listings with a 500.
     Serve it with :meth:`server` (TLS; clients verify against :attr:`ca_path`).
     """
 
@@ -422,6 +423,8 @@ class BoshDirectorEmulator(Emulator):
                     task.result_output = b""
             return Response(302, b"", {"Location": f"{request.base_url}/tasks/{task.id}",
                                        "Content-Type": SINATRA_TYPE})
+        if dep["name"] in self.failing_deployments:  # e.g. the Director's database timing out
+            return _error(500, 100, f"Could not read the instances of deployment '{dep['name']}'")
         if kind == "vms":
             out = [{"agent_id": vm.get("agent_id"), "cid": vm.get("vm_cid"), "job": vm.get("job_name"),
                     "index": vm.get("index", 0), "id": vm.get("id"), "az": vm.get("az"), "ips": vm.get("ips") or [],

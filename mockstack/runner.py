@@ -299,9 +299,20 @@ class Scenario:
         return out
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def run_scenario(world: Any, *, config_text: str | None = None, runs: int = 1, faults: Mapping[str, Any] | None = None,
-                 force: bool = False, workdir: str | None = None) -> dict[str, Any]:
-    with Scenario(world, config_text=config_text, workdir=workdir) as scenario:
+                 force: bool = False, workdir: str | None = None, stack_options: Mapping[str, Any] | None = None,
+                 engine_options: Mapping[str, Any] | None = None, mode: str = "inprocess") -> dict[str, Any]:
+    port = _free_port() if mode == "server" else 4566
+    with Scenario(world, config_text=config_text, workdir=workdir, stack_options=stack_options,
+                  engine_options=engine_options, mode=mode, port=port) as scenario:
         scenario.set_faults(faults or {})
         for _ in range(runs):
             scenario.run_once(force=force)

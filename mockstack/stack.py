@@ -22,6 +22,7 @@ from typing import Any
 from mockstack.base import EmulatorServer, Faults, LoggedRequest
 from mockstack.bosh import BoshDirectorEmulator
 from mockstack.cf import CloudControllerEmulator
+from mockstack.openbao import OpenBaoVault
 from mockstack.tls import DEFAULT_HOSTS, TLSMaterial, make_tls
 from mockstack.uaa import UAAEmulator
 from mockstack.vault import VaultEmulator
@@ -54,13 +55,21 @@ class MockStack:
     before a BOSH task is done), ``cf_rate_limits`` (X-RateLimit-* headers), ``tls`` (CF, its
     UAA and Vault over TLS too), ``vault_kv_version``, ``host`` (bind address, default loopback) and
     ``public_host`` (the name put in every URL and the certificate, e.g. ``host.docker.internal``
-    when Lambda containers of a LocalStack must reach the stack; bind ``host="0.0.0.0"`` then).
+    when Lambda containers of a LocalStack must reach the stack; bind ``host="0.0.0.0"`` then),
+    ``vault_backend`` (``"openbao"``: a real ``bao server -dev`` instead of the emulator, behind
+    the same recording front) and ``vault_policy`` (HCL: the endpoints then give a token that
+    only this policy allows, e.g. ``deploy/vault-policy.hcl``).
     """
 
     def __init__(self, world: str | os.PathLike[str] | dict[str, Any], workdir: str | os.PathLike[str] | None = None,
                  *, expires_in: int = 43199, bosh_task_steps: int = 2, cf_rate_limits: dict[str, int] | None = None,
                  tls: bool = False, vault_kv_version: int = 2, host: str = "127.0.0.1",
-                 public_host: str | None = None) -> None:
+                 public_host: str | None = None, vault_backend: str = "emulator",
+                 vault_policy: str | None = None) -> None:
+        if vault_backend not in ("emulator", "openbao"):
+            raise ValueError(f"vault_backend {vault_backend!r}: accepted are 'emulator' and 'openbao'")
+        if vault_policy is not None and vault_backend != "openbao":
+            raise ValueError("vault_policy needs vault_backend='openbao' (the emulator has one root token)")
         self.world = load_world(world)
         self.host, self.public_host = host, public_host
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="mockstack-"))
@@ -70,13 +79,16 @@ class MockStack:
         self.cf_rate_limits = cf_rate_limits
         self.tls_everywhere = tls
         self.vault_kv_version = vault_kv_version
+        self.vault_backend = vault_backend
+        self.vault_policy = vault_policy
+        self.vault_client_token: str | None = None  # the policy-limited token, when vault_policy is given
         self.servers: dict[str, EmulatorServer] = {}
         self.tls: TLSMaterial | None = None
         self.cf_uaa: UAAEmulator | None = None
         self.bosh_uaa: UAAEmulator | None = None
         self.cf: CloudControllerEmulator | None = None
         self.bosh: BoshDirectorEmulator | None = None
-        self.vault: VaultEmulator | None = None
+        self.vault: VaultEmulator | OpenBaoVault | None = None
 
     # -- life cycle -------------------------------------------------------------------
     def _serve(self, key: str, emulator: Any, secure: bool) -> EmulatorServer:
@@ -126,8 +138,17 @@ class MockStack:
                                          task_steps=self.bosh_task_steps, tls=self.tls, **bosh_kwargs)
         self._serve("bosh", self.bosh, True)
 
-        self.vault = VaultEmulator(self.world["vault"], token=a["vault_token"], kv_version=self.vault_kv_version,
-                                   aws_role=a.get("vault_aws_role"))
+        if self.vault_backend == "openbao":  # a real server behind the recording front (same log and faults)
+            if a["vault_token"].startswith(("hvs.", "hvb.", "hvr.", "s.", "b.", "r.")):
+                # a real server refuses a custom root token id with a token-type prefix
+                a["vault_token"] = "root-" + a["vault_token"].split(".", 1)[1]
+            self.vault = OpenBaoVault(self.world["vault"], token=a["vault_token"], kv_version=self.vault_kv_version,
+                                      workdir=self.workdir / "openbao")
+            if self.vault_policy is not None:
+                self.vault_client_token = self.vault.token_with_policy("blacksmith-reconciler", self.vault_policy)
+        else:
+            self.vault = VaultEmulator(self.world["vault"], token=a["vault_token"],
+                                       kv_version=self.vault_kv_version, aws_role=a.get("vault_aws_role"))
         self._serve("vault", self.vault, self.tls_everywhere)
         path = self.workdir / "endpoints.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds credentials
@@ -138,6 +159,8 @@ class MockStack:
         for server in reversed(list(self.servers.values())):
             server.stop()
         self.servers.clear()
+        if isinstance(self.vault, OpenBaoVault):
+            self.vault.stop()
 
     def __enter__(self) -> MockStack:
         return self.start()
@@ -162,7 +185,8 @@ class MockStack:
                      "uaa_url": bosh_uaa.url if bosh_uaa else None, "client_id": a["bosh_client"]["id"],
                      "client_secret": a["bosh_client"]["secret"], "username": a["bosh_basic"]["username"],
                      "password": a["bosh_basic"]["password"], "ca_cert": ca},
-            "vault": {"address": s["vault"].url, "token": a["vault_token"], "mount": "secret",
+            "vault": {"address": s["vault"].url, "token": self.vault_client_token or a["vault_token"],
+                      "mount": "secret",
                       "kv_version": self.vault_kv_version, "aws_role": a.get("vault_aws_role"), "ca_cert": plain_ca},
             "admin": {key: f"{server.url}/__mockstack" for key, server in s.items()},
             "ca_cert": ca,

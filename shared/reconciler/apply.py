@@ -289,11 +289,14 @@ def _differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 def apply_instance(vault: Any, instance_id: str, writes: Sequence[VaultWrite], *, settings: BackupSettings,
                    index_entry: Mapping[str, Any] | None = None, tree: VersionedTree | None = None,
-                   now: float | None = None, migrate_legacy: bool = True) -> InstanceResult:
+                   now: float | None = None, migrate_legacy: bool = True,
+                   known: VersionedTree | None = None) -> InstanceResult:
     """Apply one instance's planned writes. Writes equal to Vault's current data are dropped;
     when something remains: back up (if enabled and ``backup_on_update``), then write with
     cas in credential-first/root-last order, then retention and legacy migration. Raises
-    domain errors (the batch wrapper records them); never writes after a failed backup."""
+    domain errors (the batch wrapper records them); never writes after a failed backup.
+    ``known``: paths of the tree the plan just read, with their versions; only the rest of
+    the tree is read (a change in between fails the cas write of a path we write)."""
     now = time.time() if now is None else now
     result = InstanceResult(instance_id)
     mount = vault.mount
@@ -304,7 +307,7 @@ def apply_instance(vault: Any, instance_id: str, writes: Sequence[VaultWrite], *
     if not writes:
         return result
     if tree is None:
-        tree = vault.read_tree(root, exclude=[bk.legacy_folder(instance_id, mount) + "/"])
+        tree = vault.read_tree(root, exclude=[bk.legacy_folder(instance_id, mount) + "/"], known=known)
     effective = [w for w in writes if w.path not in tree or _differs(tree[w.path][0], w.data)]
     result.writes_skipped = len(writes) - len(effective)
     if not effective:
@@ -338,16 +341,19 @@ def apply_instance(vault: Any, instance_id: str, writes: Sequence[VaultWrite], *
 
 def apply_plan(vault: Any, plans: Mapping[str, Sequence[VaultWrite]], *, settings: BackupSettings,
                index: Mapping[str, Any] | None = None, trees: Mapping[str, VersionedTree] | None = None,
-               now: float | None = None, migrate_legacy: bool = True) -> ApplyReport:
+               now: float | None = None, migrate_legacy: bool = True,
+               known: Mapping[str, VersionedTree] | None = None) -> ApplyReport:
     """Apply every instance's writes. A failure is recorded for that instance and the batch
     goes on (a request that failed after its retries included: one bad answer is that
     instance's problem); a sealed Vault or an open circuit (the breaker saw Vault fail
     ``failure_threshold`` times in a row) aborts the batch (the remaining instances are
-    marked skipped) instead of hammering it."""
+    marked skipped) instead of hammering it. ``known``: per instance, the paths already
+    read (see :func:`apply_instance`)."""
     now = time.time() if now is None else now
     report = ApplyReport()
     index = index or {}
     trees = trees or {}
+    known = known or {}
     for instance_id, writes in plans.items():
         if report.aborted:
             report.instances.append(InstanceResult(instance_id, status="skipped", error=report.aborted))
@@ -355,7 +361,8 @@ def apply_plan(vault: Any, plans: Mapping[str, Sequence[VaultWrite]], *, setting
         entry = index.get(instance_id) if isinstance(index.get(instance_id), Mapping) else None
         try:
             result = apply_instance(vault, instance_id, writes, settings=settings, index_entry=entry,
-                                    tree=trees.get(instance_id), now=now, migrate_legacy=migrate_legacy)
+                                    tree=trees.get(instance_id), now=now, migrate_legacy=migrate_legacy,
+                                    known=known.get(instance_id))
         except (VaultSealed, CircuitOpen) as exc:  # Vault is down for everyone: stop asking
             report.aborted = f"{type(exc).__name__}: {exc}"
             result = InstanceResult(instance_id, status="failed", error=report.aborted)

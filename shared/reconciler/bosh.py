@@ -9,13 +9,14 @@ CA (without one the system CAs are used, so a Director with a private CA fails c
 * ``GET /deployments/:name`` -> the manifest text; plus VMs -> :class:`DeploymentDetail`.
 * VMs, chosen by ``reconciler.bosh.vm_details``:
 
-  - ``task`` (default): ``GET /deployments/:name/vms?format=full`` answers 302 to
+  - ``instances`` (default): ``GET /deployments/:name/instances`` -- 1 call, no task: job,
+    index, id, IPs, AZ, agent and VM CID, everything credential recovery and matching use.
+  - ``task``: ``GET /deployments/:name/vms?format=full`` answers 302 to
     ``/tasks/:id`` (followed with our auth, same host only); poll ``GET /tasks/:id`` with
     bounded backoff until ``done``; then ``GET /tasks/:id/output?type=result`` (NDJSON).
     Cost: 3 + P calls per deployment (P = polls before the task is done, typically 1-3),
-    and a Director task (a worker slot on the Director) per deployment.
-  - ``instances``: ``GET /deployments/:name/instances`` -- 1 call, no task, fewer details
-    (no process state, no DNS names, no vm_type).
+    and a Director task (a worker slot on the Director) per deployment. It adds process
+    state, DNS names and vm_type, which nothing in the reconciler needs.
 
   A deployment detail therefore costs 2 calls (instances) or 4 + P calls (task); cached in
   the Store for ``reconciler.cache_ttl`` (hits and misses counted).
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,7 +101,7 @@ class BoshClient:
         if not url:
             raise ConfigError(f"bosh director {self.name!r}: url is not set")
         rec = getattr(settings, "reconciler", None)
-        self.vm_details = vm_details or getattr(getattr(rec, "bosh", None), "vm_details", None) or "task"
+        self.vm_details = vm_details or getattr(getattr(rec, "bosh", None), "vm_details", None) or "instances"
         if self.vm_details not in ("task", "instances"):
             raise ConfigError(f"reconciler.bosh.vm_details {self.vm_details!r}: accepted 'task' or 'instances'")
         self.cache_ttl = float(cache_ttl if cache_ttl is not None else getattr(rec, "cache_ttl", 300.0) or 0.0)
@@ -113,6 +115,7 @@ class BoshClient:
                                          clock=clock, sleep=sleep)
         self.http = HttpClient(f"bosh:{self.name}", url, self.session, self.resilience)
         self._info: dict[str, Any] | None = None
+        self._info_lock = threading.Lock()  # threads of one Lambda share one /info and one login
         self.cache_hits = self.cache_misses = 0
 
     @classmethod
@@ -122,6 +125,10 @@ class BoshClient:
     # --- auth ------------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
+        with self._info_lock:
+            return self._info if self._info is not None else self._read_info()
+
+    def _read_info(self) -> dict[str, Any]:
         if self._info is None:
             body = self.http.get_json("/info", authenticated=False, timeout=self.policy.health_timeout)
             if not isinstance(body, dict):

@@ -12,13 +12,15 @@ Per foundation (``settings.cf_foundations``), read-only:
   instance -> plan -> offering -> broker and instance -> space -> organization, so one
   request per 5000 instances gives everything; instances of other brokers and
   user-provided instances are left out (``type=managed`` + the broker walk).
-* Credential bindings in bulk: ``service_instance_guids`` in chunks (50 per request by
-  default, ``include=app``), never one call per instance; credentials are *not* fetched.
+* Credential bindings in bulk: ``service_instance_guids`` with as many guids per request as
+  fit the request-line limit (``URL_LIMIT``: nginx's default 8 KB buffer in front of the
+  Cloud Controller answers 414 beyond it; about 200 guids), ``include=app``, never one call
+  per instance; credentials are *not* fetched.
 * Binding details (credentials) and instance parameters only on request.
 
 API-call cost of :meth:`CFClient.discover` for N instances with B bindings:
 ``1 (root) + 1 (token) + 1 (broker) + ceil(offerings/5000) + ceil(plans/5000) +
-ceil(N/5000) + ceil(N/binding_chunk) * pages`` -- e.g. 12 calls for 500 instances.
+ceil(N/5000) + ceil(N/binding_chunk) * pages`` -- e.g. 8 calls for 500 instances.
 """
 
 from __future__ import annotations
@@ -38,7 +40,19 @@ from reconciler.resilience import ApiPolicy, Resilience, chunked, make_session
 log = logging.getLogger(__name__)
 
 PER_PAGE = 5000
-BINDING_CHUNK = 50  # guids per service_instance_guids filter (~1.9 KB of URL)
+URL_LIMIT = 8192  # request line (method, target, version): CC's nginx, large_client_header_buffers 4 8k
+URL_MARGIN = 256  # pagination's page=N and whatever a proxy adds
+BINDINGS_PATH = "/v3/service_credential_bindings"
+
+
+def guids_per_request(api_url: str, per_page: int = PER_PAGE, limit: int = URL_LIMIT) -> int:
+    """How many instance guids one ``service_instance_guids`` filter holds within ``limit``
+    bytes of request line (each guid 36 characters and a ``%2C`` separator)."""
+    from urllib.parse import urlsplit
+
+    fixed = (len("GET ") + len(urlsplit(api_url).path.rstrip("/")) + len(BINDINGS_PATH)
+             + len(f"?service_instance_guids=&include=app&per_page={per_page}") + len(" HTTP/1.1"))
+    return max(1, (limit - URL_MARGIN - fixed + 3) // (36 + 3))
 MAX_PAGES = 10_000
 # \Z: "$" would accept a trailing newline
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -84,7 +98,7 @@ class CFClient:
     """One CF foundation. ``foundation`` is contract C's ``CFFoundation`` (duck-typed)."""
 
     def __init__(self, foundation: Any, settings: Any = None, *, store: Any = None, session: Any = None,
-                 per_page: int = PER_PAGE, binding_chunk: int = BINDING_CHUNK, clock=time.time,
+                 per_page: int = PER_PAGE, binding_chunk: int | None = None, clock=time.time,
                  sleep=time.sleep) -> None:
         self.name = getattr(foundation, "name", None) or "cf"
         self.foundation = foundation
@@ -96,7 +110,7 @@ class CFClient:
         if not 1 <= per_page <= 5000:
             raise ConfigError(f"per_page {per_page}: 1..5000 is accepted")
         self.per_page = per_page
-        self.binding_chunk = max(1, binding_chunk)
+        self.binding_chunk = max(1, binding_chunk or guids_per_request(str(api_url), per_page))
         self.policy = ApiPolicy.from_settings(settings, "cf", self.name)
         uaa_policy = ApiPolicy.from_settings(settings, "cf", f"{self.name}:uaa")
         self.session = session or make_session(self.policy, verify=_verify(foundation))
@@ -241,10 +255,11 @@ class CFClient:
     # --- bindings ------------------------------------------------------------------------
 
     def bindings(self, instance_guids: list[str]) -> list[CFBinding]:
-        """Bindings of the given instances, ``binding_chunk`` instances per request (no credentials)."""
+        """Bindings of the given instances, ``binding_chunk`` instances per request (as many as fit
+        the URL limit by default; no credentials)."""
         out: list[CFBinding] = []
         for chunk in chunked(sorted(set(instance_guids)), self.binding_chunk):
-            for page in self.pages("/v3/service_credential_bindings",
+            for page in self.pages(BINDINGS_PATH,
                                    {"service_instance_guids": ",".join(chunk), "include": "app"}):
                 apps = {a.get("guid"): a for a in (page.get("included") or {}).get("apps") or []}
                 for b in page["resources"]:

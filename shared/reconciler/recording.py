@@ -119,9 +119,10 @@ class RecordingVault:
                     out.append(full)
         return sorted(out)
 
-    def read_tree(self, prefix: str, *, exclude: Iterable[str] = ()) -> Tree:
+    def read_tree(self, prefix: str, *, exclude: Iterable[str] = (), known: Mapping[str, Any] | None = None) -> Tree:
         if not self.dry_run:
-            return self.inner.read_tree(prefix, exclude=exclude)
+            return self.inner.read_tree(prefix, exclude=exclude, known=known)
+        # a dry run reads the tree through its overlay: ``known`` may predate a recorded change
         out: Tree = {}
         for path in [prefix, *self.list_recursive(prefix, exclude=exclude)]:
             got = self.read(path)

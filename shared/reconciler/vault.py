@@ -63,7 +63,7 @@ _SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+\Z")  # \Z: "$" would let a trailin
 class CallPolicy(Protocol):
     """What :class:`reconciler.resilience.Resilience` provides per API/endpoint."""
 
-    def call(self, fn: Callable[[], T], *, what: str = "call") -> T: ...
+    def call(self, fn: Callable[[], T], *, what: str = "call", idempotent: bool = True) -> T: ...
 
 
 def _errors_text(exc: hx.VaultError) -> str:
@@ -194,11 +194,16 @@ class VaultClient:
         if isinstance(exc, requests.exceptions.SSLError) and is_certificate_error(exc):
             return Unavailable(f"{where}: TLS verification of {self.address} failed (check vault.ca_cert)",
                                api="vault")
+        from reconciler.resilience.http_errors import never_sent
+
         if isinstance(exc, requests.exceptions.Timeout):
-            return Unavailable(f"{where}: timed out talking to {self.address}", api="vault")
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return Unavailable(f"{where}: cannot connect to {self.address}", api="vault")
-        return Unavailable(f"{where}: {type(exc).__name__}", api="vault")
+            err = Unavailable(f"{where}: timed out talking to {self.address}", api="vault")
+        elif isinstance(exc, requests.exceptions.ConnectionError):
+            err = Unavailable(f"{where}: cannot connect to {self.address}", api="vault")
+        else:
+            return Unavailable(f"{where}: {type(exc).__name__}", api="vault")
+        err.not_sent = never_sent(exc)  # a write that never got through may be sent again
+        return err
 
     def _status_error(self, status: int, text: str, answer: requests.Response | None, where: str, op: str,
                       path: str) -> ExternalAPIError:
@@ -241,7 +246,7 @@ class VaultClient:
         return ExternalAPIError(f"{where}: unexpected Vault answer {status}" + (f": {reason}" if reason else ""),
                                 api="vault", status=status)
 
-    def _call(self, op: str, path: str, fn: Callable[[], T]) -> T:
+    def _call(self, op: str, path: str, fn: Callable[[], T], *, idempotent: bool = True) -> T:
         def attempt() -> T:
             self._ensure_login()
             self._answers.last = None
@@ -258,7 +263,9 @@ class VaultClient:
                 raise self._map_error(exc, op, path) from None
 
         if self.policy is not None:
-            return self.policy.call(attempt, what=f"vault {op} {path}".rstrip())
+            if idempotent:
+                return self.policy.call(attempt, what=f"vault {op} {path}".rstrip())
+            return self.policy.call(attempt, what=f"vault {op} {path}".rstrip(), idempotent=False)
         return attempt()
 
     def _ensure_login(self) -> None:
@@ -321,6 +328,12 @@ class VaultClient:
         if self.policy is not None:
             return self.policy.call(unauthenticated, what="vault health")
         return unauthenticated()
+
+    def use_kv_version(self, version: Any) -> None:
+        """Take the KV version another step of this run already detected (1 or 2; anything else
+        is ignored and the version is detected on first use)."""
+        if self._kv_version is None and version in (1, 2):
+            self._kv_version = version
 
     @property
     def kv_version(self) -> int:
@@ -413,7 +426,8 @@ class VaultClient:
             self._client.secrets.kv.v1.create_or_update_secret(path=rel, secret=payload, mount_point=self.mount)
             return None
 
-        return self._call("write", path, fn)
+        # a cas write repeated after it landed is a clean conflict; an unconditional one is not safe
+        return self._call("write", path, fn, idempotent=cas is not None)
 
     def list(self, folder: str) -> list[str]:
         """Keys directly under ``folder`` (relative; sub-folders end with '/'); [] when empty."""
@@ -449,13 +463,16 @@ class VaultClient:
                     out.append(full)
         return sorted(out)
 
-    def read_tree(self, prefix: str, *, exclude: Iterable[str] = ()) -> Tree:
+    def read_tree(self, prefix: str, *, exclude: Iterable[str] = (), known: Mapping[str, Any] | None = None) -> Tree:
         """``{path: (data, version)}`` for ``prefix`` itself (if it is a secret) and every secret
-        below it, except under ``exclude`` folders. Keys deleted between list and read are skipped."""
+        below it, except under ``exclude`` folders. Keys deleted between list and read are skipped.
+        ``known`` holds paths the caller just read (``{path: (data, version)}``): they are
+        listed but not read again."""
         self._split(prefix)
+        known = known or {}
         out: Tree = {}
         for path in [prefix, *self.list_recursive(prefix, exclude=exclude)]:
-            got = self.read(path)
+            got = known[path] if path in known else self.read(path)
             if got is not None:
                 out[path] = got
         return out

@@ -6,12 +6,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from mockstack.generator import generate
 from mockstack.runner import Scenario
 from reconciler.domain import is_uuid
 from reconciler.store import Store
+
+VAULT_POLICY = (Path(__file__).resolve().parents[2] / "deploy" / "vault-policy.hcl").read_text()
+
+
+def vault_stack_options(backend: str) -> dict[str, Any]:
+    """MockStack options per Vault backend (tests.integration.vault_fixtures.BACKENDS): the real
+    OpenBao is reached with a token that only the shipped least-privilege policy allows."""
+    return {"vault_backend": "openbao", "vault_policy": VAULT_POLICY} if backend == "openbao" else {}
+
 
 # BOSH tasks finish at the first poll: the task flow is covered elsewhere, these tests are about
 # the workflow's paths (and each run stays a few seconds on a loaded machine)

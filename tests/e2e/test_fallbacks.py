@@ -8,7 +8,16 @@ import pytest
 
 from reconciler.backup import decode_backup
 from reconciler.domain import FindingKind
-from tests.e2e.support import changed_paths, instance_of, intercept, scenario, small_world, store_of
+from tests.e2e.support import (
+    changed_paths,
+    instance_of,
+    intercept,
+    scenario,
+    small_world,
+    store_of,
+    vault_stack_options,
+)
+from tests.integration.vault_fixtures import BACKENDS
 
 NO_FINDINGS = {kind.value: [] for kind in FindingKind}  # the report of a run that marked none
 
@@ -139,7 +148,8 @@ def test_both_down_fails_with_no_source_and_changes_nothing(generated):
     assert "MapStateEntered" not in history  # neither scan nor update started
 
 
-def test_vault_sealed_mid_update_fails_clearly_and_drops_nothing(generated):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vault_sealed_mid_update_fails_clearly_and_drops_nothing(generated, backend):
     world, _ = generated
     writes: list[str] = []
 
@@ -149,7 +159,7 @@ def test_vault_sealed_mid_update_fails_clearly_and_drops_nothing(generated):
             if len(writes) == 2:  # the first instance's backup and its first write went through
                 sc.stack.vault.sealed = True
 
-    with scenario(world) as sc:
+    with scenario(world, stack_options=vault_stack_options(backend)) as sc:
         before = sc.vault_contents()
         with intercept(sc.stack.vault, after=seal_after_second_write):
             run = sc.run_once()

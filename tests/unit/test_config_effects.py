@@ -147,7 +147,24 @@ class FakeStore:
         pass
 
 
+class TwoDeploymentStore(FakeStore):
+    """One deployment per scan batch: ``cached`` is in the cache, ``fresh`` is not."""
+
+    def get_scratch(self, run_id, key, default=None):
+        if key == "bosh":
+            return {"batch_size": 1, "deployments": [{"director": "d", "name": "fresh"},
+                                                      {"director": "d", "name": "cached"}]}
+        return default
+
+    def get_cached_deployment(self, director, name):
+        return {"director": director, "name": name} if name == "cached" else None
+
+    def record_error(self, *args):
+        pass
+
+
 def test_scan_and_apply_batches_pause_by_their_own_keys(monkeypatch):
+    from reconciler.models import DeploymentDetail
     from reconciler.phases import apply_batch, scan_batch, sources
 
     calls = []
@@ -155,11 +172,14 @@ def test_scan_and_apply_batches_pause_by_their_own_keys(monkeypatch):
                         lambda batch, offset, delay, s, budget=None: calls.append((batch, delay)) or 0.0)
     s = settings("reconciler:\n  concurrency: {cooldown_period: 3s}\n  batch: {delay: 250ms}\n")
     monkeypatch.setattr(runtime, "settings", lambda: s)
-    monkeypatch.setattr(runtime, "store", FakeStore)
-    monkeypatch.setattr(sources, "vault", lambda s, store: None)
-    assert scan_batch.run({"run_id": "r", "batch": 3, "offset": 0}, Ctx(100))["done"] is True
+    monkeypatch.setattr(runtime, "store", TwoDeploymentStore)
+    monkeypatch.setattr(sources, "vault", lambda s, store, kv_version=None: None)
+    monkeypatch.setattr(sources, "bosh_clients", lambda s, store: {"d": object()})
+    monkeypatch.setattr(sources, "scan_deployment", lambda client, dep: DeploymentDetail(director="d", name=dep.name))
+    assert scan_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100))["done"] is True  # sends BOSH requests
+    assert scan_batch.run({"run_id": "r", "batch": 1, "offset": 0}, Ctx(100))["done"] is True  # cache only: no pause
     assert apply_batch.run({"run_id": "r", "batch": 4, "offset": 0}, Ctx(100))["done"] is True
-    assert calls == [(3, 3.0), (4, 0.25)]
+    assert calls == [(0, 3.0), (4, 0.25)]
 
 
 # --- queue_size, adaptive batch sizes, max_deployments_per_run ---------------------------
@@ -272,7 +292,8 @@ def test_worker_pool_size_is_the_number_of_vault_reads_in_flight(monkeypatch, po
     s = settings(f"reconciler:\n  concurrency: {{worker_pool_size: {pool}}}\n")
     monkeypatch.setattr(runtime, "settings", lambda: s)
     monkeypatch.setattr(runtime, "store", lambda: store)
-    monkeypatch.setattr(sources, "vault", lambda s, store: SimpleNamespace(mount="secret", read=read, kv_version=2))
+    monkeypatch.setattr(sources, "vault",
+                        lambda s, store, kv_version=None: SimpleNamespace(mount="secret", read=read, kv_version=2))
     monkeypatch.setattr(apply_batch, "plan_batch", lambda chunk, trees, **kw: SimpleNamespace(plans=[]))
     monkeypatch.setattr(apply_batch, "apply_plan",
                         lambda *a, **kw: SimpleNamespace(instances=[], figures={}, aborted=None))

@@ -61,8 +61,9 @@ def _sample(default, key=""):
         return "a, b ,c", ["a", "b", "c"]
     if isinstance(default, dict):
         return "redis-x=redis, pg=postgresql", {"redis-x": "redis", "pg": "postgresql"}
-    if default == "task":
-        return "instances", "instances"
+    if default in ("task", "instances"):
+        other = "task" if default == "instances" else "instances"
+        return other, other
     if key == "remediation.vault_orphan.action":
         return "archive", "archive"
     if key.startswith("remediation.") and default == "report":
@@ -229,10 +230,10 @@ def test_matching_env_lists_and_maps():
         env={
             "BLACKSMITH_RECONCILER_MATCHING_EXCLUDED_DEPLOYMENTS": "cf,bosh,logsearch",
             "BLACKSMITH_RECONCILER_MATCHING_RELEASE_SERVICES": "redis=redis,pg-release=postgresql",
-            "BLACKSMITH_RECONCILER_BOSH_VM_DETAILS": "instances",
+            "BLACKSMITH_RECONCILER_BOSH_VM_DETAILS": "task",
         }
     )
     m = s.reconciler.matching
     assert m.excluded_deployments == ["cf", "bosh", "logsearch"]
     assert m.release_services == {"redis": "redis", "pg-release": "postgresql"}
-    assert s.reconciler.bosh.vm_details == "instances"
+    assert s.reconciler.bosh.vm_details == "task"

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ import boto3
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from reconciler import env
+from reconciler import env, progress
 from reconciler.api import dashboard, metrics_text, status
 from reconciler.api.requests import ACCEPTED, parse_reconcile_body
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
@@ -98,9 +99,12 @@ def _json(status_code: int, payload: Any) -> Response:
 def current_status() -> dict[str, Any]:
     svc = services()
     store = svc.store
+    lock = store.current_lock()
+    live = progress.view(progress.read(store, lock["run_id"]), time.time()) if lock and lock.get("run_id") else None
     return status.build_status(
+        progress=live,
         figures=store.get_metrics(),
-        lock=store.current_lock(),
+        lock=lock,
         runs=store.list_runs(limit=20),
         orphans=store.get_orphans(),
         errors=store.recent_errors(limit=20),

@@ -61,7 +61,8 @@ def not_reconciled(run: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, runs: list[Mapping[str, Any]],
                  orphans: Mapping[str, Mapping[str, Any]], errors: list[Mapping[str, Any]],
                  breakers: Mapping[str, Mapping[str, Any]], interval_s: float | None, enabled: bool,
-                 now: datetime | None = None) -> dict[str, Any]:
+                 now: datetime | None = None, progress: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``progress``: the running execution's live progress (``reconciler.progress.view``)."""
     now = now or datetime.now(UTC)
     last_finished = next((r for r in runs if r.get("finished_at")), None)
     current = next((r for r in runs if not r.get("finished_at")), None) if lock else None
@@ -81,8 +82,10 @@ def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, 
         "current_execution": None if not lock else {
             "execution_arn": lock.get("execution_arn"),
             "run_id": lock.get("run_id"),
-            "phase": (current or {}).get("phase"),
+            "phase": (progress or {}).get("phase") or (current or {}).get("phase"),
             "started_at": (current or {}).get("started_at") or lock.get("acquired_at"),
+            "dry_run": bool((current or {}).get("dry_run")),
+            "progress": dict(progress) if progress else None,
         },
         "orphans": orphan_counts(orphans),
         "apis": {api: {"circuit": state.get("state", "closed"), **{k: v for k, v in state.items() if k != "state"}}

@@ -41,7 +41,8 @@ _EFFECTS: list[tuple[str, str]] = [
     ("concurrency.queue_size", f"Most items (batches) one Map state queues; beyond it the batches grow. Capped at "
                                f"{MAX_MAP_ITEMS} (Step Functions history limit): a larger value gets a warning."),
     ("concurrency.worker_pool_size", "Vault reads one ApplyBatch Lambda has in flight at once (threads)."),
-    ("concurrency.cooldown_period", "Pause before each ScanBatch after the first wave (BOSH Director relief)."),
+    ("concurrency.cooldown_period", "Pause before each ScanBatch after the first wave, before its first BOSH "
+                                    "request (a batch answered from the cache does not pause)."),
     ("apis.<api>.rate_limit.*", "The API's global rate limiter (GCRA in DynamoDB, shared by every Lambda): "
                                 "`requests_per_second`, `burst`, `wait_timeout` (then RateLimited)."),
     ("apis.<api>.circuit_breaker.*", "The API's circuit breaker, state in DynamoDB (seen by every Lambda)."),
@@ -96,7 +97,8 @@ _EFFECTS: list[tuple[str, str]] = [
     ("remediation.<kind>.archive_after", "Archive a finding only once it is older than this (since first seen; "
                                          "`30d`, `12h`)."),
     ("remediation.<kind>.after_runs", "...and only after this many consecutive complete runs saw it."),
-    ("bosh.vm_details", "How VM details are read: `task` (`vms?format=full`) or `instances` (cheaper)."),
+    ("bosh.vm_details", "How VM details are read: `instances` (one request per deployment: IPs, AZ, job, index) or "
+     "`task` (`vms?format=full`: adds process state, DNS names, vm_type; 3 + polls requests and a Director task)."),
 ]
 KEY_EFFECTS: dict[str, str] = dict(_EFFECTS)
 

@@ -374,7 +374,7 @@ Remediation.__doc__ = ("Per finding kind, what is done about it: ``report`` (def
 class BoshScan(_Model):
     # task: GET /deployments/:d/vms?format=full (a BOSH task, full details);
     # instances: GET /deployments/:d/instances (no task, fewer details, cheaper).
-    vm_details: Annotated[Literal["task", "instances"], Kind("task or instances")] = "task"
+    vm_details: Annotated[Literal["task", "instances"], Kind("task or instances")] = "instances"
 
 
 class ReconcilerSettings(_Model):

@@ -3,8 +3,8 @@ back up and write (``reconciler.apply``: backup first, cas writes, never drops a
 
 Reads are what the plan needs (``domain.paths_read``: a few GETs per instance, no LISTs),
 up to ``concurrency.worker_pool_size`` at once; an instance with writes has its whole tree
-read by ``apply_instance`` for the backup. Stops early when the Lambda's time runs short
-(``done: false`` + next offset).
+read by ``apply_instance`` for the backup, except the paths the plan already read. Stops
+early when the Lambda's time runs short (``done: false`` + next offset).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import env
+from .. import env, progress
 from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
 from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
@@ -95,13 +95,14 @@ class ParameterFetcher:
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
+    progress.phase_started(store, run_id, "UpdateVault")
     cfg = DomainConfig.from_settings(s)
     items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
     key = f"apply#{batch}#figures"
     figures: dict[str, Any] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
     flags = store.get_scratch(run_id, "flags") or {}
     # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
-    vault = RecordingVault(sources.vault(s, store), dry_run=bool(flags.get("dry_run")))
+    vault = RecordingVault(sources.vault(s, store, flags.get("kv_version")), dry_run=bool(flags.get("dry_run")))
     backup_settings = BackupSettings.from_settings(s)
     bosh_available = bool(flags.get("bosh_available", True))
     cf_available = bool(flags.get("cf_available", True))
@@ -200,8 +201,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
             writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
             index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
-            # no trees: an instance with writes gets its whole tree read (the backup's content)
-            report = apply_plan(vault, writes, settings=backup_settings, index=index, now=time.time())
+            # an instance with writes gets the rest of its tree read (the backup's content); the
+            # paths the plan read are reused, their cas versions guarding the writes
+            report = apply_plan(vault, writes, settings=backup_settings, index=index, now=time.time(), known=views)
             for p in plan.plans:
                 if p.credentials_recovered:
                     figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
@@ -253,4 +255,5 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
         figures["plan_parts"] = [*figures.get("plan_parts", []), part]
     store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
+    progress.batch_progress(store, run_id, "apply", position - offset, done)
     return {**event, "offset": position, "done": done}

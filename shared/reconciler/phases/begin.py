@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import env
+from .. import env, progress
 from ..domain import is_uuid
 from ..errors import InvalidInput
 from . import runtime
@@ -93,6 +93,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except Exception:
         store.release_lock(run_id)
         raise
+    progress.phase_started(store, run_id, "Begin")
     log.info("run %s started (%s, forced=%s, dry_run=%s, cache entries cleared=%d)", run_id, request["source"],
              request["forced"], request["dry_run"], cleared)
     return {"run": {

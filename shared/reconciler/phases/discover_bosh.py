@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import progress
 from ..domain import DomainConfig, is_excluded_name
 from . import runtime, sources
 
@@ -19,6 +20,7 @@ log = logging.getLogger("reconciler.phases.discover_bosh")
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (run,) = runtime.require(event, "run")
     s, store = runtime.settings(), runtime.store()
+    progress.phase_started(store, run["run_id"], "Discover")
     if not s.bosh_directors:
         log.info("bosh: no director configured; BOSH scanning skipped")
         return {"source": "bosh", "status": "skipped", "error": "no BOSH director configured", "deployments": 0,
@@ -50,6 +52,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "deferred": [d.model_dump(mode="json") for d in deferred],
         "excluded": [d.model_dump(mode="json") for d in excluded], "batch_size": size},
         runtime.scratch_ttl(s))
+    progress.map_total(store, run["run_id"], "scan", count, len(deployments))
     return {"source": "bosh", "status": "ok", "deployments": len(deployments) + len(excluded) + len(deferred),
             "to_scan": len(deployments), "excluded": len(excluded), "deferred": len(deferred), "batch_size": size,
             "batches": list(range(count))}

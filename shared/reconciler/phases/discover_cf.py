@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import progress
 from . import runtime, sources
 
 log = logging.getLogger("reconciler.phases.discover_cf")
@@ -17,6 +18,7 @@ log = logging.getLogger("reconciler.phases.discover_cf")
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (run,) = runtime.require(event, "run")
     s, store = runtime.settings(), runtime.store()
+    progress.phase_started(store, run["run_id"], "Discover")
     if not s.cf_foundations:
         log.info("cf: no foundation configured; CF discovery skipped")
         return {"source": "cf", "status": "skipped", "error": "no cf foundation configured", "instances": 0}

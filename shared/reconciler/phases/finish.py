@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import observability, plans
+from .. import observability, plans, progress
 from ..domain import FindingKind
 from . import retry_first, runtime
 from .record_failure import _duration
@@ -74,6 +74,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (run,) = runtime.require(event, "run")
     store = runtime.store()
     run_id = run["run_id"]
+    progress.phase_started(store, run_id, "Finish")
     sources = event.get("sources") or {}
     match = event.get("match") or {}
     cf, bosh = sources.get("cf") or {}, sources.get("bosh") or {}
@@ -144,7 +145,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
                                         "duration_s": duration, **figures}, status=summary["status"])
     store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
-                     duration_s=duration, figures={**summary["phases"], **figures}, plan=summary["plan"])
+                     duration_s=duration, figures={**summary["phases"], **figures}, plan=summary["plan"],
+                     phase_durations=close_progress(store, run_id, summary["status"]))
     store.release_lock(run_id)
     log.info("run %s finished: %s in %.1fs", run_id, summary["status"], duration)
     return summary
@@ -165,7 +167,14 @@ def finish_dry_run(store: Any, run_id: str, summary: dict[str, Any], figures: di
     record holds the plan's counts and the full plan is at ``GET /b/runs/<id>/plan``."""
     store.add_metrics(dry_runs_total=1)
     store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
-                     duration_s=duration, figures={**summary["phases"], **figures}, plan=summary["plan"])
+                     duration_s=duration, figures={**summary["phases"], **figures}, plan=summary["plan"],
+                     phase_durations=close_progress(store, run_id, summary["status"]))
     store.release_lock(run_id)
     log.info("dry run %s finished: %s in %.1fs; plan: %s", run_id, summary["status"], duration, summary["plan"])
     return summary
+
+
+def close_progress(store: Any, run_id: str, status: str) -> list[dict[str, Any]]:
+    """Mark the run's progress finished; its per-phase durations, for the run record."""
+    progress.finished(store, run_id, status)
+    return progress.phase_durations(progress.read(store, run_id) or {})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import progress
 from ..domain import DomainConfig, build_plan_items, match
 from ..models import BoshDeployment, DeploymentDetail
 from . import retry_first, runtime, sources
@@ -76,6 +77,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run, srcs = runtime.require(event, "run", "sources")
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()
+    progress.phase_started(store, run_id, "Match")
     cfg = DomainConfig.from_settings(s)
     cf_data = store.get_scratch(run_id, "cf") if (srcs.get("cf") or {}).get("status") != "skipped" else None
     cf_available = cf_data is not None
@@ -97,11 +99,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for b in range(count):
         batch = [i.model_dump(mode="json") for i in items[b * size:(b + 1) * size]]
         store.put_scratch(run_id, f"apply#{b}#items", batch, ttl)
+    progress.map_total(store, run_id, "apply", count, len(items))
     store.put_scratch(run_id, "match", result.model_dump(mode="json"), ttl)
     store.put_scratch(run_id, "index", index, ttl)
     store.put_scratch(run_id, "flags", {"cf_available": cf_available, "forced": bool(run.get("forced")),
                                         "dry_run": bool(run.get("dry_run")),
-                                        "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok"}, ttl)
+                                        "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
+                                        "kv_version": vault.kv_version}, ttl)  # detected once per run
     log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts",
              len(result.matches), len(result.unmatched_instances), len(result.unidentified_deployments),
              len(result.conflicts), extra={"matched": len(result.matches), "to_update": len(items),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import progress
 from ..domain import FindingKind, OrphanUpdate
 from . import runtime
 from .remediate import remediate
@@ -18,6 +19,7 @@ log = logging.getLogger("reconciler.phases.orphans")
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (run,) = runtime.require(event, "run")
     store = runtime.store()
+    progress.phase_started(store, run["run_id"], "Orphans")
     raw = store.get_scratch(run["run_id"], "orphans")
     if raw is None:
         return {"published": False, "reason": "no orphan evaluation in this run"}

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from .. import observability
+from .. import observability, progress
 from . import runtime
 
 log = logging.getLogger("reconciler.phases.record_failure")
@@ -51,9 +51,11 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     duration = None
     if run:
         duration = _duration(run.get("started_at"))
+        progress.finished(store, run_id, "failed")
         try:
             store.update_run(run_id, status="failed", phase=phase, finished_at=runtime.now_iso(),
-                             duration_s=duration, error={"error": name, "message": message[:500]})
+                             duration_s=duration, error={"error": name, "message": message[:500]},
+                             phase_durations=progress.phase_durations(progress.read(store, run_id) or {}))
         except Exception as exc:  # the run record may be missing; the error list has it
             log.warning("could not update run %s: %s", run_id, type(exc).__name__)
         store.release_lock(run_id)

@@ -63,9 +63,12 @@ def store() -> Any:
 
 def reset() -> None:
     """Forget cached settings and stores (tests; the engine gives each start its own key)."""
+    from . import sources
+
     with _lock:
         _settings.clear()
         _stores.clear()
+    sources.reset()
 
 
 def metrics_enabled() -> bool:

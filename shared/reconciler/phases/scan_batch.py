@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import env
+from .. import env, progress
 from ..errors import ReconcilerError
 from ..models import BoshDeployment, DeploymentDetail
 from . import runtime, sources
@@ -25,6 +25,7 @@ log = logging.getLogger("reconciler.phases.scan_batch")
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
+    progress.phase_started(store, run_id, "ScanDeployments")
     listing = store.get_scratch(run_id, "bosh") or {}
     size = int(listing.get("batch_size") or 1)
     mine = [BoshDeployment.model_validate(d) for d in listing.get("deployments", [])[batch * size:(batch + 1) * size]]
@@ -34,14 +35,14 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     clients: dict[str, Any] = {}
     clients_lock = threading.Lock()
 
+    budget = runtime.Budget.for_batch(context, s, event)
+
     def client_for(director: str) -> Any:
-        with clients_lock:  # built on the first cache miss only: a fully cached batch never logs in
+        with clients_lock:  # on the first cache miss only: a fully cached batch neither pauses nor logs in
             if not clients:
+                runtime.pause_between_batches(batch, offset, s.reconciler.concurrency.cooldown_period, s, budget)
                 clients.update(sources.bosh_clients(s, store))
         return clients[director]
-
-    budget = runtime.Budget.for_batch(context, s, event)
-    runtime.pause_between_batches(batch, offset, s.reconciler.concurrency.cooldown_period, s, budget)
     ttl = float(s.reconciler.cache_ttl)
     workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
 
@@ -93,4 +94,5 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         store.put_scratch(run_id, key + "#progress", figures, runtime.scratch_ttl(s))
         log.info("scan batch %d stopped at %d/%d for time; continuing", batch, position, len(mine))
+    progress.batch_progress(store, run_id, "scan", position - offset, done)
     return {**event, "offset": position, "done": done}

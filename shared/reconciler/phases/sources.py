@@ -3,15 +3,21 @@ phase modules read as the reconciliation steps they are."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from .. import env
 from ..models import BoshDeployment, CatalogPlan, CFBinding, CFInstance, DeploymentDetail
 
 
-def vault(s: Any, store: Any) -> Any:
+def vault(s: Any, store: Any, kv_version: Any = None) -> Any:
+    """The Vault client; ``kv_version`` (1 or 2, as Match detected it for this run) spares the
+    Lambda its own ``sys/mounts`` read."""
     from ..vault import VaultClient
 
-    return VaultClient.from_settings(s, store=store)
+    client = VaultClient.from_settings(s, store=store)
+    client.use_kv_version(kv_version)
+    return client
 
 
 def discover_cf(s: Any, store: Any) -> list[Any]:
@@ -32,11 +38,27 @@ def binding_credentials(client: Any, binding: CFBinding) -> CFBinding:
     return client.binding_details(binding)
 
 
+_bosh_lock = threading.Lock()
+_bosh_clients: dict[tuple[str, int, int], tuple[Any, Any, dict[str, Any]]] = {}
+
+
 def bosh_clients(s: Any, store: Any) -> dict[str, Any]:
-    """``{director name: client}``; the client lists deployments and scans one."""
+    """``{director name: client}``; the client lists deployments and scans one. Kept for the
+    Lambda's lifetime (per environment and settings): its invocations and their threads share
+    one ``/info`` and one UAA token, refreshed when it expires."""
     from ..bosh import BoshClient
 
-    return {c.name: c for c in BoshClient.all_from_settings(s, store)}
+    key = (env.fingerprint(), id(s), id(store))
+    with _bosh_lock:
+        if key not in _bosh_clients:  # s and store are kept too, so their ids stay theirs
+            _bosh_clients[key] = (s, store, {c.name: c for c in BoshClient.all_from_settings(s, store)})
+        return _bosh_clients[key][2]
+
+
+def reset() -> None:
+    """Forget the kept clients (tests)."""
+    with _bosh_lock:
+        _bosh_clients.clear()
 
 
 def list_deployments(client: Any) -> list[BoshDeployment]:

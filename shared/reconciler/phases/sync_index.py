@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import progress
 from ..apply import write_index
 from ..domain import DomainConfig, MatchResult, is_uuid, merge_index, observations_from, update_orphans
 from ..plans import describe
@@ -31,9 +32,11 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run, srcs = runtime.require(event, "run", "sources")
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()
+    progress.phase_started(store, run_id, "SyncIndex")
     cfg = DomainConfig.from_settings(s)
     dry_run = bool(run.get("dry_run"))
-    vault = RecordingVault(sources.vault(s, store), dry_run=dry_run)
+    kv_version = (store.get_scratch(run_id, "flags") or {}).get("kv_version")  # Match detected it
+    vault = RecordingVault(sources.vault(s, store, kv_version), dry_run=dry_run)
     result = MatchResult.model_validate(store.get_scratch(run_id, "match") or {})
     cf_data = store.get_scratch(run_id, "cf")
     instances, _, _ = sources.load_cf(cf_data)

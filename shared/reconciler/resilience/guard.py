@@ -37,6 +37,8 @@ class Guard(SlotReservations, BreakerPath):
         self._group_lock = threading.Lock()
         self._queue: list[Ticket] = []  # threads waiting for the next group reservation
         self._leading = False  # a thread is reserving for a group right now
+        self._record_lock = threading.Lock()  # breaker outcomes applied one at a time (breaker.py)
+        self._streak = 0  # consecutive failures as this guard's last breaker write left them
 
     @property
     def name(self) -> str:

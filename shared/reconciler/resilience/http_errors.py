@@ -30,6 +30,24 @@ def is_certificate_error(exc: BaseException) -> bool:
     return False
 
 
+def never_sent(exc: BaseException) -> bool:
+    """The connection was never made (refused, or the connect timed out): the server cannot
+    have seen the request, so even a non-idempotent one may be sent again."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or type(current).__name__ == "NewConnectionError":
+            return True
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        current = (reason if isinstance(reason, BaseException) else None) or (nested[0] if nested else None) \
+            or current.__cause__ or current.__context__
+    return False
+
+
 def from_requests_error(exc: requests.RequestException, api: str, what: str) -> ExternalAPIError:
     """A transport failure as a domain error (never the URL's query or any header)."""
     if isinstance(exc, requests.exceptions.SSLError) and not is_certificate_error(exc):
@@ -39,10 +57,13 @@ def from_requests_error(exc: requests.RequestException, api: str, what: str) -> 
         err.tls = True  # fails closed: never retried (retrying cannot fix a certificate)
         return err
     if isinstance(exc, requests.Timeout):
-        return Unavailable(f"{api} {what}: timeout ({type(exc).__name__})", api=api)
-    if isinstance(exc, requests.ConnectionError):
-        return Unavailable(f"{api} {what}: connection error ({type(exc).__name__})", api=api)
-    return Unavailable(f"{api} {what}: request failed ({type(exc).__name__})", api=api)
+        err = Unavailable(f"{api} {what}: timeout ({type(exc).__name__})", api=api)
+    elif isinstance(exc, requests.ConnectionError):
+        err = Unavailable(f"{api} {what}: connection error ({type(exc).__name__})", api=api)
+    else:
+        return Unavailable(f"{api} {what}: request failed ({type(exc).__name__})", api=api)
+    err.not_sent = never_sent(exc)
+    return err
 
 
 def _retry_after(value: str | None) -> float | None:

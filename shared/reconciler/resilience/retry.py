@@ -29,7 +29,29 @@ from .state import DynamoGuardState, LocalGuardState
 log = logging.getLogger("reconciler.resilience")
 T = TypeVar("T")
 
-RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+# What each retried status or failure is, in the words of ``retry.retryable_errors`` (the
+# spec's defaults: timeout, connection refused, rate limit, temporary): a kind is retried only
+# while one of the patterns matches its name or the error's text.
+TEMPORARY_STATUSES = frozenset({408, 500, 502, 503, 504})
+RETRY_STATUSES = TEMPORARY_STATUSES | {429}
+# without an idempotent request (a KV write without cas), only what surely was not processed
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
+
+
+def failure_kind(exc: BaseException) -> str | None:
+    """``timeout``, ``connection refused``, ``rate limit``, ``temporary`` or None (not a
+    transient failure: never retried)."""
+    if isinstance(exc, CircuitOpen | VaultSealed) or getattr(exc, "tls", False):
+        return None
+    if isinstance(exc, RateLimited):
+        return "rate limit" if exc.status is not None else None  # None: our own limiter's wait_timeout
+    if isinstance(exc, ExternalAPIError):
+        if exc.status is not None:
+            return "temporary" if exc.status in TEMPORARY_STATUSES else None
+        if isinstance(exc, Unavailable):
+            text = str(exc).lower()
+            return "timeout" if "timeout" in text or "timed out" in text else "connection refused"
+    return None
 
 
 class Resilience:
@@ -63,26 +85,29 @@ class Resilience:
             return "failure" if (exc.status or 0) >= 500 else "success"  # a 4xx answer: the server works
         return "neutral"
 
-    def retryable(self, exc: BaseException) -> bool:
-        retry = self.policy.retry
-        if isinstance(exc, CircuitOpen | VaultSealed) or getattr(exc, "tls", False):
-            return False
-        if isinstance(exc, RateLimited):
-            if exc.status is None:
-                return False  # our own limiter's wait_timeout elapsed
-            return exc.retry_after is None or exc.retry_after <= retry.max_delay
-        if isinstance(exc, ExternalAPIError):
-            status = exc.status
-            if status is not None and 400 <= status < 500:
-                return status in RETRY_STATUSES  # 404, 401, 403, 409, 422 ...: never
-            if status in RETRY_STATUSES:
-                return True
-            if status is None and isinstance(exc, Unavailable):
-                return True  # timeout, connection refused/reset
-        elif isinstance(exc, ReconcilerError):
-            return False  # InvalidInput, ConfigError, CasConflict...: retrying cannot help
-        text = str(exc)
-        return any(p.search(text) for p in self._patterns)
+    def retryable(self, exc: BaseException, idempotent: bool = True) -> bool:
+        """HTTP semantics, within ``retry.retryable_errors``: timeouts, connection errors, 408,
+        500, 502-504 and 429 (its ``Retry-After`` no longer than ``max_delay``) are retried
+        when repeating the request is safe (``idempotent``: reads, lists, deletes, KV writes
+        with cas, which a replay turns into a clean conflict); otherwise only answers that
+        say the request was not processed (429, 503) and connections that never got through.
+        Never: other 4xx, CircuitOpen, VaultSealed, TLS verification failures, our own
+        limiter's RateLimited, other domain errors (unless their text matches a pattern)."""
+        kind = failure_kind(exc)
+        if kind is None:
+            if isinstance(exc, ReconcilerError):
+                return False  # InvalidInput, ConfigError, CasConflict, a 4xx ...: retrying cannot help
+            text = str(exc)  # not one of ours (a library's exception): the configured patterns decide
+            return any(p.search(text) for p in self._patterns)
+        if not any(p.search(kind) or p.search(str(exc)) for p in self._patterns):
+            return False  # this kind is not in retry.retryable_errors
+        after = exc.retry_after if isinstance(exc, RateLimited) else None
+        if after is not None and after > self.policy.retry.max_delay:
+            return False  # told to come back later than we would wait
+        if idempotent:
+            return True
+        status = getattr(exc, "status", None)
+        return status in NOT_PROCESSED_STATUSES or bool(getattr(exc, "not_sent", False))
 
     def _wait(self, state: RetryCallState) -> float:
         delay = self.policy.retry.delay(state.attempt_number, self.rng)
@@ -98,11 +123,12 @@ class Resilience:
         log.info("%s: attempt %d failed (%s); retrying in %.2fs", self.policy.name, state.attempt_number,
                  type(exc).__name__, state.upcoming_sleep)
 
-    def call(self, fn: Callable[[], T], *, what: str = "call") -> T:
-        """Run ``fn`` with the guard and retries. Raises the final domain error."""
+    def call(self, fn: Callable[[], T], *, what: str = "call", idempotent: bool = True) -> T:
+        """Run ``fn`` with the guard and retries. Raises the final domain error. ``idempotent``
+        False: a request that must not be repeated once the server may have processed it."""
         retrying = Retrying(stop=stop_after_attempt(self.policy.retry.max_attempts), wait=self._wait,
-                            retry=retry_if_exception(self.retryable), reraise=True, sleep=self.sleep,
-                            before_sleep=self._before_sleep)
+                            retry=retry_if_exception(lambda exc: self.retryable(exc, idempotent)), reraise=True,
+                            sleep=self.sleep, before_sleep=self._before_sleep)
         return retrying(self._attempt, fn, what)
 
     def _attempt(self, fn: Callable[[], T], what: str) -> T:
