@@ -1,5 +1,5 @@
 """World generator: a realistic Blacksmith estate (CF + BOSH + Vault) with a chosen mix of
-drift, and beside it the outcome a correct reconciler must reach (contracts A and B).
+drift, and beside it the outcome a correct reconciler must reach (the expected-outcome file).
 
 ``generate(instances, seed, drift)`` is deterministic per seed: every random choice (UUIDs
 included) comes from one ``random.Random(seed)`` and nothing iterates over a set or reads

@@ -1,4 +1,4 @@
-"""World files (contract A): one JSON document describing a CF foundation, a BOSH director
+"""World files: one JSON document describing a CF foundation, a BOSH director
 and a Vault. :func:`load_world` validates structure and references and raises
 :class:`WorldError` naming the JSON path of the first problem, e.g.
 ``cf.service_instances[3].relationships.service_plan.data.guid: no service plan with this guid``.

@@ -7,13 +7,13 @@ from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reconciler.observability import inject_run_context
-from reconciler.phases import apply_batch
+from reconciler.phases import apply_batch, runtime
 
 tracer = Tracer()
 metrics = Metrics()
 
 
-@inject_run_context  # one correlation id per run: the run id, whatever the event shape
+@inject_run_context(settings=runtime.settings)  # correlation id: the run id, whatever the event shape
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:

@@ -34,7 +34,7 @@ VersionedTree = dict[str, tuple[dict[str, Any], int | None]]
 
 @dataclass
 class BackupSettings:
-    """``reconciler.backup.*`` (contract C). ``retention_days`` is in days (0 = unlimited)."""
+    """``reconciler.backup.*`` of the Settings (config/models.py). ``retention_days`` is in days (0 = unlimited)."""
 
     enabled: bool = True
     retention_count: int = 5

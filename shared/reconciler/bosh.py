@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ class BoshInventory:
 
 
 class BoshClient:
-    """One Director. ``director`` is contract C's ``BoshDirector`` (duck-typed)."""
+    """One Director. ``director`` is the Settings' ``BoshDirector`` (duck-typed)."""
 
     def __init__(self, director: Any, settings: Any = None, *, store: Any = None, session: Any = None,
                  vm_details: str | None = None, cache_ttl: float | None = None, poll_initial: float = 0.2,
@@ -284,7 +285,6 @@ def inventory_all(settings: Any, store: Any = None, **kwargs: Any) -> list[BoshI
 
 def _safe(name: str) -> str:
     """A deployment name as a path segment: BOSH names are ``[A-Za-z0-9_.-]``; refuse the rest."""
-    import re
 
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", name):
         raise InvalidInput(f"deployment name {str(name)[:80]!r}: letters, digits, '.', '_' and '-' are accepted")

@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError, InvalidInput, NotFound, ReconcilerError
 from reconciler.http_client import HttpClient, UaaToken
@@ -48,7 +49,6 @@ BINDINGS_PATH = "/v3/service_credential_bindings"
 def guids_per_request(api_url: str, per_page: int = PER_PAGE, limit: int = URL_LIMIT) -> int:
     """How many instance guids one ``service_instance_guids`` filter holds within ``limit``
     bytes of request line (each guid 36 characters and a ``%2C`` separator)."""
-    from urllib.parse import urlsplit
 
     fixed = (len("GET ") + len(urlsplit(api_url).path.rstrip("/")) + len(BINDINGS_PATH)
              + len(f"?service_instance_guids=&include=app&per_page={per_page}") + len(" HTTP/1.1"))
@@ -95,7 +95,7 @@ class CFDiscovery:
 
 
 class CFClient:
-    """One CF foundation. ``foundation`` is contract C's ``CFFoundation`` (duck-typed)."""
+    """One CF foundation. ``foundation`` is the Settings' ``CFFoundation`` (duck-typed)."""
 
     def __init__(self, foundation: Any, settings: Any = None, *, store: Any = None, session: Any = None,
                  per_page: int = PER_PAGE, binding_chunk: int | None = None, clock=time.time,

@@ -8,6 +8,7 @@ they are never part of a URL, a log line or an exception message.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -117,8 +118,6 @@ class BasicAuth:
         self._password = password
 
     def header(self) -> str:
-        import base64
-
         raw = f"{self.username}:{reveal(self._password) or ''}".encode()
         return "Basic " + base64.b64encode(raw).decode()
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -34,70 +33,17 @@ from aws_lambda_powertools.logging.lambda_context import build_lambda_context_mo
 
 from . import env
 from .domain.findings import FindingKind
+from .redaction import MASK as MASK  # re-exported: the log formatter's rules live in redaction.py
+from .redaction import SENSITIVE_KEY as SENSITIVE_KEY
+from .redaction import redact
+from .redaction import redact_text as redact_text
 
 SERVICE = "blacksmith-reconciler"
 DEFAULT_NAMESPACE = "BlacksmithReconciler"
 DEBUG_VARIABLES = ("BLACKSMITH_RECONCILER_DEBUG", "BLACKSMITH_DEBUG")
 TRUE = {"1", "true", "yes", "on", "y", "t"}
-MASK = "***"
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# --------------------------------------------------------------------------------------------
-# Redaction (second line of defence)
-# --------------------------------------------------------------------------------------------
-
-# keys whose string values are secrets; counts such as ``credentials_recovered: 3`` stay
-SENSITIVE_KEY = re.compile(r"pass(word|wd|phrase)?$|secret|token|credential|private_?key|api_?key|authorization"
-                           r"|cookie|^auth$|x-vault-token", re.IGNORECASE)
-_TEXT_RULES: list[tuple[re.Pattern[str], str]] = [
-    # PEM private keys (certificates are public and stay)
-    (re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|$)", re.DOTALL),
-     r"-----BEGIN \1PRIVATE KEY-----***"),
-    # Authorization: Bearer <token> / Basic <b64>
-    (re.compile(r"\b(Bearer|Basic)(\s+|%20)[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE), r"\1 ***"),
-    # X-Vault-Token: <token> (headers dumped as dicts or text), password=..., "client_secret": "..."
-    (re.compile(r"""((?:x-vault-token|client_secret|secret|password|passwd|token|private_key)"""
-                r"""["']?\s*[:=]\s*["']?)(?!\*\*\*)([^\s"',;&}\]]+)""", re.IGNORECASE), r"\1***"),
-    # https://user:password@host
-    (re.compile(r"(://[^/\s:@\"']+:)[^@\s/\"']+@"), r"\1***@"),
-    # Vault service tokens (hvs./s./hvb.) wherever they appear
-    (re.compile(r"\b(hv[sbr]\.)[A-Za-z0-9_\-]{16,}"), r"\1***"),
-]
-
-
-def redact_text(text: str) -> str:
-    """``text`` with tokens, passwords and private keys masked."""
-    for pattern, replacement in _TEXT_RULES:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def redact(value: Any, _depth: int = 0) -> Any:
-    """A copy of ``value`` (dicts, lists, strings) with secret-looking keys' values masked."""
-    if _depth > 20:
-        return MASK
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if isinstance(key, str) and SENSITIVE_KEY.search(key) and not _harmless(item):
-                out[key] = MASK
-            else:
-                out[key] = redact(item, _depth + 1)
-        return out
-    if isinstance(value, list | tuple | set):
-        return [redact(v, _depth + 1) for v in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return redact_text(str(value))  # exceptions, datetimes...: as JSON would print them, masked
-
-
-def _harmless(value: Any) -> bool:
-    """Figures and flags under a secret-looking key (``credentials_recovered: 2``) are not secrets."""
-    return value is None or isinstance(value, bool | int | float) or value == MASK
-
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
     """The Powertools JSON formatter, with every record redacted (message, extras, exception
@@ -234,25 +180,27 @@ def correlation_id(event: Any) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _settings_quietly() -> Any:
+def _settings_quietly(settings: Callable[[], Any] | None) -> Any:
     """The phase settings for ``reconciler.debug``; a broken configuration is the handler's to report."""
+    if settings is None:
+        return None
     try:
-        from .phases import runtime
-
-        return runtime.settings()
+        return settings()
     except Exception:
         return None
 
 
-def inject_run_context(handler: F | None = None, *, use_settings: bool = True) -> Any:
+def inject_run_context(handler: F | None = None, *, settings: Callable[[], Any] | None = None,
+                       use_settings: bool = True) -> Any:
     """Decorate a Lambda handler: correlation id, Lambda context fields, log level, one error
-    line when it raises. ``use_settings=False`` (the API) reads the debug switch from the
+    line when it raises. ``settings`` (the phases' ``runtime.settings``) gives ``reconciler.debug``;
+    without it, or with ``use_settings=False`` (the API), the debug switch comes from the
     environment only."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-            set_level(_settings_quietly() if use_settings else None)
+            set_level(_settings_quietly(settings) if use_settings else None)
             keys: dict[str, Any] = {"correlation_id": correlation_id(event)}
             with contextlib.suppress(Exception):  # a context without Lambda's attributes (scripts, tests)
                 keys.update(build_lambda_context_model(context).__dict__)
@@ -305,7 +253,7 @@ def emit_run_metrics(figures: Mapping[str, Any], *, status: str | None = None) -
     """Print the run's figures as one CloudWatch EMF document (Powertools Metrics). Figures
     missing from ``figures`` are left out (e.g. orphans not evaluated this run). Returns what
     was emitted. Never raises: metrics must not fail a run that did its work."""
-    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit  # cold start: only Finish emits
 
     emitted: dict[str, float] = {}
     try:

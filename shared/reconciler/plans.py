@@ -34,7 +34,7 @@ from typing import Any
 from . import backup as bk
 from .domain.types import USER_FIELDS
 from .domain.uuids import is_uuid
-from .observability import SENSITIVE_KEY
+from .redaction import SENSITIVE_KEY
 
 PLAN_SCHEMA = 1
 MAX_VALUE_CHARS = 240  # longer values are summarised, not shown

@@ -108,7 +108,7 @@ class Secret:
         """
         if self.kind == "plain":
             return self._value or ""
-        from aws_lambda_powertools.utilities import parameters
+        from aws_lambda_powertools.utilities import parameters  # cold start: only when SSM/Secrets Manager is named
 
         where = f" (configured at {self.origin})" if self.origin else ""
         try:
@@ -190,6 +190,6 @@ def _reason(exc: BaseException) -> str:
 
 def clear_secret_cache() -> None:
     """Forget every cached parameter/secret value (tests; rotation)."""
-    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities import parameters  # cold start: only when SSM/Secrets Manager is named
 
     parameters.clear_caches()

@@ -17,8 +17,11 @@ adapter itself never retries, so a sealed Vault costs exactly one request per ca
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
@@ -42,6 +45,8 @@ from reconciler.errors import (
     Unavailable,
     VaultSealed,
 )
+from reconciler.resilience import ApiPolicy, Resilience, error_for_status, is_certificate_error, make_session
+from reconciler.resilience.http_errors import never_sent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,11 +133,10 @@ class VaultClient:
 
     @classmethod
     def from_settings(cls, settings: Any, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
-        """Build from ``Settings`` (contract C): ``settings.vault`` (address, auth, token, aws_role,
+        """Build from ``Settings`` (config/models.py): ``settings.vault`` (address, auth, token, aws_role,
         aws_mount, aws_header_value, namespace, mount, kv_version, ca_cert, insecure_skip_verify)
         and ``settings.reconciler.apis.vault`` / ``retry`` for the resilience policy (rate limit
         and circuit breaker shared through ``store`` when given)."""
-        from reconciler.resilience import ApiPolicy, Resilience, make_session
 
         v = settings.vault
         if getattr(v, "address", None) is None:
@@ -189,13 +193,10 @@ class VaultClient:
             status = status or getattr(exc, "status_code", None) or _HVAC_STATUS.get(type(exc))
             if status is not None:
                 return self._status_error(int(status), _errors_text(exc), answer, where, op, path)
-        from reconciler.resilience import is_certificate_error
 
         if isinstance(exc, requests.exceptions.SSLError) and is_certificate_error(exc):
             return Unavailable(f"{where}: TLS verification of {self.address} failed (check vault.ca_cert)",
                                api="vault")
-        from reconciler.resilience.http_errors import never_sent
-
         if isinstance(exc, requests.exceptions.Timeout):
             err = Unavailable(f"{where}: timed out talking to {self.address}", api="vault")
         elif isinstance(exc, requests.exceptions.ConnectionError):
@@ -231,8 +232,6 @@ class VaultClient:
             return TooLarge(f"{where}: request too large for Vault (413{', ' + size + ' bytes' if size else ''}; "
                             "over the server's max_request_size)", api="vault", status=413)
         if status == 429:
-            from reconciler.resilience import error_for_status
-
             after = getattr(error_for_status(answer, "vault", where), "retry_after", None) if answer is not None \
                 else None
             return RateLimited(f"{where}: rate limited by Vault (429)", api="vault", status=429, retry_after=after)
@@ -534,10 +533,6 @@ def _ca_file(ca: str | None) -> str | None:
     """requests verifies against a file: PEM text from the config is written to /tmp once."""
     if not ca or "-----BEGIN" not in ca:
         return ca
-    import hashlib
-    import os
-    import tempfile
-
     path = os.path.join(tempfile.gettempdir(), f"vault-ca-{hashlib.sha256(ca.encode()).hexdigest()[:16]}.pem")
     if not os.path.exists(path):
         with open(path, "w", encoding="ascii") as fh:

@@ -76,7 +76,7 @@ def failing(exc, calls):
     return fn
 
 
-# --- settings are read from contract C (duck-typed) -------------------------------------
+# --- settings are read from the Settings model (duck-typed) -----------------------------
 
 
 def test_policy_from_settings_reads_every_key():

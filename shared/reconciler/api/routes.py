@@ -25,8 +25,10 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from reconciler import env, progress
 from reconciler.api import dashboard, metrics_text, status
 from reconciler.api.requests import ACCEPTED, parse_reconcile_body
+from reconciler.config import settings_from_environment
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
 from reconciler.observability import logger
+from reconciler.store import Store
 
 app = LambdaFunctionUrlResolver()
 
@@ -65,9 +67,6 @@ def use_services(services: Services | None) -> None:
 
 @cache
 def _services_from_environment(_fingerprint: str) -> Services:
-    from reconciler.config import settings_from_environment
-    from reconciler.store import Store
-
     settings = settings_from_environment()
     return Services(
         store=Store.from_env(env.environ()),

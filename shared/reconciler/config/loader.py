@@ -33,9 +33,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from .. import env as envmod
 from ..errors import ConfigError
 from ..secrets import Secret
 from . import models
+from .effects import inert_warnings
 from .models import Settings
 from .types import Kind, parse_bool
 from .yamlfile import Path, format_path, load_yaml
@@ -143,7 +145,7 @@ def all_env_keys() -> list[EnvKey]:
 # --- describing fields (errors and docs) ---------------------------------------------------
 
 
-def _field_at(path: Path) -> FieldInfo | None:
+def field_at(path: Path) -> FieldInfo | None:
     """The pydantic field a (file/loc) path points to, or None."""
     model: Any = Settings
     info: FieldInfo | None = None
@@ -362,7 +364,7 @@ def _format_error(err: dict, sources: _Sources) -> str:
     # Drop validator-internal loc parts (e.g. "function-before[...]").
     loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "is-instance")))
     key = format_path(loc) or "(top level)"
-    info = _field_at(loc)
+    info = field_at(loc)
     where = sources.describe(loc)
     kind = err.get("type", "")
     if kind == "extra_forbidden":
@@ -489,7 +491,7 @@ def _empty_sections(data: Any, path: Path) -> None:
         return
     for key, value in list(data.items()):
         sub = (*path, key)
-        info = _field_at(sub)
+        info = field_at(sub)
         if value is None and info is not None and _is_model(info.annotation):
             data[key] = {}
         elif value is None and path == () and key in ("cf", "bosh"):
@@ -503,7 +505,7 @@ def _mark_secret_origins(data: Any, sources: _Sources, path: Path = ()) -> None:
     if isinstance(data, dict):
         for key, value in list(data.items()):
             sub = (*path, key)
-            if isinstance(value, str) and is_secret_field(_field_at(sub)) and value:
+            if isinstance(value, str) and is_secret_field(field_at(sub)) and value:
                 with contextlib.suppress(ValueError):  # the model reports the bad value
                     data[key] = Secret(value, origin=sources.describe(sub))
             else:
@@ -519,7 +521,6 @@ def _mark_secret_origins(data: Any, sources: _Sources, path: Path = ()) -> None:
 def config_warnings(settings: Settings) -> list[str]:
     """Everything an operator should see at every run: load warnings, insecure endpoints and
     keys set to values that cannot act here (``effects.inert_warnings``)."""
-    from .effects import inert_warnings
 
     return [*settings.load_warnings, *settings.security_warnings(), *inert_warnings(settings)]
 
@@ -542,18 +543,14 @@ _lock = threading.Lock()
 
 
 def _environ() -> Mapping[str, str]:
-    from .. import env as envmod
-
     return envmod.environ()
 
 
 def _fingerprint() -> str:
-    from .. import env as envmod
-
     return envmod.fingerprint()
 
 
-def _read_source(env: Mapping[str, str]) -> tuple[str | None, str]:
+def read_source(env: Mapping[str, str]) -> tuple[str | None, str]:
     ssm_name = _env_value(env, CONFIG_SSM_ENV)
     alias = _env_value(env, CONFIG_SSM_ALIAS_ENV)
     if ssm_name and alias and ssm_name.strip() != alias.strip():
@@ -569,7 +566,7 @@ def _read_source(env: Mapping[str, str]) -> tuple[str | None, str]:
             "are set; set only one"
         )
     if ssm_name:
-        from aws_lambda_powertools.utilities import parameters
+        from aws_lambda_powertools.utilities import parameters  # cold start: only when SSM/Secrets Manager is named
 
         ssm_name = ssm_name.strip()
         try:
@@ -602,14 +599,14 @@ def settings_from_environment(env: Mapping[str, str] | None = None) -> Settings:
     cached. :func:`reset_settings_cache` forgets cached values.
     """
     if env is not None:
-        text, name = _read_source(env)
+        text, name = read_source(env)
         return load_settings(env, text, name)
     key = _fingerprint()
     with _lock:
         cached = _cache.get(key)
         if cached is None:
             environ = _environ()
-            text, name = _read_source(environ)
+            text, name = read_source(environ)
             cached = _cache[key] = load_settings(environ, text, name)
         return cached
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import math
 import os
 import re
@@ -248,8 +249,6 @@ _MANIFEST_PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 def _parse_rules(value: Any) -> Any:
     """A YAML list of rules, or JSON text of one (environment variable)."""
     if isinstance(value, str):
-        import json
-
         try:
             value = json.loads(value)
         except ValueError:

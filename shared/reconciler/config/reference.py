@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .loader import all_env_keys, describe_accepted, is_secret_field
-from .models import Settings
+from .effects import effects_table
+from .loader import all_env_keys, describe_accepted, field_at, is_secret_field
+from .models import BoshDirector, CFFoundation, Settings
 
 BEGIN = "<!-- BEGIN GENERATED: configuration keys (python -m reconciler.config reference) -->"
 END = "<!-- END GENERATED -->"
@@ -44,15 +45,11 @@ def _default(path: tuple, settings: Settings) -> str:
 
 
 def _list_item_model(section: str) -> Any:
-    from .models import BoshDirector, CFFoundation
-
     return CFFoundation if section == "cf" else BoshDirector
 
 
 def _is_duration(path: tuple) -> bool:
-    from .loader import _field_at
-
-    return "duration" in describe_accepted(_field_at(path))
+    return "duration" in describe_accepted(field_at(path))
 
 
 def _duration(seconds: float) -> str:
@@ -106,7 +103,6 @@ def _replace(document: str, begin: str, end: str, table: str) -> str:
 def embed(document: str) -> str:
     """``document`` with the text between the markers replaced by the current tables (the key
     reference; the "what each key does here" table when its markers are present)."""
-    from .effects import effects_table
 
     document = _replace(document, BEGIN, END, reference_table())
     if EFFECTS_BEGIN in document:

@@ -10,6 +10,8 @@ import logging
 from typing import Any
 
 from .. import env, progress
+from ..config import config_warnings
+from ..config.effects import deployment_drift
 from ..domain import is_uuid
 from ..errors import InvalidInput
 from . import runtime
@@ -60,9 +62,6 @@ def parse_input(raw: Any) -> dict[str, Any]:
 def run_warnings(s: Any) -> list[str]:
     """Logged at every run: the configuration's warnings (TLS off, keys without effect ...)
     and deploy-time parameters that no longer match the configuration."""
-    from ..config import config_warnings
-    from ..config.effects import deployment_drift
-
     found = [*config_warnings(s), *deployment_drift(s, env.environ())]
     for message in found:
         log.warning("configuration: %s", message)

@@ -12,7 +12,8 @@ from typing import Any
 
 from .. import progress
 from ..domain import DomainConfig, is_excluded_name
-from . import runtime, sources
+from . import retry_first, runtime, sources
+from .retry_first import CARRYOVER, CARRYOVER_TTL_S
 
 log = logging.getLogger("reconciler.phases.discover_bosh")
 
@@ -37,7 +38,6 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 deployments.append(dep)
         log.info("bosh:%s: %d deployments listed", name, len(deployments) + len(excluded) - before)
     deployments, deferred = carry_over(s, store, deployments)
-    from . import retry_first  # (imports this module's carry-over constants)
 
     deployments = retry_first.first(deployments, retry_first.get(store)["deployments"],
                                     lambda d: f"{d.director}/{d.name}")  # last run's failed scans first
@@ -58,8 +58,6 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "batches": list(range(count))}
 
 
-CARRYOVER = "carryover"  # scratch "run" holding state from one run to the next
-CARRYOVER_TTL_S = 30 * 86400
 
 
 def carry_over(s: Any, store: Any, deployments: list[Any]) -> tuple[list[Any], list[Any]]:

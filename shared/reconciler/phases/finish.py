@@ -11,7 +11,7 @@ from typing import Any
 from .. import observability, plans, progress
 from ..domain import FindingKind
 from . import retry_first, runtime
-from .record_failure import _duration
+from .record_failure import duration_since
 
 log = logging.getLogger("reconciler.phases.finish")
 
@@ -87,7 +87,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
                                                 *filter(None, [(event.get("index") or {}).get("plan_part"),
                                                                (event.get("orphans") or {}).get("plan_part")])])
-    duration = _duration(run.get("started_at")) or 0.0
+    duration = duration_since(run.get("started_at")) or 0.0
     errors = scan.get("scan_failed", 0) + scan["batches_missing"] + missed["count"] \
         + sum(1 for src in (cf, bosh) if src.get("status") == "failed")
     if not dry_run:  # the next run tries these first

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from .. import observability, progress
@@ -50,7 +51,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.add_metrics(runs_total=1, runs_failed=1, errors_total=1)
     duration = None
     if run:
-        duration = _duration(run.get("started_at"))
+        duration = duration_since(run.get("started_at"))
         progress.finished(store, run_id, "failed")
         try:
             store.update_run(run_id, status="failed", phase=phase, finished_at=runtime.now_iso(),
@@ -81,12 +82,10 @@ def _failed_phase(state: dict[str, Any]) -> str:
     return "Discover"
 
 
-def _duration(started_at: Any) -> float | None:
+def duration_since(started_at: Any) -> float | None:
     if not isinstance(started_at, str):
         return None
     try:
-        from datetime import datetime
-
         start = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from .discover_bosh import CARRYOVER, CARRYOVER_TTL_S
-
 T = TypeVar("T")
+CARRYOVER = "carryover"  # scratch "run" holding state from one run to the next
+CARRYOVER_TTL_S = 30 * 86400
 KEY = "retry_first"
 MAX_IDS = 5000  # bounded: a run where everything failed keeps the first of them
 

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import env
+from ..config import load_settings
+from ..config.loader import read_source
 from ..errors import InvalidInput
+from ..store import Store
+from . import sources
 
 SCRATCH_TTL_MIN_S = 3600.0  # scratch outlives the run (the run's timeout) by at least an hour
 MAX_MAP_ITEMS = 1000  # Map iterations per state: bounds the history (~10 events each) at 50,000 instances
@@ -30,14 +34,11 @@ _stores: dict[str, Any] = {}
 
 def settings() -> Any:
     """The configuration (``reconciler.config``), for this function's environment."""
-    from ..config import load_settings
-    from ..config.loader import _read_source  # the SSM/file source, as settings_from_environment reads it
-
     key = env.fingerprint()
     with _lock:
         if key not in _settings:
             environ = env.environ()
-            text, name = _read_source(environ)
+            text, name = read_source(environ)
             _settings[key] = load_settings(environ, text, name)
         return _settings[key]
 
@@ -45,7 +46,6 @@ def settings() -> Any:
 def store() -> Any:
     """The DynamoDB store (tables from ``CACHE_TABLE`` / ``STATE_TABLE``); run records and
     recorded errors live for ``metrics.retention_period``."""
-    from ..store import Store
 
     key = env.fingerprint()
     with _lock:
@@ -63,7 +63,6 @@ def store() -> Any:
 
 def reset() -> None:
     """Forget cached settings and stores (tests; the engine gives each start its own key)."""
-    from . import sources
 
     with _lock:
         _settings.clear()

@@ -13,7 +13,7 @@ from ..models import BoshDeployment, CatalogPlan, CFBinding, CFInstance, Deploym
 def vault(s: Any, store: Any, kv_version: Any = None) -> Any:
     """The Vault client; ``kv_version`` (1 or 2, as Match detected it for this run) spares the
     Lambda its own ``sys/mounts`` read."""
-    from ..vault import VaultClient
+    from ..vault import VaultClient  # cold start: a Lambda loads only the clients it uses
 
     client = VaultClient.from_settings(s, store=store)
     client.use_kv_version(kv_version)
@@ -21,14 +21,14 @@ def vault(s: Any, store: Any, kv_version: Any = None) -> Any:
 
 
 def discover_cf(s: Any, store: Any) -> list[Any]:
-    from ..cf import discover_all
+    from ..cf import discover_all  # cold start: a Lambda loads only the clients it uses
 
     return discover_all(s, store, with_bindings=True)
 
 
 def cf_clients(s: Any, store: Any) -> dict[str, Any]:
     """``{foundation name: client}``; the client reads one binding's credentials."""
-    from ..cf import CFClient
+    from ..cf import CFClient  # cold start: a Lambda loads only the clients it uses
 
     return {c.name: c for c in CFClient.all_from_settings(s, store)}
 
@@ -46,7 +46,7 @@ def bosh_clients(s: Any, store: Any) -> dict[str, Any]:
     """``{director name: client}``; the client lists deployments and scans one. Kept for the
     Lambda's lifetime (per environment and settings): its invocations and their threads share
     one ``/info`` and one UAA token, refreshed when it expires."""
-    from ..bosh import BoshClient
+    from ..bosh import BoshClient  # cold start: a Lambda loads only the clients it uses
 
     key = (env.fingerprint(), id(s), id(store))
     with _bosh_lock:

@@ -1,7 +1,7 @@
 """Timeouts, retries, a global rate limiter and a shared circuit breaker for every external API.
 
 One :class:`Resilience` per API endpoint (``cf:<foundation>``, ``bosh:<director>``,
-``vault``), built from the settings (contract C) with :meth:`Resilience.from_settings`.
+``vault``), built from the Settings (config/models.py) with :meth:`Resilience.from_settings`.
 Adapters wrap each wire call::
 
     guard = Resilience.from_settings(settings, "vault", store=store)

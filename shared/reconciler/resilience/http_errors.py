@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from email.utils import parsedate_to_datetime
 
 import requests
 
@@ -72,8 +73,6 @@ def _retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        from email.utils import parsedate_to_datetime
-
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):

@@ -99,7 +99,7 @@ class ApiPolicy:
 
     @classmethod
     def from_settings(cls, settings: Any, api: str, endpoint: str = "") -> ApiPolicy:
-        """``settings`` is contract C's Settings (``settings.reconciler.apis.<api>``,
+        """``settings`` is the Settings (``settings.reconciler.apis.<api>``,
         ``settings.reconciler.retry``) or its ``reconciler`` part; read duck-typed."""
         rec = setting(settings, "reconciler", settings)
         apis = setting(rec, "apis")

@@ -10,6 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from reconciler.store.table import item_to_dict
+
 
 class ConditionFailed(Exception):
     def __init__(self, old: dict[str, Any]):
@@ -65,7 +67,6 @@ class DynamoGuardState:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            from reconciler.store import item_to_dict
 
             raise ConditionFailed(item_to_dict(exc.response.get("Item")) or {}) from None
 

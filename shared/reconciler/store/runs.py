@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from reconciler.errors import InvalidInput, NotFound
+from reconciler.redaction import redact_text
 
 from .table import METRIC_NAME, Tables, iso_time, item_key, to_dynamo
 
@@ -77,7 +78,6 @@ class RunRecords(Tables):
         """Keep an error in a ring buffer of ``max_errors`` slots (bounded storage, two writes).
         The text is masked like the logs (it is shown by /b/status and the dashboard): a remote
         error that echoes ``password=...`` or a token does not reach them."""
-        from reconciler.observability import redact_text
 
         target, message = redact_text(str(target)), redact_text(str(message))
         seq = self._call("update_item", TableName=self.state_table, Key=item_key("errors", "#seq"),

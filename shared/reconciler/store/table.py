@@ -138,8 +138,8 @@ class Tables:
         if not cache_table or not state_table:
             raise ConfigError("Store needs both table names (CACHE_TABLE and STATE_TABLE)")
         if client is None:
-            import boto3
-            from botocore.config import Config
+            import boto3  # cold start: only when no client is given
+            from botocore.config import Config  # (same)
 
             client = boto3.client("dynamodb", config=Config(
                 retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=10))
