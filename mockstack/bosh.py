@@ -239,6 +239,11 @@ class BoshDirectorEmulator(Emulator):
         self._events.append(event)
         self._events_by_deployment.setdefault(deployment, []).append(event)
 
+    def deployment_names(self) -> list[str]:
+        """Every deployment's name (what ``GET /deployments`` lists to an admin)."""
+        with self._lock:
+            return sorted(self._deployments)
+
     def tasks_created(self, task_type: str = "vms") -> int:
         """How many tasks of ``task_type`` clients caused (a cost figure for reports)."""
         with self._lock:

@@ -52,16 +52,42 @@ def _phase_lines(output: Mapping[str, Any]) -> list[str]:
                                      f"misses {scan.get('cache_misses', 0)})")),
         _line("3 Match", f"{match.get('matched', 0)} matched, {match.get('excluded_deployments', 0)} non-service "
                          f"deployments excluded, {match.get('conflicts', 0)} conflicts, "
-                         f"{match.get('unmatched_instances', 0)} CF instances without deployment"),
+                         f"{match.get('unmatched_instances', 0)} CF instances without deployment "
+                         f"({match.get('failed_provisions', 0)} failed provisions), {match.get('in_flight', 0)} "
+                         f"with a broker operation in flight (left alone)"),
         _line("4 Vault", f"{apply.get('instances_written', 0)} instances written ({apply.get('writes', 0)} writes), "
                          f"{apply.get('instances_unchanged', 0)} unchanged, {apply.get('backups_written', 0)} "
                          f"backups, {apply.get('credentials_recovered', 0)} credentials recovered, "
                          f"{apply.get('credentials_unrecoverable', 0)} not recoverable, "
-                         f"{apply.get('instances_failed', 0)} failed"),
+                         f"{apply.get('instances_failed', 0)} failed, {apply.get('history_converted', 0)} "
+                         f"string history stamps converted to Unix seconds"),
         _line("5 Index", f"secret/db holds {index.get('entries', 0)} entries: {index.get('added', 0)} added, "
-                         f"{index.get('updated', 0)} updated, written: {bool(index.get('written'))}"),
+                         f"{index.get('updated', 0)} updated, written: {bool(index.get('written'))}; "
+                         f"{index.get('name_mismatch', 0)} name mismatches ({index.get('name_mismatch_restored', 0)} "
+                         f"restored), {index.get('left_for_broker', 0)} without deployment left to the broker's "
+                         f"sweep, {index.get('orphan_marks_removed', 0)} old orphan marks removed"),
         _line("6 Orphans", ", ".join(f"{k} {v}" for k, v in (orphans.get("orphans") or {}).items()) or "none"),
     ]
+
+
+def _broker_lines(found: Mapping[str, Any], expected: Mapping[str, Any], vault: Mapping[str, Any]) -> list[str]:
+    """Beside the live broker: the deployments it cannot find by name, and what is in flight."""
+    lines = []
+    index = vault.get("secret/db") or {}
+    mismatched = sorted(found.get(FindingKind.NAME_MISMATCH.value) or [])
+    if mismatched:
+        lines.append("Name mismatches (the broker derives <plan_id>-<instance_id>; its hourly sweep drops these "
+                     "entries, each run restores them):")
+        for iid in mismatched[:3]:
+            plan = (index.get(iid) or {}).get("plan_id", "?")
+            lines.append(_line("", f"{iid} runs as {(expected.get('name_mismatch') or {}).get(iid, '?')}, "
+                                   f"broker derives {plan}-{iid}"))
+    busy = expected.get("in_flight") or {}
+    if busy:
+        ops = sorted(set(busy.values()))
+        lines.append(f"In flight (not judged, not repaired): {len(found.get(FindingKind.IN_FLIGHT.value) or [])} "
+                     f"instances ({', '.join(ops)})")
+    return lines
 
 
 def summarize(report: Mapping[str, Any], expected: Mapping[str, Any], report_path: Path) -> str:
@@ -80,8 +106,9 @@ def summarize(report: Mapping[str, Any], expected: Mapping[str, Any], report_pat
         got, exp = set(found.get(kind.value) or []), set(want.get(kind.value) or [])
         verdict = "as expected" if got == exp else f"missing {len(exp - got)}, unexpected {len(got - exp)}"
         lines.append(_line(kind.value, f"{len(got)} / {len(exp)}: {verdict}"))
-    recoverable = set(expected.get("recoverable_credentials") or [])
     vault = report.get("vault") or {}
+    lines += _broker_lines(found, expected, vault)
+    recoverable = set(expected.get("recoverable_credentials") or [])
     recovered = sorted(i for i in recoverable if vault.get(f"secret/{i}/credentials"))
     lines.append(f"Credentials recovered from manifests: {len(recovered)} of {len(recoverable)} recoverable; "
                  f"{len(expected.get('unrecoverable_credentials') or {})} left for an operator (not guessed)")

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: situations beside the live broker (in flight, name mismatch, old stamps)
 BROKER_NAME = "blacksmith"
 OTHER_BROKER_NAME = "cloud-service-broker"
 # Fixed "now" so a world does not depend on the clock: 2026-03-01T00:00:00Z.
@@ -131,8 +131,12 @@ class Drift:
     # Legacy backups on matched instances whose tree exists (exclusive between the two)
     legacy_backups: float = 0.02  # secret/<id>/backups/<sha> {data, timestamp, sha256}
     legacy_archives: float = 0.02  # secret/backups/<id>/<sha> {timestamp, archive: b64(gzip(json))}
+    # Beside the live broker (shared/api-reference/blacksmith-broker-vault.md)
+    delete_in_flight: float = 0.01  # matched; CF delete in progress, index deprovision_requested (exclusive)
+    provisions_in_flight: float = 0.01  # CF create in progress, index request_received, no deployment yet
+    string_stamped_history: float = 0.02  # metadata history entries of an older reconciler, RFC 3339 stamps
     # Naming
-    upper_case_names: float = 0.01  # deployment name carries the GUID in upper case
+    upper_case_names: float = 0.01  # deployment name carries the GUID in upper case (a name mismatch)
     extra_dash_plans: float = 0.15  # share of CF instances on plans like redis-cache-small-ha
     # Things the reconciler must leave alone
     user_provided: float = 0.03  # user-provided CF instances
@@ -542,7 +546,9 @@ class _World:
         self.exp: dict[str, Any] = {
             "broker": {},
             "matched": {},
-            "orphans": {"cf": [], "bosh": [], "vault": []},
+            # every finding kind (reconciler.domain.findings), by key
+            "orphans": {"cf": [], "bosh": [], "vault": [], "failed_provision": [], "name_mismatch": [],
+                        "in_flight": []},
             "recoverable_credentials": [],
             "unrecoverable_credentials": {},
             "recovered_credentials": {},
@@ -557,6 +563,13 @@ class _World:
             "legacy_backups": [],
             "legacy_backup_paths": {},
             "lost_binding_credentials": {},
+            # beside the broker: operations in flight (left alone), failed provisions, running
+            # deployments not named <plan_id>-<instance_id>, old history stamps, old orphan marks
+            "in_flight": {},
+            "failed_provisions": [],
+            "name_mismatch": {},
+            "history_converted": [],
+            "orphan_marks_removed": [],
             # lost records of CF instances: the parameters CF gives back, or none (not retrievable)
             "fetched_parameters": {},
             "unfetchable_parameters": [],
@@ -717,7 +730,7 @@ class _World:
     def blacksmith_instance(self, iid: str, spec: PlanSpec, *, role: str, vault_state: str = "healthy",
                             legacy: str | None = None, upper: bool = False) -> None:
         """role: matched | cf_orphan_failed | cf_orphan_deleted | bosh_orphan | bosh_orphan_vault |
-        vault_orphan_full | vault_orphan_index | vault_orphan_tree."""
+        vault_orphan_full | vault_orphan_index | vault_orphan_tree | provision_in_flight."""
         rnd = self.rnd
         service = spec.service
         created = rnd.when(2, 700)
@@ -729,7 +742,8 @@ class _World:
         manifest_secret = {**secret, **PLACEHOLDERS[service]} if unrecoverable else secret
         dep_guid = iid.upper() if upper else iid
         dep_name = f"{spec.plan_id}-{dep_guid}"
-        has_cf = role in ("matched", "cf_orphan_failed", "cf_orphan_deleted")
+        has_cf = role in ("matched", "cf_orphan_failed", "cf_orphan_deleted", "provision_in_flight")
+        deleting = vault_state == "delete_in_flight"
         has_bosh = role in ("matched", "bosh_orphan", "bosh_orphan_vault")
 
         # BOSH: manifest + VMs. The host is the first IP of <group>/0 (VM lines come unordered).
@@ -749,15 +763,19 @@ class _World:
         bindings: list[tuple[str, str | None, int]] = []
         if has_cf:
             failed = role == "cf_orphan_failed"
+            creating = role == "provision_in_flight"
             maint = "1.4.2" if rnd.r.random() < 0.9 else "1.3.0"
             labels = {"team": rnd.r.choice(("payments", "search", "identity"))} if rnd.r.random() < 0.3 else None
             dash = f"https://{host}:15672/#/" if service == "rabbitmq" and not failed else None
             op = "update" if not failed and rnd.r.random() < 0.2 else "create"
+            state = "failed" if failed else "succeeded"
+            if creating or deleting:
+                op, state = ("create" if creating else "delete"), "in progress"
+                created = NOW - 600 if creating else created
             self.cf_instance(iid, name, self.plan_guids[spec.plan_id], space_guid, created,
-                             state="failed" if failed else "succeeded", op=op, labels=labels,
-                             maintenance=maint, dashboard=dash)
+                             state=state, op=op, labels=labels, maintenance=maint, dashboard=dash)
             self.cf["instance_parameters"][iid] = dict(params)
-            if not failed:
+            if not failed and not creating:
                 for _ in range(rnd.r.choice((0, 1, 1, 1, 2, 3))):
                     kind = "app" if rnd.r.random() < 0.8 else "key"
                     bt = created + rnd.r.randrange(DAY, 30 * DAY)
@@ -767,6 +785,9 @@ class _World:
         # Vault, as Blacksmith wrote it ...
         p = f"secret/{iid}"
         has_index = role not in ("bosh_orphan", "vault_orphan_tree") and vault_state not in ("lost_index", "lost_both")
+        if role == "provision_in_flight":
+            self.provision_in_flight(iid, spec, org_guid, space_guid, org_name, space_name, name, created)
+            return
         has_tree = role not in ("bosh_orphan", "vault_orphan_index") and vault_state not in ("lost_tree", "lost_both")
         deployed = role != "cf_orphan_failed"
         if has_cf and deployed and not has_tree:
@@ -782,6 +803,11 @@ class _World:
             "status": "failed" if role == "cf_orphan_failed" else "provisioned",
             "deployment_name": f"{spec.plan_id}-{iid}",
         }
+        if deleting:  # the broker's recordDeprovisionRequest
+            index_entry.update(status="deprovision_requested", deprovision_requested_at=iso(NOW - 300))
+        if role == "vault_orphan_full":  # an older reconciler's orphan mark (a map): to be removed
+            index_entry["orphaned"] = {"type": "vault", "since": iso(NOW - 5 * DAY)}
+            self.exp["orphan_marks_removed"].append(iid)
         if has_index:
             self.index[iid] = index_entry
         if has_tree:
@@ -812,6 +838,10 @@ class _World:
                                     "description": "instance updated", "plan_id": spec.plan_id})
                 self.vault[f"{p}/metadata"] = {"history": history, "deployment_name": f"{spec.plan_id}-{iid}",
                                                "created_at": iso(created), "updated_at": iso(history[-1]["timestamp"])}
+                if vault_state == "string_stamped_history":  # written by an older reconciler
+                    history.append({"timestamp": iso(NOW - 2 * DAY), "action": "reconcile",
+                                    "description": "reconciler updated manifest", "paths": ["manifest"]})
+                    self.exp["history_converted"].append(iid)
                 if not unrecoverable:
                     fp = f"{p}/{FORGE_SECRET_PATH[service]}"
                     self.vault[fp] = dict(secret)
@@ -828,8 +858,22 @@ class _World:
                     self.exp["untouched_paths"].append(f"{bp}/credentials")
                 if legacy:
                     self.legacy_backup(iid, legacy, index_entry, creds, bindings)
+                if deleting:  # the broker's task record and a stale manifest no run may repair now
+                    self.vault[f"{p}/task"] = {"action": "deprovision", "task": 0, "state": "initializing",
+                                               "description": "Starting deprovisioning process",
+                                               "updated_at": NOW - 300, "params": {}}
+                    self.vault[f"{p}/manifest"]["manifest"] += "# edited while the delete runs\n"
+                    self.exp["untouched_paths"] += [f"{p}/manifest", f"{p}/metadata", p]
 
         # ... and what a correct reconciler must conclude.
+        if deleting:
+            self.exp["in_flight"][iid] = "CF delete in progress"
+            self.exp["orphans"]["in_flight"].append(iid)
+        if upper and role == "matched" and not deleting:  # in flight: not judged
+            self.exp["name_mismatch"][iid] = dep_name
+            self.exp["orphans"]["name_mismatch"].append(iid)
+        if role == "cf_orphan_failed":
+            self.exp["failed_provisions"].append(iid)
         if role == "matched":
             self.exp["matched"][iid] = dep_name
             if vault_state in ("missing_credentials", "lost_tree", "lost_both"):
@@ -847,13 +891,34 @@ class _World:
         else:
             if has_index:
                 self.exp["index_ids"].append(iid)
-            kind = {"cf_orphan_failed": "cf", "cf_orphan_deleted": "cf", "bosh_orphan": "bosh",
+            kind = {"cf_orphan_failed": "failed_provision", "cf_orphan_deleted": "cf", "bosh_orphan": "bosh",
                     "bosh_orphan_vault": "bosh"}.get(role, "vault")
             self.exp["orphans"][kind].append(dep_name if kind == "bosh" else iid)
         for kind in (vault_state if vault_state != "healthy" else None, legacy,
                      "upper_case_names" if upper else None, "extra_dash_plans" if spec.extra_dashes else None):
             if kind:
                 self.drift_ids.setdefault(kind, []).append(iid)
+
+    def provision_in_flight(self, iid, spec, org_guid, space_guid, org_name, space_name, name, created) -> None:
+        """What the broker has written ten minutes into a provision (``Provision`` before BOSH is done):
+        the index entry, ``secret/<id>/deployment``, the root record and the task; no deployment yet."""
+        p = f"secret/{iid}"
+        names = {"organization_name": org_name, "space_name": space_name, "instance_name": name}
+        self.index[iid] = {"service_id": spec.service, "plan_id": spec.plan_id, "created": created,
+                           "requested_at": iso(created), "status": "request_received",
+                           "organization_guid": org_guid, "space_guid": space_guid, **names}
+        info = {"requested_at": iso(created), "organization_guid": org_guid, "space_guid": space_guid,
+                "service_id": spec.service, "plan_id": spec.plan_id, "deployment_name": f"{spec.plan_id}-{iid}",
+                "instance_id": iid, **names}
+        self.vault[f"{p}/deployment"] = info
+        self.vault[p] = {**info, "context": {"platform": "cloudfoundry", **names}}
+        self.vault[f"{p}/task"] = {"action": "provision", "task": 0, "state": "initializing",
+                                   "description": "Starting provisioning process", "updated_at": created,
+                                   "params": {}}
+        self.exp["in_flight"][iid] = "CF create in progress"
+        self.exp["orphans"]["in_flight"].append(iid)
+        self.exp["index_ids"].append(iid)
+        self.exp["untouched_paths"] += [p, f"{p}/deployment", f"{p}/task"]
 
     def legacy_backup(self, iid, fmt, index_entry, creds, bindings) -> None:
         """A backup written by an older version, to be migrated (never deleted)."""
@@ -968,11 +1033,12 @@ class _World:
         n_cf_orph = min(_count(d.cf_orphans, n), n)
         n_bosh_orph = min(_count(d.bosh_orphans, n), n - n_cf_orph)
         n_vault_orph = min(_count(d.vault_orphans, n), n - n_cf_orph - n_bosh_orph)
-        n_matched = n - n_cf_orph - n_bosh_orph - n_vault_orph
+        n_creating = min(_count(d.provisions_in_flight, n), n - n_cf_orph - n_bosh_orph - n_vault_orph)
+        n_matched = n - n_cf_orph - n_bosh_orph - n_vault_orph - n_creating
         n_ups, n_other = _count(d.user_provided, n), _count(d.other_broker, n)
 
         self.build_catalog()
-        self.build_orgs(n_matched + n_cf_orph + n_ups + n_other)
+        self.build_orgs(n_matched + n_cf_orph + n_creating + n_ups + n_other)
 
         ids = [rnd.uuid() for _ in range(n)]
         # Plans: a share on the plans whose names carry extra dashes, the rest spread evenly.
@@ -987,7 +1053,7 @@ class _World:
         state: dict[int, str] = {}
         pos = 0
         for kind in ("lost_index", "lost_tree", "lost_both", "stale_manifest", "missing_credentials",
-                     "unrecoverable_credentials"):
+                     "unrecoverable_credentials", "delete_in_flight", "string_stamped_history"):
             k = min(_count(getattr(d, kind), n), n_matched - pos)
             for i in order[pos:pos + k]:
                 state[i] = kind
@@ -1019,6 +1085,10 @@ class _World:
             role = ("vault_orphan_full", "vault_orphan_index", "vault_orphan_tree")[k % 3]
             self.blacksmith_instance(ids[j], plans[j], role=role)
             self.drift_ids.setdefault("vault_orphans", []).append(ids[j])
+            j += 1
+        for _ in range(n_creating):
+            self.blacksmith_instance(ids[j], plans[j], role="provision_in_flight")
+            self.drift_ids.setdefault("provisions_in_flight", []).append(ids[j])
             j += 1
         self.user_provided(n_ups)
         self.other_broker(n_other)

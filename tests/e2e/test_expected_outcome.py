@@ -15,7 +15,7 @@ WRITES = {"PUT", "POST", "PATCH", "DELETE"}
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("instances,seed", [(12, 3)])
 def test_world_reconciles_to_expected_outcome(instances, seed, backend):
-    world, expected = generate(instances, seed=seed)
+    world, expected = generate(instances, seed=seed, drift={"cf_orphans": 0.2})  # a failed provision too
     report = run_scenario(world, runs=2, stack_options=vault_stack_options(backend))
     first, second = report["runs"]
     assert first["status"] == "SUCCEEDED", first["cause"]
@@ -37,6 +37,17 @@ def test_world_reconciles_to_expected_outcome(instances, seed, backend):
     assert not applied[1].get("parameters_fetched")  # written once, never asked for again
     assert not WRITES & set(second["requests"].get("vault", {}))  # the second has none
     assert second["output"]["phases"]["scan"].get("cache_hits", 0) > 0
+    # beside the broker: the situations the generator names
+    vault, index = report["vault"], report["vault"]["secret/db"]
+    assert expected["in_flight"] and expected["name_mismatch"] and expected["failed_provisions"]
+    for iid in expected["history_converted"]:
+        assert all(isinstance(e["timestamp"], int) for e in vault[f"secret/{iid}/metadata"]["history"]), iid
+    assert not any("orphaned" in e for e in index.values())
+    for iid in set(expected["matched"]) - set(world["vault"]["secret/db"]):  # entries we added
+        e = index[iid]
+        assert isinstance(e["created"], int) and e["status"] == "provisioned" and "created_at" not in e, iid
+    sync = first["output"]["phases"]["sync_index"]
+    assert sync["name_mismatch"] == len(expected["name_mismatch"]) and sync["in_flight"] >= 1
     for run in (first, second):
         assert run["max_state_payload_bytes"] < 256 * 1024
         assert run["history_events"] < 25_000

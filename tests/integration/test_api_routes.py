@@ -8,6 +8,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from reconciler.domain import FindingKind
 from tests.api_support import api  # noqa: F401  (fixture)
 
 GUID = "12345678-1234-1234-1234-123456789abc"
@@ -29,7 +30,7 @@ def test_status_reports_the_spec_fields(api):  # noqa: F811
     for key in ("running", "last_run_time", "last_run_duration", "instances_found", "instances_synced", "errors"):
         assert key in body
     assert body["running"] is False and body["instances_found"] == 7 and body["last_run_duration"] == "45.100s"
-    assert body["errors"][0]["phase"] == "Scan" and body["orphans"] == {"cf": 0, "bosh": 0, "vault": 0}
+    assert body["errors"][0]["phase"] == "Scan" and body["orphans"] == {kind.value: 0 for kind in FindingKind}
 
 
 def test_metrics_parse_with_prometheus_parser(api):  # noqa: F811

@@ -1,4 +1,4 @@
-from reconciler.domain import IndexObservation, match, merge_index, observations_from, update_orphans, validate_index
+from reconciler.domain import IndexObservation, match, merge_index, observations_from, validate_index
 from reconciler.models import BoshDeployment, SourceStatus
 from tests.unit.domain_support import CATALOG, LATER, NOW, cf_instance
 
@@ -57,7 +57,8 @@ def test_bosh_observation_only_fills_missing():
 
 
 def test_merge_on_a_fresh_reread_keeps_concurrent_broker_writes():
-    obs = [IndexObservation(instance_id=A, service_id="redis", plan_id="redis-standalone")]
+    obs = [IndexObservation(instance_id=A, service_id="redis", plan_id="redis-standalone",
+                            deployment_name=f"redis-standalone-{A}")]
     first, _ = merge_index({}, obs, now=NOW)
     fresh = {C: {"service_id": "redis", "plan_id": "redis-standalone"}}  # broker added C meanwhile
     retry, _ = merge_index(fresh, obs, now=NOW)
@@ -78,29 +79,26 @@ def test_validation_report():
     assert ("legacy_name", A) in kinds  # <service>-<plan>-<id> with an unprefixed plan id
     assert ("not_normalised", B.upper()) in kinds and ("duplicate_key", B) in kinds
     assert ("missing_field", B) in kinds and ("legacy_name", B.upper()) in kinds
-    assert ("name_mismatch", C) in kinds and ("duplicate_deployment", f"redis-cache-{B.upper()}") in kinds
+    assert ("other_instance_name", C) in kinds and ("duplicate_deployment", f"redis-cache-{B.upper()}") in kinds
     assert ("invalid_key", "not-a-uuid") in kinds and ("not_a_map", "5a2b3c4d-0000-4a7b-8c9d-0e1f2a3b4c5d") in kinds
     assert r.entries == 6
 
 
-def test_observations_and_orphan_marks_round_trip():
+def test_observations_and_no_orphan_marks_in_the_index():
     insts = [cf_instance(A), cf_instance(B)]
     deps = [BoshDeployment(director="bosh", name=f"redis-standalone-{A}")]
     res = match(insts, deps, {}, CATALOG)
     obs = observations_from(res, insts)
     by = {o.instance_id: o for o in obs}
     assert set(by) == {A, B} and by[A].deployment_name == f"redis-standalone-{A}" and by[B].deployment_name is None
-    orphans = update_orphans({}, res, source_status=OK, now=NOW, index={C: {}})
-    new, report = merge_index({C: {"service_id": "redis", "plan_id": "p"}}, obs, now=NOW, orphans=orphans.state)
-    assert new[B]["orphaned"] == {"type": "cf", "since": NOW} and new[C]["orphaned"]["type"] == "vault"
-    assert "orphaned" not in new[A]
-    # next run: B got its deployment back -> un-orphaned in the index
-    res2 = match(insts, [*deps, BoshDeployment(director="bosh", name=f"redis-standalone-{B}")], new, CATALOG)
-    orphans2 = update_orphans(orphans.state, res2, source_status=OK, now=LATER, index=new)
-    new2, report2 = merge_index(new, observations_from(res2, insts), now=LATER, orphans=orphans2.state)
-    assert "orphaned" not in new2[B] and B in report2.orphan_cleared
-    assert new2[C]["orphaned"] == {"type": "vault", "since": NOW}
-    # and a third identical run writes nothing
-    orphans3 = update_orphans(orphans2.state, res2, source_status=OK, now=LATER, index=new2)
-    _, report3 = merge_index(new2, observations_from(res2, insts), now=LATER, orphans=orphans3.state)
-    assert not report3.changed
+    old_mark = {"type": "vault", "since": NOW}
+    current = {C: {"service_id": "redis", "plan_id": "p", "orphaned": old_mark}}
+    new, report = merge_index(current, obs, now=NOW)
+    # B (a CF orphan) is not added: the broker's sweep would remove it within the hour
+    assert B not in new and B in report.left_for_broker
+    # an old mark of ours is removed; orphan state lives in the store
+    assert "orphaned" not in new[C] and C in report.orphan_cleared
+    assert all("orphaned" not in e for e in new.values())
+    # and a second identical run writes nothing
+    _, report2 = merge_index(new, observations_from(res, insts), now=LATER)
+    assert not report2.changed

@@ -81,6 +81,7 @@ def test_paths_read_covers_bindings_and_skips_non_uuid_ones():
         CFBinding(foundation="cf", guid=bid, instance_guid=uid, type="app"),
         CFBinding(foundation="cf", guid="not-a-uuid", instance_guid=uid, type="app")])
     assert paths_read(item) == [f"secret/{uid}", f"secret/{uid}/manifest", f"secret/{uid}/credentials",
-                                f"secret/{uid}/metadata", f"secret/{uid}/bindings/{bid}/credentials",
+                                f"secret/{uid}/metadata", f"secret/{uid}/task", f"secret/{uid}/deployment",
+                                f"secret/{uid}/bindings/{bid}/credentials",
                                 f"secret/{uid}/bindings/{bid}/metadata"]
     assert paths_read(PlanItem(instance_id=uid, skip_reason="conflict")) == []

@@ -8,6 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from reconciler.domain import empty_findings
 from reconciler.errors import ConfigError, InvalidInput, NotFound, RunLocked
 from reconciler.store import INLINE_MAX, Store, create_tables
 
@@ -201,8 +202,8 @@ def test_scratch_small_and_large_values_round_trip(store, clock):
 
 
 def test_orphans_round_trip_with_defaults(store):
-    assert store.get_orphans() == {"cf": {}, "bosh": {}, "vault": {}}
-    state = {"cf": {"a": {"first_seen": "2026-11-26T00:00:00Z", "runs": 2}}, "bosh": {}, "vault": {"b": {}}}
+    assert store.get_orphans() == empty_findings()
+    state = {**empty_findings(), "cf": {"a": {"first_seen": "2026-11-26T00:00:00Z", "runs": 2}}, "vault": {"b": {}}}
     store.put_orphans(state)
     assert store.get_orphans() == state
 

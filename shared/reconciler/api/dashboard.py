@@ -70,9 +70,10 @@ def render_dashboard(status: Mapping[str, Any], runs: list[Mapping[str, Any]],
     ) or '<tr><td colspan="4">No runs yet.</td></tr>'
     rows_orphans = "".join(
         f'<tr><td><span class="pill">{_e(kind)}</span></td><td class="mono">{_e(oid)}</td>'
-        f'<td>{_e(info.get("first_seen"))}</td><td>{_e(info.get("checks"))}</td></tr>'
+        f'<td>{_e(info.get("first_seen"))}</td><td>{_e(info.get("checks"))}</td>'
+        f'<td class="detail">{_e(info.get("reason") or "")}</td></tr>'
         for kind in FindingKind for oid, info in sorted((orphans.get(kind.value) or {}).items())
-    ) or '<tr><td colspan="4">No orphans.</td></tr>'
+    ) or '<tr><td colspan="5">No findings.</td></tr>'
     rows_apis = "".join(
         f'<tr><td>{_e(api)}</td><td class="{_state_class(info.get("circuit"))}">{_e(info.get("circuit"))}</td></tr>'
         for api, info in (status.get("apis") or {}).items()
@@ -100,8 +101,8 @@ def render_dashboard(status: Mapping[str, Any], runs: list[Mapping[str, Any]],
 </table></section>
 <section id="runs"><h2>Last runs</h2>{_chart(runs)}<table><tr><th>Run</th><th>Status</th><th>Started</th>
 <th>Duration</th></tr>{rows_runs}</table></section>
-<section id="orphans"><h2>Orphans: {heading}</h2>
-<table><tr><th>Type</th><th>Id</th><th>First seen</th><th>Checks</th></tr>
+<section id="orphans"><h2>Orphans and findings: {heading}</h2>
+<table><tr><th>Type</th><th>Id</th><th>First seen</th><th>Checks</th><th>Detail</th></tr>
 {rows_orphans}</table></section>
 <section id="apis"><h2>API health</h2><table><tr><th>API</th><th>Circuit</th></tr>{rows_apis}</table></section>
 <section id="errors"><h2>Recent errors</h2><table><tr><th>Phase</th><th>Target</th><th>Message</th></tr>

@@ -73,9 +73,13 @@ class StoredFiguresCollector:
         yield self._histogram()
         yield from self._per_api()
         orphans = GaugeMetricFamily(f"{PREFIX}_orphans", "Orphans by type", labels=["type"])
+        findings = GaugeMetricFamily(f"{PREFIX}_findings", "Findings by kind (orphans, failed provisions, "
+                                     "name mismatches, operations in flight)", labels=["kind"])
         for kind in FindingKind:
             orphans.add_metric([kind.value], float(self.orphans.get(kind.value, 0)))
+            findings.add_metric([kind.value], float(self.orphans.get(kind.value, 0)))
         yield orphans
+        yield findings
 
     def _histogram(self) -> Metric:
         # the store keeps cumulative Prometheus-style buckets: {"buckets": {"10": n, ..., "+Inf": n}, "sum", "count"}

@@ -35,6 +35,10 @@ class FindingKind(StrEnum):
     CF = "cf"
     BOSH = "bosh"
     VAULT = "vault"
+    # beside the live broker (docs/matching-and-planning.md#beside-the-blacksmith-broker)
+    FAILED_PROVISION = "failed_provision"
+    NAME_MISMATCH = "name_mismatch"
+    IN_FLIGHT = "in_flight"
 
     @property
     def spec(self) -> FindingSpec:
@@ -74,6 +78,18 @@ SPECS: dict[FindingKind, FindingSpec] = {
         metric="OrphansVault", needs_full_scan=True, remediation_key="vault_orphan",
         # the only destructive action: Vault data, after a verified backup (never a BOSH or CF delete)
         actions=("report", "archive")),
+    FindingKind.FAILED_PROVISION: FindingSpec(
+        label="Failed provision", description="CF instance whose create failed, no deployment",
+        summary="failed provisions", needs=("cf", "bosh"), key_field="instance_id",
+        metric="FailedProvisions", needs_full_scan=True),
+    FindingKind.NAME_MISMATCH: FindingSpec(
+        label="Name mismatch", description="running deployment not named <plan_id>-<instance_id>, as the broker needs",
+        summary="deployments the broker cannot find by name", needs=("cf", "bosh"), key_field="instance_id",
+        metric="NameMismatches"),
+    FindingKind.IN_FLIGHT: FindingSpec(
+        label="In flight", description="instance with a broker operation in progress: not judged, not repaired",
+        summary="instances with an operation in flight", needs=("cf",), key_field="instance_id",
+        metric="InFlight"),
 }
 
 if set(SPECS) != set(FindingKind):  # a member without its spec is a bug at import, not at report time

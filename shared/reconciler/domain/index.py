@@ -1,9 +1,20 @@
 """``secret/db``: merging what a run observed into Blacksmith's instance index.
 
-The index is the broker's: every field it wrote is kept. We add instances we discovered,
-keep ``service_id``/``plan_id``/``deployment_name`` true, and record orphan state under
-``orphaned``. The merge is a pure function of (current index, observations), so on a
-check-and-set conflict the workflow re-reads the index and merges again.
+The index is the broker's and the broker is the system of record (docs/matching-and-planning.md):
+
+- every field it wrote is kept; an entry we add carries what the broker writes at provision
+  (``service_id``, ``plan_id``, ``created`` in Unix seconds, ``status``, org/space guids and
+  names) and ``deployment_name``;
+- an instance without a deployment (a CF orphan, a failed provision) is never added: the
+  broker's hourly sweep rightly removes such entries, and an existing one is left to it;
+- an instance whose deployment is not named ``<plan_id>-<instance_id>`` is a name mismatch:
+  its entry is kept, and restored (counted) when the sweep removed it;
+- an instance with an operation in flight is left alone;
+- orphan state lives in the reconciler's store, not in entries: the ``orphaned`` maps older
+  versions wrote are removed (Blacksmith's built-in reconciler reads ``orphaned`` as a bool).
+
+The merge is a pure function of (current index, observations), so on a check-and-set
+conflict the workflow re-reads the index and merges again.
 """
 
 from __future__ import annotations
@@ -11,16 +22,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .findings import FindingKind
-from .types import DEFAULT_VOLATILE_FIELDS, IndexObservation, MatchResult, ValidationIssue, ValidationReport
+from .broker import NAME_MISMATCH_ADVICE, derived_deployment_name, settled_status, unix_seconds
+from .types import (
+    DEFAULT_VOLATILE_FIELDS,
+    IndexObservation,
+    MatchResult,
+    NameMismatch,
+    ValidationIssue,
+    ValidationReport,
+)
 from .uuids import is_normal_uuid, normalize_uuid, trailing_uuid
 
 REQUIRED_FIELDS = ("service_id", "plan_id")
-ORPHAN_FIELD = "orphaned"  # {"type": <FindingKind value>, "since": first_seen}
+ORPHAN_FIELD = "orphaned"  # older versions wrote {"type": "cf"|"bosh"|"vault", "since": first_seen} here
+CONTEXT_FIELDS = ("organization_guid", "space_guid", "organization_name", "space_name", "instance_name")
 
 
 def _stable(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in DEFAULT_VOLATILE_FIELDS}
+
+
+def is_our_orphan_mark(value: Any) -> bool:
+    """An ``orphaned`` value written by an older version of this reconciler (a map with a type)."""
+    return isinstance(value, Mapping) and "type" in value
 
 
 def observations_from(
@@ -29,10 +53,12 @@ def observations_from(
     *,
     cf_available: bool = True,
     index: Mapping[str, Any] | None = None,
+    bosh_available: bool = True,
 ) -> list[IndexObservation]:
     """Index observations of a run: every CF instance of our broker (with its deployment when
-    matched). In a BOSH-only run, only identified deployments of instances the index already
-    holds: without CF, a BOSH orphan cannot be told from a live instance, so none is added."""
+    matched; without BOSH its deployment is unknown, so nothing is added). In a BOSH-only run,
+    only identified deployments of instances the index already holds: without CF, a BOSH
+    orphan cannot be told from a live instance, so none is added."""
     matches = result.by_instance()
     conflicted = set(result.conflicted_instances)
     out: dict[str, IndexObservation] = {}
@@ -53,7 +79,10 @@ def observations_from(
                 organization_name=inst.organization_name or None,
                 space_name=inst.space_name or None,
                 instance_name=inst.name or None,
-                created_at=inst.created_at or None,
+                created=unix_seconds(inst.created_at),
+                status=settled_status(inst.last_operation),
+                in_flight=result.in_flight.get(uid, ""),
+                deployment_known=bosh_available,
             )
     else:
         indexed = {u for u in (normalize_uuid(k) for k in (index or {})) if u}
@@ -68,29 +97,15 @@ def observations_from(
                     plan_id=m.plan_id,
                     deployment_name=m.deployment_name,
                     source="bosh",
+                    in_flight=result.in_flight.get(m.instance_id, ""),
                 ),
             )
     return [out[k] for k in sorted(out)]
 
 
-def merge_index(
-    current: Mapping[str, Any] | None,
-    observations: Sequence[IndexObservation],
-    *,
-    now: str,
-    orphans: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
-) -> tuple[dict[str, Any], ValidationReport]:
-    """New ``secret/db`` data and a validation report (``report.changed`` says whether to write).
-
-    ``orphans`` is ``OrphanUpdate.state``; None leaves orphan marks as they are.
-    """
-    current = current if isinstance(current, Mapping) else {}
-    new: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in current.items()}
-    report = ValidationReport()
-    touched: set[str] = set()
-
-    # One observation per instance: several (e.g. two foundations) are combined, later
-    # non-empty values winning, so the merge stays a function of the set of facts.
+def _combine(observations: Sequence[IndexObservation], report: ValidationReport) -> dict[str, IndexObservation]:
+    """One observation per instance: several (e.g. two foundations) are combined, later
+    non-empty values winning, so the merge stays a function of the set of facts."""
     combined: dict[str, IndexObservation] = {}
     for obs in observations:
         uid = normalize_uuid(obs.instance_id)
@@ -106,8 +121,79 @@ def merge_index(
             combined[key] = IndexObservation(**prev)
         else:
             combined[key] = obs
+    return combined
 
-    for obs in combined.values():
+
+def _new_entry(obs: IndexObservation) -> dict[str, Any]:
+    """An entry in the broker's own shape (``recordInitialRequest``), for an instance with a deployment."""
+    entry: dict[str, Any] = {"service_id": obs.service_id, "plan_id": obs.plan_id}
+    if obs.created is not None:
+        entry["created"] = obs.created
+    entry["status"] = obs.status or settled_status(None)
+    return entry
+
+
+def _observe(
+    uid: str, obs: IndexObservation, current: Mapping[str, Any], new: dict[str, Any], report: ValidationReport
+) -> bool:
+    """Merge one observation into ``new``; True when the entry changed."""
+    if obs.in_flight:
+        report.in_flight.append(uid)
+        return False
+    entry = new.get(uid)
+    if obs.source == "cf" and not obs.deployment_name and not obs.deployment_known:
+        return False  # BOSH did not answer: whether it has a deployment is unknown this run
+    if entry is None and obs.source == "cf" and not obs.deployment_name:
+        report.left_for_broker.append(uid)  # no deployment: the broker's sweep is right to remove it
+        return False
+    if entry is not None and obs.source == "cf" and not obs.deployment_name:
+        report.left_for_broker.append(uid)  # the broker removes it within the hour; not ours to edit
+        return False
+    is_new = entry is None
+    if is_new:
+        # A legacy upper-case key for the same instance: copy its fields, keep the old key.
+        legacy = next((k for k in current if k != uid and normalize_uuid(k) == uid), None)
+        entry = dict(current[legacy]) if legacy is not None and isinstance(current[legacy], Mapping) else {}
+        entry = {**_new_entry(obs), **entry} if obs.source == "cf" else entry
+    before = dict(entry)
+    authoritative = obs.source == "cf"
+    for field in ("service_id", "plan_id"):
+        value = getattr(obs, field)
+        if value and (authoritative or not entry.get(field)):
+            entry[field] = value
+    if obs.deployment_name:
+        entry["deployment_name"] = obs.deployment_name
+    for field in CONTEXT_FIELDS:
+        value = getattr(obs, field)
+        if value and not entry.get(field):
+            entry[field] = value
+    derived = derived_deployment_name(entry.get("plan_id"), uid)
+    if obs.deployment_name and derived and obs.deployment_name != derived:
+        report.name_mismatch.append(NameMismatch(instance_id=uid, deployment_name=obs.deployment_name,
+                                                 derived_name=derived, advice=NAME_MISMATCH_ADVICE))
+        if is_new:
+            report.name_mismatch_restored.append(uid)
+    if is_new or _stable(entry) != _stable(before):
+        new[uid] = entry
+        (report.added if is_new else report.updated).append(uid)
+        return True
+    return False
+
+
+def merge_index(
+    current: Mapping[str, Any] | None,
+    observations: Sequence[IndexObservation],
+    *,
+    now: str,
+    remove_old_marks: bool = True,
+) -> tuple[dict[str, Any], ValidationReport]:
+    """New ``secret/db`` data and a validation report (``report.changed`` says whether to write).
+    ``remove_old_marks`` False (a selective run) leaves the other entries' old orphan marks alone."""
+    current = current if isinstance(current, Mapping) else {}
+    new: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in current.items()}
+    report = ValidationReport()
+    touched: set[str] = set()
+    for obs in _combine(observations, report).values():
         uid = normalize_uuid(obs.instance_id)
         if uid is None:
             report.issues.append(
@@ -120,64 +206,20 @@ def merge_index(
             continue
         if uid in new and not isinstance(new[uid], dict):
             continue  # reported below as not_a_map; never overwritten
-        entry = new.get(uid)
-        is_new = entry is None
-        if is_new:
-            # A legacy upper-case key for the same instance: copy its fields, keep the old key.
-            legacy = next((k for k in current if k != uid and normalize_uuid(k) == uid), None)
-            entry = dict(current[legacy]) if legacy is not None and isinstance(current[legacy], Mapping) else {}
-        before = dict(entry)
-        authoritative = obs.source == "cf"
-        for field in ("service_id", "plan_id"):
-            value = getattr(obs, field)
-            if value and (authoritative or not entry.get(field)):
-                entry[field] = value
-        if obs.deployment_name:
-            entry["deployment_name"] = obs.deployment_name
-        for field in ("organization_guid", "space_guid", "organization_name", "space_name", "instance_name"):
-            value = getattr(obs, field)
-            if value and not entry.get(field):
-                entry[field] = value
-        if obs.created_at and not entry.get("created") and not entry.get("created_at"):
-            entry["created_at"] = obs.created_at
-        if is_new or _stable(entry) != _stable(before):
-            entry["reconciled_at"] = now
-            new[uid] = entry
-            (report.added if is_new else report.updated).append(uid)
+        if _observe(uid, obs, current, new, report):
             touched.add(uid)
-
-    if orphans is not None:
-        marks: dict[str, dict[str, Any]] = {}
-        for kind in FindingKind:
-            for key, info in (orphans.get(kind.value) or {}).items():
-                uid = normalize_uuid(info.get("instance_id") if isinstance(info, Mapping) else None) or normalize_uuid(
-                    key
-                )
-                if uid:
-                    since = info.get("first_seen") if isinstance(info, Mapping) else None
-                    marks.setdefault(uid, {"type": kind.value, "since": since or now})
-        for key, entry in new.items():
-            if not isinstance(entry, dict):
-                continue
-            uid = normalize_uuid(key)
-            mark = marks.get(uid) if uid else None
-            if mark is not None and entry.get(ORPHAN_FIELD) != mark:
-                old = entry.get(ORPHAN_FIELD)
-                if isinstance(old, Mapping) and old.get("type") == mark["type"]:
-                    mark = {**mark, "since": old.get("since") or mark["since"]}
-                    if old == mark:
-                        continue
-                entry[ORPHAN_FIELD] = mark
-                report.orphan_marked.append(key)
-                touched.add(key)
-            elif mark is None and ORPHAN_FIELD in entry:
-                del entry[ORPHAN_FIELD]
-                report.orphan_cleared.append(key)
-                touched.add(key)
-        for key in touched:
-            if isinstance(new.get(key), dict) and key not in report.added:
-                new[key]["reconciled_at"] = now
-
+    # orphan marks of older versions: orphan state lives in the reconciler's store now
+    busy = set(report.in_flight)
+    for key, entry in new.items() if remove_old_marks else ():
+        if normalize_uuid(key) in busy:
+            continue
+        if isinstance(entry, dict) and is_our_orphan_mark(entry.get(ORPHAN_FIELD)):
+            del entry[ORPHAN_FIELD]
+            report.orphan_cleared.append(key)
+            touched.add(key)
+    for key in touched:
+        if isinstance(new.get(key), dict):
+            new[key]["reconciled_at"] = now
     report.changed = bool(touched)
     validate_index(new, report)
     return new, report
@@ -238,7 +280,9 @@ def _check_name(key: str, uid: str, name: str, entry: Mapping[str, Any], report:
     prefix, tail_uid = tail
     if tail_uid != uid:
         report.issues.append(
-            ValidationIssue(kind="name_mismatch", key=key, detail="deployment name ends in another instance's UUID")
+            ValidationIssue(
+                kind="other_instance_name", key=key, detail="deployment name ends in another instance's UUID"
+            )
         )
         return
     if not name.endswith(uid):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..models import BoshDeployment, CatalogPlan, CFInstance, DeploymentDetail
+from .broker import failed_provision, instance_in_flight
 from .catalog import Catalog, build_catalog
 from .manifests import dig, manifest_releases, parse_manifest
 from .types import (
@@ -410,4 +411,18 @@ def match(
     result.conflicted_instances = sorted(conflicted)
     matched = {m.instance_id for m in result.matches}
     result.unmatched_instances = sorted(u for u in cf_by_id if u not in matched and u not in conflicted)
+    _flag_operations(result, cf_by_id, index)
     return result
+
+
+def _flag_operations(result: MatchResult, cf_by_id: Mapping[str, CFInstance], index: Mapping[str, Any]) -> None:
+    """The broker's operations in flight (CF last_operation, index status) and failed provisions."""
+    entries = {u: e for u, e in ((normalize_uuid(k), v) for k, v in index.items()) if u and isinstance(e, Mapping)}
+    unmatched = set(result.unmatched_instances)
+    for uid in sorted(set(cf_by_id) | set(entries)):
+        cf = cf_by_id.get(uid)
+        op = instance_in_flight(cf.last_operation if cf else None, entries.get(uid))
+        if op:
+            result.in_flight[uid] = op
+        elif cf is not None and uid in unmatched and failed_provision(cf.last_operation):
+            result.failed_provisions.append(uid)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import SourceStatus
+from .broker import NAME_MISMATCH_ADVICE, derived_deployment_name
 from .findings import FindingKind
 from .types import MatchResult, OrphanCandidate, OrphanKind, OrphanUpdate
 from .uuids import normalize_uuid
@@ -41,8 +42,32 @@ Rule = Callable[[FindingEvidence], list[OrphanCandidate]]
 
 
 def _cf_without_deployment(ev: FindingEvidence) -> list[OrphanCandidate]:
+    failed = set(ev.result.failed_provisions)
     return [OrphanCandidate(kind=FindingKind.CF, key=uid, instance_id=uid, reason="CF instance without a deployment")
-            for uid in ev.result.unmatched_instances]
+            for uid in ev.result.unmatched_instances if uid not in failed]
+
+
+def _failed_provision(ev: FindingEvidence) -> list[OrphanCandidate]:
+    return [OrphanCandidate(kind=FindingKind.FAILED_PROVISION, key=uid, instance_id=uid,
+                            reason="CF create failed and no deployment exists: delete the instance in CF or retry")
+            for uid in ev.result.failed_provisions]
+
+
+def _name_mismatch(ev: FindingEvidence) -> list[OrphanCandidate]:
+    out = []
+    for m in ev.result.matches:
+        derived = derived_deployment_name(m.plan_id, m.instance_id)
+        if m.in_cf and derived and m.deployment_name != derived:
+            out.append(OrphanCandidate(
+                kind=FindingKind.NAME_MISMATCH, key=m.instance_id, instance_id=m.instance_id,
+                deployment_name=m.deployment_name, director=m.director,
+                reason=f"deployment {m.deployment_name}, broker derives {derived}: {NAME_MISMATCH_ADVICE}"))
+    return out
+
+
+def _in_flight(ev: FindingEvidence) -> list[OrphanCandidate]:
+    return [OrphanCandidate(kind=FindingKind.IN_FLIGHT, key=uid, instance_id=uid, reason=op)
+            for uid, op in sorted(ev.result.in_flight.items())]
 
 
 def _deployment_without_cf(ev: FindingEvidence) -> list[OrphanCandidate]:
@@ -82,6 +107,9 @@ RULES: dict[FindingKind, Rule] = {
     FindingKind.CF: _cf_without_deployment,
     FindingKind.BOSH: _deployment_without_cf,
     FindingKind.VAULT: _vault_without_either,
+    FindingKind.FAILED_PROVISION: _failed_provision,
+    FindingKind.NAME_MISMATCH: _name_mismatch,
+    FindingKind.IN_FLIGHT: _in_flight,
 }
 
 if set(RULES) != set(FindingKind):  # a kind without a rule would silently never be found
@@ -114,7 +142,9 @@ def update_orphans(
     last_seen, checks}``. A key no longer a candidate (in an evaluated kind) is un-orphaned.
     """
     previous = previous or {}
-    candidates = orphan_candidates(result, index=index, vault_ids=vault_ids)
+    busy = set(result.in_flight)  # the broker's operation in flight: reported as such, not judged otherwise
+    candidates = [c for c in orphan_candidates(result, index=index, vault_ids=vault_ids)
+                  if c.kind is FindingKind.IN_FLIGHT or c.instance_id not in busy]
     update = OrphanUpdate(state={}, evaluated_at=now)
     for kind in FindingKind:
         prev = {k: dict(v) for k, v in (previous.get(kind.value) or {}).items() if isinstance(v, Mapping)}
@@ -130,7 +160,9 @@ def update_orphans(
             update.state[kind.value] = prev
             update.skipped[kind.value] = why
             continue
-        state: dict[str, dict[str, Any]] = {}
+        # an instance in flight keeps whatever it had, unchanged, until its operation ends
+        state: dict[str, dict[str, Any]] = {} if kind is FindingKind.IN_FLIGHT else {
+            k: v for k, v in prev.items() if v.get("instance_id") in busy}
         for c in candidates:
             if c.kind != kind or c.key in state:
                 continue

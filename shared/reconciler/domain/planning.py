@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from ..models import VM, CatalogPlan, CFBinding, CFInstance, DeploymentDetail, Record, VaultWrite
+from .broker import history_in_broker_format, task_in_flight, unix_seconds
 from .credentials import recover_credentials
 from .types import USER_FIELDS, DomainConfig, InstancePlan, Match, MatchResult
 from .uuids import instance_path, is_allowed_write_path, normalize_uuid
@@ -167,6 +168,13 @@ def plan_instance(
 
     p = _Planner(uid, current, cfg, plan)
     vol = cfg.volatile_fields
+    stamp = unix_seconds(now)
+    task, _ = p.existing(p.path("task"))
+    busy = task_in_flight(task, cf.last_operation if cf else None, now=stamp if stamp is not None else 0)
+    if busy:  # the broker's operation is under way: not drift, nothing to repair now
+        plan.in_flight = busy
+        plan.skipped = f"in flight: {busy}"
+        return plan
 
     # --- root: secret/<id> -------------------------------------------------------------
     root_path = p.path()
@@ -200,6 +208,19 @@ def plan_instance(
         root["updated_at"] = now
         root["reconciled_at"] = now
         p.write(root_path, root, "root", "created" if old_root is None else "instance record updated")
+
+    # --- secret/<id>/deployment: the broker prefers it for bindings; kept true where it exists
+    dep_path = p.path("deployment")
+    old_dep, _ = p.existing(dep_path)
+    if old_dep is not None:
+        truth: dict[str, Any] = {"instance_id": uid, "deployment_name": plan.deployment_name}
+        if cf is not None:
+            truth.update(service_id=cf.service_id, plan_id=cf.plan_id, organization_guid=cf.organization_guid,
+                         space_guid=cf.space_guid)
+        dep_record, dep_changed = merge_record(old_dep, core=truth, volatile=vol)
+        if dep_changed:
+            wrong = sorted(k for k, v in truth.items() if v not in (None, "") and old_dep.get(k) != v)
+            p.write(dep_path, dep_record, "deployment", "deployment record corrected: " + ", ".join(wrong))
 
     # --- manifest: secret/<id>/manifest -------------------------------------------------
     if scanned is not None and scanned.manifest_text is not None:
@@ -301,15 +322,18 @@ def plan_instance(
         ignore=("history",),
     )
     meta_changed = meta_changed and (old_meta is not None or bool(p.pending) or scanned is not None)
-    if p.pending or meta_changed:
+    old_history = (old_meta or {}).get("history")
+    history, converted = history_in_broker_format(old_history if isinstance(old_history, list) else [])
+    if p.pending or meta_changed or converted:
         for k, v in infra.items():  # written anyway: bring the infrastructure in
             _set(meta, k, v)
         parts = [*p.changed_parts, *(["metadata"] if old_meta is not None and meta_changed else [])]
-        history = meta.get("history")
-        history = list(history) if isinstance(history, list) else []
+        if converted:  # the broker's next history append would drop string-stamped entries
+            plan.history_converted = converted
+            parts.append("history timestamps")
         history.append(
             {
-                "timestamp": now,
+                "timestamp": stamp if stamp is not None else now,
                 "action": "reconcile",
                 "description": "reconciler updated " + ", ".join(parts or ["metadata"]),
                 "paths": parts or ["metadata"],
@@ -317,7 +341,10 @@ def plan_instance(
         )
         meta["history"] = history[-cfg.history_limit :]
         meta["updated_at"] = now
-        p.write(meta_path, meta, "metadata", "history entry" + (" and infrastructure" if infra else ""))
+        why = "history entry" + (" and infrastructure" if infra else "")
+        if converted:
+            why += f"; {converted} history timestamp(s) converted to Unix seconds"
+        p.write(meta_path, meta, "metadata", why)
 
     plan.writes = p.pending
     plan.changed = bool(p.pending)
@@ -340,6 +367,7 @@ class PlanItem(Record):
     parameters_retrievable: bool = False
     index_entry: dict[str, Any] | None = None
     skip_reason: str = ""
+    in_flight: str = ""  # the broker's operation in flight (then skip_reason says so)
 
 
 class BatchPlan(Record):
@@ -434,6 +462,9 @@ def build_plan_items(
     for uid in conflicted:
         if uid in items or not cf_available:
             items[uid] = PlanItem(instance_id=uid, skip_reason="conflicting evidence; see the match report")
+    for uid, op in result.in_flight.items():
+        if uid in items:
+            items[uid] = PlanItem(instance_id=uid, in_flight=op, skip_reason=f"in flight: {op}")
     return [items[k] for k in sorted(items)]
 
 
@@ -455,7 +486,8 @@ def needs_parameters(item: PlanItem, current: Tree, cfg: DomainConfig | None = N
 
 def paths_read(item: PlanItem, cfg: DomainConfig | None = None) -> list[str]:
     """The Vault paths :func:`plan_instance` looks at for ``item``: the root, ``manifest``,
-    ``credentials``, ``metadata`` and both paths of each CF binding. A plan needs nothing
+    ``credentials``, ``metadata``, the broker's ``task`` and ``deployment`` records and both
+    paths of each CF binding. A plan needs nothing
     else of the tree (no LIST): forge secrets, other bindings and legacy backups only matter
     to the backup taken before a write, which reads the whole tree. [] for a skipped item."""
     cfg = cfg or DomainConfig()
@@ -463,7 +495,7 @@ def paths_read(item: PlanItem, cfg: DomainConfig | None = None) -> list[str]:
     if uid is None or item.skip_reason:
         return []
     out = [instance_path(uid, *parts, mount=cfg.mount) for parts in ((), ("manifest",), ("credentials",),
-                                                                    ("metadata",))]
+                                                                    ("metadata",), ("task",), ("deployment",))]
     for b in item.bindings:
         bid = normalize_uuid(b.guid)
         if bid is not None:
@@ -503,7 +535,7 @@ def plan_batch(
     out = BatchPlan()
     for it in items:
         if it.skip_reason:
-            out.plans.append(InstancePlan(instance_id=it.instance_id, skipped=it.skip_reason))
+            out.plans.append(InstancePlan(instance_id=it.instance_id, skipped=it.skip_reason, in_flight=it.in_flight))
             continue
         out.plans.append(
             plan_instance(

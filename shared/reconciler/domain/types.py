@@ -223,6 +223,10 @@ class MatchResult(Record):
     ignored_instances: dict[str, str] = Field(default_factory=dict)  # CF guid -> why ignored
     scan_failures: dict[str, str] = Field(default_factory=dict)  # unidentified deployment -> scan error
     conflicted_instances: list[str] = Field(default_factory=list)
+    #: instance id -> the operation the broker has in flight (CF last_operation, index status):
+    #: no repair, no orphan mark, no index change for it this run
+    in_flight: dict[str, str] = Field(default_factory=dict)
+    failed_provisions: list[str] = Field(default_factory=list)  # CF create failed, no deployment
 
     def by_instance(self) -> dict[str, Match]:
         return {m.instance_id: m for m in self.matches}
@@ -246,6 +250,8 @@ class InstancePlan(Record):
     credentials_recovered: bool = False
     missing_binding_credentials: list[str] = Field(default_factory=list)  # binding ids
     skipped: str = ""  # why nothing was planned (conflict, invalid id, ...)
+    in_flight: str = ""  # the broker's operation in flight (then ``skipped`` says so too)
+    history_converted: int = 0  # string-stamped history entries turned into Unix seconds
     notes: list[str] = Field(default_factory=list)
 
 
@@ -265,7 +271,19 @@ class IndexObservation(Record):
     organization_name: str | None = None
     space_name: str | None = None
     instance_name: str | None = None
-    created_at: str | None = None
+    created: int | None = None  # Unix seconds (CF's created_at), the broker's ``created``
+    status: str | None = None  # for an entry we add: what CF says (``provisioned``)
+    in_flight: str = ""  # the broker's operation in flight: the entry is left alone
+    deployment_known: bool = True  # False: BOSH did not answer, so "no deployment" means "unknown"
+
+
+class NameMismatch(Record):
+    """A running deployment whose name is not the ``<plan_id>-<instance_id>`` the broker derives."""
+
+    instance_id: str
+    deployment_name: str
+    derived_name: str
+    advice: str = ""
 
 
 class ValidationIssue(Record):
@@ -281,8 +299,11 @@ class ValidationReport(Record):
     issues: list[ValidationIssue] = Field(default_factory=list)
     added: list[str] = Field(default_factory=list)
     updated: list[str] = Field(default_factory=list)
-    orphan_marked: list[str] = Field(default_factory=list)
-    orphan_cleared: list[str] = Field(default_factory=list)
+    orphan_cleared: list[str] = Field(default_factory=list)  # entries whose old ``orphaned`` map we removed
+    in_flight: list[str] = Field(default_factory=list)  # left alone: the broker's operation is under way
+    left_for_broker: list[str] = Field(default_factory=list)  # no deployment: never (re)added, never touched
+    name_mismatch: list[NameMismatch] = Field(default_factory=list)
+    name_mismatch_restored: list[str] = Field(default_factory=list)  # entries the sweep removed, put back
 
     def count(self, kind: str) -> int:
         return sum(1 for i in self.issues if i.kind == kind)

@@ -199,6 +199,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if cf_available:  # only records that lost their parameters, where CF can tell
                 planned = parameters.fill(planned, views, cfg)
             plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
+            flagged = {i.instance_id for i in chunk if i.in_flight}
             writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
             index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
             # an instance with writes gets the rest of its tree read (the backup's content); the
@@ -218,8 +219,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                               p.credential_recovery_reason or "no reason given")
                 if p.skipped:
                     log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
-                if p.skipped:
                     figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
+                if p.in_flight:
+                    figures["instances_in_flight"] = figures.get("instances_in_flight", 0) + 1
+                    if p.instance_id not in flagged:  # found in its task record: SyncIndex and Orphans skip it too
+                        figures.setdefault("in_flight_tasks", {})[p.instance_id] = p.in_flight
+                if p.history_converted:
+                    figures["history_converted"] = figures.get("history_converted", 0) + p.history_converted
             for r in report.instances:
                 taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
                 log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,

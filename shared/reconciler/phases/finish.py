@@ -19,7 +19,8 @@ SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "
           "instances_unchanged", "instances_failed", "writes", "backups_written", "credentials_recovered",
           "credentials_unrecoverable", "credentials_pending", "busy_ms", "items", "legacy_migrated",
           "backups_removed", "binding_credentials_restored", "binding_credentials_failed",
-          "bindings_need_credential_recovery", "parameters_fetched", "parameters_not_fetched")
+          "bindings_need_credential_recovery", "parameters_fetched", "parameters_not_fetched",
+          "instances_in_flight", "history_converted")
 
 
 def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str] | None = None) -> dict[str, Any]:

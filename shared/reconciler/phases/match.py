@@ -105,15 +105,18 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.put_scratch(run_id, "flags", {"cf_available": cf_available, "forced": bool(run.get("forced")),
                                         "dry_run": bool(run.get("dry_run")),
                                         "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
-                                        "kv_version": vault.kv_version}, ttl)  # detected once per run
-    log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts",
-             len(result.matches), len(result.unmatched_instances), len(result.unidentified_deployments),
-             len(result.conflicts), extra={"matched": len(result.matches), "to_update": len(items),
-                                           "cf_available": cf_available})
+                                        "kv_version": vault.kv_version,  # detected once per run
+                                        "apply_batches": count}, ttl)
+    log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts, "
+             "%d with an operation in flight, %d failed provisions", len(result.matches),
+             len(result.unmatched_instances), len(result.unidentified_deployments), len(result.conflicts),
+             len(result.in_flight), len(result.failed_provisions),
+             extra={"matched": len(result.matches), "to_update": len(items), "cf_available": cf_available})
     if log.isEnabledFor(logging.DEBUG):
         log_decisions(result)
     return {"matched": len(result.matches), "unmatched_instances": len(result.unmatched_instances),
             "unidentified_deployments": len(result.unidentified_deployments),
             "excluded_deployments": len(result.excluded_deployments), "conflicts": len(result.conflicts),
             "unscanned_deployments": len(unscanned), "cf_available": cf_available,
+            "in_flight": len(result.in_flight), "failed_provisions": len(result.failed_provisions),
             "to_update": len(items), "batch_size": size, "batches": list(range(count))}

@@ -1,8 +1,9 @@
-"""SyncIndex (phase 5): merge this run's observations and orphan marks into ``secret/db`` and
-write it once, with check-and-set (a broker write in between is re-read and merged again).
+"""SyncIndex (phase 5): merge this run's observations into ``secret/db`` and write it once,
+with check-and-set (a broker write in between is re-read and merged again). The broker's
+format and its hourly sweep decide what goes in (``domain/index.py``): no orphan marks, no
+entry without a deployment, nothing for an instance with an operation in flight.
 
-The orphan evaluation (pure) happens here so the index carries the marks in its single
-write; the Orphans state publishes it.
+The orphan evaluation (pure) happens here, on the same evidence; the Orphans state publishes it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,34 @@ def source_status(run: dict[str, Any], srcs: dict[str, Any]) -> dict[str, str]:
             "bosh": (srcs.get("bosh") or {}).get("status", "failed"), "vault": "ok"}
 
 
+def in_flight_tasks(store: Any, run_id: str) -> dict[str, str]:
+    """Instances the update batches found busy in their ``secret/<id>/task`` record."""
+    flags = store.get_scratch(run_id, "flags") or {}
+    out: dict[str, str] = {}
+    for b in range(int(flags.get("apply_batches") or 0)):
+        figures = store.get_scratch(run_id, f"apply#{b}#figures") or {}
+        tasks = figures.get("in_flight_tasks")
+        if isinstance(tasks, dict):
+            out.update({str(k): str(v) for k, v in tasks.items()})
+    return out
+
+
+def log_broker_findings(report: Any) -> None:
+    """What an operator must know about the index beside the broker (ids and names only)."""
+    for m in report.name_mismatch:
+        log.warning("index: name mismatch: instance %s runs as deployment %s, the broker derives %s%s: %s",
+                    m.instance_id, m.deployment_name, m.derived_name,
+                    " (entry restored: the broker's sweep had removed it)"
+                    if m.instance_id in report.name_mismatch_restored else "", m.advice)
+    if report.left_for_broker:
+        log.info("index: %d CF instance(s) without a deployment not (re)added: the broker's sweep removes "
+                 "such entries", len(report.left_for_broker))
+    if report.in_flight:
+        log.info("index: %d instance(s) with an operation in flight left alone", len(report.in_flight))
+    if report.orphan_cleared:
+        log.info("index: %d orphan mark(s) of an older reconciler removed from entries", len(report.orphan_cleared))
+
+
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run, srcs = runtime.require(event, "run", "sources")
     run_id = run["run_id"]
@@ -44,26 +73,29 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     vault_ids = [k.rstrip("/") for k in vault.list(f"{cfg.mount}/") if k.endswith("/") and is_uuid(k.rstrip("/"))]
     now = runtime.now_iso()
     current_index = store.get_scratch(run_id, "index") or {}
+    result.in_flight.update(in_flight_tasks(store, run_id))
     orphans = update_orphans(store.get_orphans(), result, source_status=status, now=now, index=current_index,
                              vault_ids=vault_ids)
     store.put_scratch(run_id, "orphans", orphans.model_dump(mode="json"), runtime.scratch_ttl(s))
     observations = observations_from(result, instances if cf_data is not None else None,
-                                     cf_available=cf_data is not None)
+                                     cf_available=cf_data is not None,
+                                     bosh_available=(srcs.get("bosh") or {}).get("status") == "ok")
     reports: list[Any] = []
 
     def merge(current: dict[str, Any]) -> dict[str, Any]:
-        new, report = merge_index(current, observations, now=now, orphans=orphans.state)
+        new, report = merge_index(current, observations, now=now, remove_old_marks=not run.get("selection"))
         reports.append(report)
         return new
 
     written = write_index(vault, merge, path=f"{cfg.mount}/db")
     report = reports[-1]
+    log_broker_findings(report)
     for issue in report.issues[:50]:
         log.info("index: %s %s %s", issue.kind, issue.key, issue.detail)
     verb = ("would write" if dry_run else "wrote") if written.written else "unchanged"
-    log.info("index: %s %s: %d entries, %d added, %d updated, %d marked orphaned, %d issues",
+    log.info("index: %s %s: %d entries, %d added, %d updated, %d name-mismatch entries restored, %d issues",
              verb, f"{cfg.mount}/db", report.entries, len(report.added),
-             len(report.updated), len(report.orphan_marked), len(report.issues),
+             len(report.updated), len(report.name_mismatch_restored), len(report.issues),
              extra={"written": written.written, "attempts": written.attempts})
     if log.isEnabledFor(logging.DEBUG):
         for key in report.added:
@@ -71,7 +103,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for key in report.updated:
             log.debug("index: updated %s", key)
         for key in report.orphan_cleared:
-            log.debug("index: orphan mark cleared on %s", key)
+            log.debug("index: old orphan mark removed from %s", key)
     part = None
     if vault.changes:
         part = "plan#index"
@@ -80,4 +112,6 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"written": written.written and not dry_run, "would_write": written.written if dry_run else None,
             "plan_part": part, "attempts": written.attempts, "entries": report.entries,
             "added": len(report.added), "updated": len(report.updated), "issues": len(report.issues),
-            "orphan_marked": len(report.orphan_marked)}
+            "orphan_marks_removed": len(report.orphan_cleared), "in_flight": len(report.in_flight),
+            "left_for_broker": len(report.left_for_broker), "name_mismatch": len(report.name_mismatch),
+            "name_mismatch_restored": len(report.name_mismatch_restored)}
