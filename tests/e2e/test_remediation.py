@@ -77,7 +77,7 @@ def test_exactly_the_old_enough_vault_orphans_are_archived_and_restore_undoes_it
         assert not WRITES & set(third["requests"].get("vault", {}))
         assert sorted(sc.orphans()["vault"]) == young
 
-        target = next(i for i in old if _instance_paths(before, i))
+        target = next(i for i in old if _instance_paths(before, i) and i in before["secret/db"])
         sha = next(a["backup_sha256"] for a in rem["archived"] if a["instance_id"] == target)
         v = sc.stack.endpoints()["vault"]
         client = VaultClient(v["address"], token=v["token"], mount="secret", kv_version=v["kv_version"])

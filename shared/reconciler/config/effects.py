@@ -90,7 +90,8 @@ _EFFECTS: list[tuple[str, str]] = [
                        "with named groups or a manifest path, with a confidence. Asked after the built-in "
                        "strategies found no instance, or first with `before: true`."),
     ("remediation.<kind>.action", "What is done about a finding kind (`cf_orphan`, `bosh_orphan`, "
-                                  "`vault_orphan`, `failed_provision`, `name_mismatch`, `in_flight`): `report` (default: recorded and shown, nothing else). "
+                                  "`vault_orphan`, `failed_provision`, `name_mismatch`, `in_flight`): "
+                                  "`report` (default: recorded and shown, nothing else). "
                                   "`vault_orphan` also accepts `archive`: verified backup, then the instance's "
                                   "Vault paths and index entry removed (undo with restore). Never a BOSH or CF "
                                   "delete."),
