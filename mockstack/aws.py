@@ -297,6 +297,7 @@ class FunctionSpec:
     memory_mb: int = 128
     region: str = DEFAULT_REGION
     invocations: int = 0
+    pool: Any = None  # artifact mode: a mockstack.lambda_runtime.WorkerPool runs the built function
     _module: ModuleType | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -335,6 +336,8 @@ class FunctionSpec:
     def invoke(self, event: Any) -> tuple[str, bool, str]:
         """Run the handler: (payload JSON, errored, logs) as moto's ``_invoke_lambda`` returns."""
         self.invocations += 1
+        if self.pool is not None:  # the built artifact, in a python3.12 worker process
+            return self.pool.invoke(event)
         try:
             handler = self.load()
             context = LambdaContext(self.name, self.arn, self.memory_mb, self.timeout_s)
@@ -428,11 +431,24 @@ class AwsEngine:
                  function_env: Mapping[str, str] | None = None, region: str = DEFAULT_REGION,
                  stack_name: str = "blacksmith", mode: str = "inprocess", port: int = 4566,
                  host: str = "127.0.0.1", endpoint: str | None = None,
-                 layer_cache: str | Path | None = None) -> None:
+                 layer_cache: str | Path | None = None, artifacts: str | Path | None = None,
+                 python: str | None = None) -> None:
         if mode not in ("inprocess", "server", "remote"):
             raise EngineError(f"mode {mode!r}: accepted are 'inprocess', 'server' and 'remote'")
         if (mode == "remote") != bool(endpoint):
             raise EngineError("mode 'remote' needs endpoint= (e.g. http://localhost:4566); other modes take none")
+        # artifact mode: the `sam build` output (built template, function folders, layers), each
+        # function run in python3.12 worker processes that reach the AWS side over HTTP
+        self.artifacts = Path(artifacts).resolve() if artifacts is not None else None
+        if self.artifacts is not None:
+            if mode != "server":
+                raise EngineError("artifacts= needs mode='server' (the function workers reach AWS over HTTP)")
+            if not (self.artifacts / "template.yaml").is_file():
+                raise EngineError(f"{self.artifacts}: no built template.yaml there (run make build)")
+            template = self.artifacts / "template.yaml"
+        self.python = python
+        self._workdir: Path | None = None
+        self._layer_dirs: dict[str, Path] = {}  # layer ARN -> built layer folder (artifact mode)
         self.template_path = Path(template).resolve()
         self.base_dir = self.template_path.parent
         self.parameter_overrides = dict(parameters or {})
@@ -513,6 +529,14 @@ class AwsEngine:
         with _FUNCTIONS_LOCK:
             for spec in self.functions.values():
                 _FUNCTIONS.pop((spec.region, spec.name), None)
+        for spec in self.functions.values():
+            if spec.pool is not None:
+                spec.pool.close()
+        if self._workdir is not None:
+            import shutil
+
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -652,6 +676,14 @@ class AwsEngine:
             iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document))
 
     def _create_layerversion(self, lid: str, props: dict[str, Any], sam: Any, r: _Resolver) -> None:
+        if self.artifacts is not None:  # the built layer folder, merged into each function's /opt
+            sam_lid = str(props.get("Content", {}).get("S3Key", "")).removesuffix(".zip")
+            uri = sam["Resources"].get(sam_lid, {}).get("Properties", {}).get("ContentUri")
+            if not isinstance(uri, str):
+                raise EngineError(f"{lid}: the built template's layer has no local ContentUri, got {uri!r}")
+            self._layer_dirs[r.refs[lid]] = (self.base_dir / uri).resolve()
+            self.skipped[lid] = "AWS::Lambda::LayerVersion"
+            return
         if self.mode != "remote":
             # layer code is on sys.path already (shared/ as /opt/python): nothing to publish
             self.skipped[lid] = "AWS::Lambda::LayerVersion"
@@ -705,12 +737,50 @@ class AwsEngine:
             MemorySize=spec.memory_mb, Description=str(props.get("Description", ""))[:256],
             Environment={"Variables": env}, **args)
         self.functions[lid] = spec
+        if self.artifacts is not None:
+            spec.pool = self._worker_pool(lid, spec, props)
         if self.mode == "remote":
             self.created.append(("function", name))
             lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 90})
             return
         with _FUNCTIONS_LOCK:
             _FUNCTIONS[(self.region, name)] = spec
+
+    def _worker_pool(self, lid: str, spec: FunctionSpec, props: dict[str, Any]) -> Any:
+        """The python3.12 execution environments of a built function (mockstack.lambda_runtime)."""
+        import tempfile
+
+        from mockstack import lambda_runtime
+
+        runtime = str(props.get("Runtime", "python3.12"))
+        if not runtime.startswith("python"):
+            raise EngineError(f"{lid}: runtime {runtime!r}: artifact mode runs python runtimes only")
+        if self.python is None:
+            self.python = lambda_runtime.find_python(runtime.removeprefix("python"))
+            if self.python is None:
+                raise EngineError(f"no {runtime} interpreter found (on PATH or from pyenv): artifact mode runs "
+                                  f"the built functions on the Lambda runtime's Python")
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="mockstack-opt-"))
+        try:
+            layers = [self._layer_dirs[str(arn)] for arn in props.get("Layers", [])]
+        except KeyError as exc:
+            raise EngineError(f"{lid}: layer {exc} is not one of the template's built layers") from None
+        try:
+            opt = lambda_runtime.merge_layers(layers, self._workdir)
+            sdk = lambda_runtime.runtime_sdk()
+        except lambda_runtime.RuntimeUnavailable as exc:
+            raise EngineError(str(exc)) from None
+        if not spec.code_dir.is_dir():
+            raise EngineError(f"{lid}: built code folder {spec.code_dir} is missing (make build)")
+        aws = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+               if os.environ.get(k)}
+        env = {**spec.lambda_environment(), **aws, "AWS_SESSION_TOKEN": "test",
+               "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+               "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex}
+        return lambda_runtime.WorkerPool(python=self.python, code_dir=spec.code_dir, opt_dir=opt, runtime_dir=sdk,
+                                         handler=spec.handler, environment=env, timeout_s=spec.timeout_s,
+                                         arn=spec.arn)
 
     def _create_url(self, lid: str, props: dict[str, Any], sam: Any, r: _Resolver) -> None:
         target = props["TargetFunctionArn"]
@@ -787,6 +857,19 @@ class AwsEngine:
         iam.delete_role(RoleName=name)
 
     # ---- using it ---------------------------------------------------------------------------
+    def register_stack(self, outputs: Mapping[str, str]) -> str:
+        """A CloudFormation stack named ``stack_name`` with these outputs, so a client finds the
+        stack as it would on AWS (``describe_stacks`` -> ``ApiUrl``). The resources themselves
+        are the engine's; the stack holds one placeholder resource."""
+        import warnings
+
+        template = {"Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                    "Outputs": {k: {"Value": str(v)} for k, v in outputs.items()}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # moto does not model the placeholder's type; nothing needs it to
+            return self.client("cloudformation").create_stack(StackName=self.stack_name,
+                                                              TemplateBody=json.dumps(template))["StackId"]
+
     def state_machine_arn(self, logical_id: str | None = None) -> str:
         if logical_id is None:
             if len(self.state_machines) != 1:

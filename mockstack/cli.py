@@ -56,9 +56,10 @@ class AwsSide:
     """The AWS half of ``serve``: the template in the embedded engine (moto server mode), the
     configuration for the stack, the schedule trigger and the API's Function URL front."""
 
-    def __init__(self, scenario: Any, schedule_every: float | None = None) -> None:
+    def __init__(self, scenario: Any, schedule_every: float | None = None, require_sigv4: bool = False) -> None:
         self.scenario = scenario
         self.schedule_every = schedule_every
+        self.require_sigv4 = require_sigv4  # the front answers 403 to unsigned requests (AWS_IAM)
         self.trigger: Any = None
         self.front: Any = None
 
@@ -70,7 +71,10 @@ class AwsSide:
         engine = self.scenario.engine
         self.trigger = ScheduleTrigger(engine, every_s=self.schedule_every).start()
         if "ApiFunction" in engine.functions:
-            self.front = FunctionUrlFront(self._invoke_api).start()
+            self.front = FunctionUrlFront(self._invoke_api, require_sigv4=self.require_sigv4).start()
+        # `blacksmith-reconciler --stack blacksmith --endpoint-url <aws endpoint>` finds the API here
+        engine.register_stack({**{k: v for k, v in engine.outputs.items() if isinstance(v, str)},
+                               **({"ApiUrl": self.front.url + "/"} if self.front else {})})
         return self
 
     def _invoke_api(self, event: dict[str, Any]) -> Any:
@@ -86,7 +90,7 @@ class AwsSide:
         from mockstack.runner import CONFIG_PARAMETER, SECRET_NAME
 
         engine = self.scenario.engine
-        return {"endpoint": engine.endpoint_url, "region": engine.region,
+        return {"endpoint": engine.endpoint_url, "region": engine.region, "stack_name": engine.stack_name,
                 "access_key_id": "test", "secret_access_key": "test",  # moto accepts any
                 "state_machine_arn": engine.state_machine_arn(), "tables": dict(engine.tables),
                 "functions": {lid: spec.name for lid, spec in engine.functions.items()},

@@ -100,6 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.server.require_sigv4 and not signed_for_lambda(self.headers.get("Authorization") or ""):
+            self._answer(403, {"content-type": "application/json"}, json.dumps({"Message": "Forbidden"}).encode())
+            return
         event = function_url_event(self.command, split.path or "/", split.query, dict(self.headers.items()), body,
                                    source_ip=self.client_address[0], domain=self.server.domain)
         try:
@@ -107,6 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a failed invocation is a 502 from the URL, as in AWS
             status, headers = 502, {"content-type": "application/json"}
             payload = json.dumps({"Message": f"function error: {type(exc).__name__}"}).encode()
+        self._answer(status, headers, payload)
+
+    def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
         self.send_response(status)
         headers["content-length"] = str(len(payload))
         for key, value in headers.items():
@@ -118,19 +124,29 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
 
+def signed_for_lambda(authorization: str) -> bool:
+    """An ``Authorization`` header of a SigV4 signature scoped to service ``lambda`` (what a
+    Function URL with AuthType AWS_IAM demands; the signature itself is not recomputed here)."""
+    return authorization.startswith("AWS4-HMAC-SHA256 Credential=") and "/lambda/aws4_request" in authorization \
+        and "Signature=" in authorization
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     invoke: Callable[[dict[str, Any]], Any]
     domain: str
+    require_sigv4: bool
 
 
 class FunctionUrlFront:
-    """Serves ``invoke`` on http://127.0.0.1:<port> as a Function URL would."""
+    """Serves ``invoke`` on http://127.0.0.1:<port> as a Function URL would; ``require_sigv4``:
+    only SigV4-signed requests (service ``lambda``) are let through."""
 
     def __init__(self, invoke: Callable[[dict[str, Any]], Any], *, host: str = "127.0.0.1", port: int = 0,
-                 domain: str = "reconciler-api.lambda-url.us-east-1.on.aws") -> None:
+                 domain: str = "reconciler-api.lambda-url.us-east-1.on.aws", require_sigv4: bool = False) -> None:
         self._httpd = _Server((host, port), _Handler)
         self._httpd.invoke = invoke
+        self._httpd.require_sigv4 = require_sigv4  # 403 for an unsigned request, as AWS_IAM answers
         self._httpd.domain = domain
         self.host = host
         self.port = self._httpd.server_address[1]

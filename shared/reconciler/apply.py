@@ -26,6 +26,7 @@ from reconciler.errors import (
     VaultSealed,
 )
 from reconciler.models import VaultWrite
+from reconciler.ports import KvStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class StoredBackup:
     format: str  # bk.record_format()
 
 
-def scan_backups(vault: Any, instance_id: str) -> list[StoredBackup]:
+def scan_backups(vault: KvStore, instance_id: str) -> list[StoredBackup]:
     """Every record under ``secret/backups/<id>/`` (one LIST + one GET per record)."""
     folder = bk.backups_folder(instance_id, vault.mount)
     out = []
@@ -82,7 +83,7 @@ def scan_backups(vault: Any, instance_id: str) -> list[StoredBackup]:
     return out
 
 
-def list_backups(vault: Any, instance_id: str) -> list[dict[str, Any]]:
+def list_backups(vault: KvStore, instance_id: str) -> list[dict[str, Any]]:
     """For the API/CLI: ``[{sha256, timestamp, format, path}]``, newest first."""
     items = scan_backups(vault, instance_id)
     items.sort(key=lambda s: (s.timestamp or 0, s.key), reverse=True)
@@ -98,7 +99,7 @@ class BackupOutcome:
     compressed_size: int = 0
 
 
-def backup_instance(vault: Any, instance_id: str, *, tree: Mapping[str, tuple[dict, int | None]],
+def backup_instance(vault: KvStore, instance_id: str, *, tree: Mapping[str, tuple[dict, int | None]],
                     index_entry: Mapping[str, Any] | None, settings: BackupSettings, now: float,
                     stored: list[StoredBackup] | None = None) -> BackupOutcome:
     """Store the current tree + index entry unless an identical backup exists (dedup by sha).
@@ -132,7 +133,7 @@ def backup_instance(vault: Any, instance_id: str, *, tree: Mapping[str, tuple[di
     return BackupOutcome(built.sha256, created=True, **sizes)
 
 
-def enforce_retention(vault: Any, instance_id: str, settings: BackupSettings, *, now: float,
+def enforce_retention(vault: KvStore, instance_id: str, settings: BackupSettings, *, now: float,
                       stored: list[StoredBackup] | None = None) -> list[str]:
     """Delete current-format backups beyond ``retention_count`` or older than ``retention_days``;
     the newest is always kept, nothing happens when ``cleanup_enabled`` is false. Records of
@@ -164,7 +165,7 @@ class MigrationResult:
     removed_legacy_index: bool = False
 
 
-def _store_verified(vault: Any, decoded: bk.DecodedBackup, settings: BackupSettings, now: float) -> str:
+def _store_verified(vault: KvStore, decoded: bk.DecodedBackup, settings: BackupSettings, now: float) -> str:
     """Write ``decoded`` in the current format, read it back, compare; return the new sha.
     Raises InvalidInput when the copy does not read back identical."""
     built = bk.rebuild_as_current(decoded, compression_level=settings.compression_level, mount=vault.mount, now=now)
@@ -186,7 +187,7 @@ def _store_verified(vault: Any, decoded: bk.DecodedBackup, settings: BackupSetti
     return built.sha256
 
 
-def migrate_legacy_backups(vault: Any, instance_id: str, *, settings: BackupSettings, now: float,
+def migrate_legacy_backups(vault: KvStore, instance_id: str, *, settings: BackupSettings, now: float,
                            stored: list[StoredBackup] | None = None) -> MigrationResult:
     """Rewrite legacy backups of one instance in the current format; a legacy copy is removed
     only after its new copy has been read back and compared. Unreadable legacy records are
@@ -234,7 +235,7 @@ def migrate_legacy_backups(vault: Any, instance_id: str, *, settings: BackupSett
     return result
 
 
-def migrate_all_legacy(vault: Any, *, settings: BackupSettings, now: float | None = None,
+def migrate_all_legacy(vault: KvStore, *, settings: BackupSettings, now: float | None = None,
                        instance_ids: Sequence[str] | None = None) -> list[MigrationResult]:
     """Sweep: migrate every instance's legacy backups. Without ``instance_ids`` the mount is
     listed (``secret/`` and ``secret/backups/``). Cost: 2 LISTs + per instance 2 LISTs and one
@@ -287,7 +288,7 @@ def _differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return bk.canonical_json(a) != bk.canonical_json(b)
 
 
-def apply_instance(vault: Any, instance_id: str, writes: Sequence[VaultWrite], *, settings: BackupSettings,
+def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite], *, settings: BackupSettings,
                    index_entry: Mapping[str, Any] | None = None, tree: VersionedTree | None = None,
                    now: float | None = None, migrate_legacy: bool = True,
                    known: VersionedTree | None = None) -> InstanceResult:
@@ -339,7 +340,7 @@ def apply_instance(vault: Any, instance_id: str, writes: Sequence[VaultWrite], *
     return result
 
 
-def apply_plan(vault: Any, plans: Mapping[str, Sequence[VaultWrite]], *, settings: BackupSettings,
+def apply_plan(vault: KvStore, plans: Mapping[str, Sequence[VaultWrite]], *, settings: BackupSettings,
                index: Mapping[str, Any] | None = None, trees: Mapping[str, VersionedTree] | None = None,
                now: float | None = None, migrate_legacy: bool = True,
                known: Mapping[str, VersionedTree] | None = None) -> ApplyReport:
@@ -387,7 +388,7 @@ class IndexWriteResult:
     version: int | None
 
 
-def write_index(vault: Any, merge: Callable[[dict[str, Any]], Mapping[str, Any]], *, path: str | None = None,
+def write_index(vault: KvStore, merge: Callable[[dict[str, Any]], Mapping[str, Any]], *, path: str | None = None,
                 max_attempts: int = 5) -> IndexWriteResult:
     """Read ``secret/db``, ``merge(current)`` -> new index, write it with cas on the version read.
     On a cas conflict (the broker wrote meanwhile) re-read and re-merge, up to ``max_attempts``
@@ -530,7 +531,7 @@ class RestoreResult:
     index_restored: bool
 
 
-def restore(vault: Any, instance_id: str, sha: str, path: str | None = None, *,
+def restore(vault: KvStore, instance_id: str, sha: str, path: str | None = None, *,
             settings: BackupSettings | None = None, restore_index: bool = True, index_path: str | None = None,
             now: float | None = None) -> RestoreResult:
     """Restore an instance's tree (or only ``path``) from backup ``sha``.

@@ -28,6 +28,7 @@ from reconciler.api.requests import ACCEPTED, parse_reconcile_body
 from reconciler.config import settings_from_environment
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
 from reconciler.observability import logger
+from reconciler.phases import contracts as scratch_keys
 from reconciler.store import Store
 
 app = LambdaFunctionUrlResolver()
@@ -190,7 +191,7 @@ def get_run_plan(run_id: str) -> Response:
     store = services().store
     if store.get_run(run_id) is None:
         return _json(404, {"error": f"no run {run_id[:100]!r}"})
-    plan = store.get_scratch(run_id, "plan")
+    plan = store.get_scratch(run_id, scratch_keys.PLAN)
     if plan is None:
         return _json(404, {"error": f"run {run_id[:100]!r} has no plan yet (still running, failed before its "
                                     "plan, or older than this feature)"})

@@ -19,14 +19,15 @@ from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legac
 from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
 from ..plans import describe
+from ..ports import KvStore
 from ..recording import RecordingVault
-from . import runtime, sources
+from . import contracts, runtime, sources
 
 log = logging.getLogger("reconciler.phases.apply_batch")
 STEP = 5  # instances planned and applied between time checks (at least the read concurrency)
 
 
-def sweep_backups(vault: Any, instance_ids: list[str], settings: BackupSettings, figures: dict[str, int],
+def sweep_backups(vault: KvStore, instance_ids: list[str], settings: BackupSettings, figures: dict[str, int],
                   record_error: Any) -> None:
     """Legacy migration and retention for instances this run leaves unchanged."""
     now = time.time()
@@ -97,10 +98,10 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "UpdateVault")
     cfg = DomainConfig.from_settings(s)
-    items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, f"apply#{batch}#items") or []]
-    key = f"apply#{batch}#figures"
-    figures: dict[str, Any] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
-    flags = store.get_scratch(run_id, "flags") or {}
+    items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, contracts.apply_items(batch)) or []]
+    key = contracts.batch_figures("apply", batch)
+    figures: dict[str, Any] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
+    flags = store.get_scratch(run_id, contracts.FLAGS) or {}
     # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
     vault = RecordingVault(sources.vault(s, store, flags.get("kv_version")), dry_run=bool(flags.get("dry_run")))
     backup_settings = BackupSettings.from_settings(s)
@@ -257,9 +258,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                  extra={"batch": batch, **{k: v for k, v in figures.items() if k != "failed_ids"}})
     ttl = runtime.scratch_ttl(s)
     if vault.changes:  # this invocation's part of the run's plan (dry run) or changes (real run), masked
-        part = f"plan#apply#{batch}#{offset}"
+        part = contracts.plan_part(batch, offset)
         store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
         figures["plan_parts"] = [*figures.get("plan_parts", []), part]
-    store.put_scratch(run_id, key if done else key + "#progress", figures, ttl)
+    store.put_scratch(run_id, key if done else contracts.progress(key), figures, ttl)
     progress.batch_progress(store, run_id, "apply", position - offset, done)
     return {**event, "offset": position, "done": done}

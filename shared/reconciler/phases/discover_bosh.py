@@ -12,8 +12,7 @@ from typing import Any
 
 from .. import progress
 from ..domain import DomainConfig, is_excluded_name
-from . import retry_first, runtime, sources
-from .retry_first import CARRYOVER, CARRYOVER_TTL_S
+from . import contracts, retry_first, runtime, sources
 
 log = logging.getLogger("reconciler.phases.discover_bosh")
 
@@ -47,7 +46,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
              len(deployments), count, len(excluded), len(deferred),
              extra={"deployments": len(deployments) + len(excluded) + len(deferred), "to_scan": len(deployments),
                     "excluded": len(excluded), "deferred": len(deferred), "batches": count})
-    store.put_scratch(run["run_id"], "bosh", {
+    store.put_scratch(run["run_id"], contracts.BOSH, {
         "deployments": [d.model_dump(mode="json") for d in deployments],
         "deferred": [d.model_dump(mode="json") for d in deferred],
         "excluded": [d.model_dump(mode="json") for d in excluded], "batch_size": size},
@@ -66,10 +65,10 @@ def carry_over(s: Any, store: Any, deployments: list[Any]) -> tuple[list[Any], l
     cap = int(s.reconciler.concurrency.max_deployments_per_run)
     if not cap or len(deployments) <= cap:
         return deployments, []
-    cursor = store.get_scratch(CARRYOVER, "bosh_cursor")
+    cursor = store.get_scratch(contracts.CARRYOVER, contracts.BOSH_CURSOR)
     chosen, deferred, cursor = runtime.take_round_robin(deployments, lambda d: f"{d.director}/{d.name}", cap,
                                                         cursor if isinstance(cursor, str) else None)
-    store.put_scratch(CARRYOVER, "bosh_cursor", cursor, CARRYOVER_TTL_S)
+    store.put_scratch(contracts.CARRYOVER, contracts.BOSH_CURSOR, cursor, contracts.CARRYOVER_TTL_S)
     log.info("bosh: scanning %d of %d deployments this run (reconciler.concurrency.max_deployments_per_run); "
              "the next run continues after %s", len(chosen), len(deployments), cursor)
     return chosen, deferred

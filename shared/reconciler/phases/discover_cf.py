@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from .. import progress
-from . import runtime, sources
+from . import contracts, runtime, sources
 
 log = logging.getLogger("reconciler.phases.discover_cf")
 
@@ -45,7 +45,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if failed and len(failed) == len(results):
         reasons = "; ".join(f"{r.foundation}: {r.error}" for r in failed)
         return {"source": "cf", "status": "failed", "error": reasons[:500], "instances": 0, "recorded": True}
-    store.put_scratch(run["run_id"], "cf", data, runtime.scratch_ttl(s))
+    store.put_scratch(run["run_id"], contracts.CF, data, runtime.scratch_ttl(s))
     log.info("cf: %d instances of our broker in %d foundation(s)", len(data["instances"]), len(results),
              extra={"instances": len(data["instances"]), "bindings": len(data["bindings"]),
                     "plans": len(data["catalog"]), "failed_foundations": len(failed)})

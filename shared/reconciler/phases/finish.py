@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import observability, plans, progress
 from ..domain import FindingKind
-from . import retry_first, runtime
+from . import contracts, retry_first, runtime
 from .record_failure import duration_since
 
 log = logging.getLogger("reconciler.phases.finish")
@@ -29,11 +29,12 @@ def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str]
     batch could not reconcile are added to ``failed``."""
     totals: dict[str, Any] = {"batches": batches, "batches_missing": 0}
     for i in range(batches):
-        figures = store.get_scratch(run_id, f"{prefix}#{i}#figures")
+        figures = store.get_scratch(run_id, contracts.batch_figures(prefix, i))
         if figures is None:
             totals["batches_missing"] += 1
             if failed is not None and prefix == "apply":  # its instances: not reconciled, retried first
-                failed += [str(item.get("instance_id")) for item in store.get_scratch(run_id, f"apply#{i}#items") or []
+                items = store.get_scratch(run_id, contracts.apply_items(i)) or []
+                failed += [str(item.get("instance_id")) for item in items
                            if isinstance(item, dict) and item.get("instance_id")]
             continue
         if figures.get("plan_parts"):
@@ -158,7 +159,7 @@ def record_plan(store: Any, run_id: str, dry_run: bool, parts: list[str]) -> dic
     described = [got for key in parts if (got := store.get_scratch(run_id, key)) is not None]
     notes = [] if len(described) == len(parts) else [f"{len(parts) - len(described)} part(s) of the plan expired"]
     plan = plans.assemble(described, run_id=run_id, dry_run=dry_run, notes=notes)
-    store.put_scratch(run_id, "plan", plan, store.run_ttl_s)
+    store.put_scratch(run_id, contracts.PLAN, plan, store.run_ttl_s)
     return plan
 
 

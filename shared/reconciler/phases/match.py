@@ -14,7 +14,7 @@ from typing import Any
 from .. import progress
 from ..domain import DomainConfig, build_plan_items, match
 from ..models import BoshDeployment, DeploymentDetail
-from . import retry_first, runtime, sources
+from . import contracts, retry_first, runtime, sources
 
 log = logging.getLogger("reconciler.phases.match")
 
@@ -29,14 +29,14 @@ def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[
     names the failed-batch deployments."""
     if bosh.get("status") != "ok":
         return [], []
-    listing = store.get_scratch(run_id, "bosh") or {}
+    listing = store.get_scratch(run_id, contracts.BOSH) or {}
     size = int(listing.get("batch_size") or 1)
     entries = listing.get("deployments", [])
     details: list[DeploymentDetail] = []
     unscanned: list[Any] = []
     for batch in bosh.get("batches") or []:
-        got = store.get_scratch(run_id, f"scan#{batch}")
-        if got is None or store.get_scratch(run_id, f"scan#{batch}#figures") is None:
+        got = store.get_scratch(run_id, contracts.scan_details(batch))
+        if got is None or store.get_scratch(run_id, contracts.batch_figures("scan", batch)) is None:
             unscanned += [BoshDeployment.model_validate(d) for d in entries[batch * size:(batch + 1) * size]]
             got = got or []
         details += [DeploymentDetail.model_validate(d) for d in got]
@@ -79,7 +79,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "Match")
     cfg = DomainConfig.from_settings(s)
-    cf_data = store.get_scratch(run_id, "cf") if (srcs.get("cf") or {}).get("status") != "skipped" else None
+    cf_data = store.get_scratch(run_id, contracts.CF) if (srcs.get("cf") or {}).get("status") != "skipped" else None
     cf_available = cf_data is not None
     instances, catalog, bindings = sources.load_cf(cf_data)
     details, unscanned = gather_details(store, run_id, srcs.get("bosh") or {})
@@ -98,11 +98,11 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ttl = runtime.scratch_ttl(s)
     for b in range(count):
         batch = [i.model_dump(mode="json") for i in items[b * size:(b + 1) * size]]
-        store.put_scratch(run_id, f"apply#{b}#items", batch, ttl)
+        store.put_scratch(run_id, contracts.apply_items(b), batch, ttl)
     progress.map_total(store, run_id, "apply", count, len(items))
-    store.put_scratch(run_id, "match", result.model_dump(mode="json"), ttl)
-    store.put_scratch(run_id, "index", index, ttl)
-    store.put_scratch(run_id, "flags", {"cf_available": cf_available, "forced": bool(run.get("forced")),
+    store.put_scratch(run_id, contracts.MATCH, result.model_dump(mode="json"), ttl)
+    store.put_scratch(run_id, contracts.INDEX, index, ttl)
+    store.put_scratch(run_id, contracts.FLAGS, {"cf_available": cf_available, "forced": bool(run.get("forced")),
                                         "dry_run": bool(run.get("dry_run")),
                                         "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
                                         "kv_version": vault.kv_version,  # detected once per run

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import progress
 from ..domain import FindingKind, OrphanUpdate
-from . import runtime
+from . import contracts, runtime
 from .remediate import remediate
 
 log = logging.getLogger("reconciler.phases.orphans")
@@ -20,7 +20,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (run,) = runtime.require(event, "run")
     store = runtime.store()
     progress.phase_started(store, run["run_id"], "Orphans")
-    raw = store.get_scratch(run["run_id"], "orphans")
+    raw = store.get_scratch(run["run_id"], contracts.ORPHANS)
     if raw is None:
         return {"published": False, "reason": "no orphan evaluation in this run"}
     update = OrphanUpdate.model_validate(raw)

@@ -19,7 +19,7 @@ from ..domain.remediation import RemediationAction, select_remediation
 from ..errors import ReconcilerError, Unavailable
 from ..plans import describe
 from ..recording import RecordingVault
-from . import runtime, sources
+from . import contracts, runtime, sources
 
 log = logging.getLogger("reconciler.phases.remediate")
 MAX_LISTED = 50  # waiting findings named in the run record (the count is always there)
@@ -42,7 +42,7 @@ def remediate(run: dict[str, Any], update: OrphanUpdate, settings: Any, store: A
     backups = BackupSettings.from_settings(settings)
     ttl = runtime.scratch_ttl(settings)
     for action in due:
-        intent_key = f"archive#{action.instance_id}"
+        intent_key = contracts.archive_intent(action.instance_id)
         resume = None if dry_run else (store.get_scratch(run_id, intent_key) or {}).get("backup")
 
         def keep_intent(sha: str, key: str = intent_key) -> None:
@@ -70,7 +70,7 @@ def remediate(run: dict[str, Any], update: OrphanUpdate, settings: Any, store: A
             store.record_instance_event(action.instance_id, record)
         _notify(record)
     if vault.changes:
-        out["plan_part"] = "plan#remediation"
+        out["plan_part"] = contracts.PLAN_REMEDIATION
         store.put_scratch(run_id, out["plan_part"], describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
     return out
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from .contracts import CARRYOVER, CARRYOVER_TTL_S, RETRY_FIRST
+
 T = TypeVar("T")
-CARRYOVER = "carryover"  # scratch "run" holding state from one run to the next
-CARRYOVER_TTL_S = 30 * 86400
-KEY = "retry_first"
+KEY = RETRY_FIRST
 MAX_IDS = 5000  # bounded: a run where everything failed keeps the first of them
 
 

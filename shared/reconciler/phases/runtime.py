@@ -29,7 +29,7 @@ STOP_RESERVE_S = 15.0  # leave the Lambda this much time to save progress and re
 
 _lock = threading.Lock()
 _settings: dict[str, Any] = {}
-_stores: dict[str, Any] = {}
+_stores: dict[str, Store] = {}
 
 
 def settings() -> Any:
@@ -43,7 +43,7 @@ def settings() -> Any:
         return _settings[key]
 
 
-def store() -> Any:
+def store() -> Store:
     """The DynamoDB store (tables from ``CACHE_TABLE`` / ``STATE_TABLE``); run records and
     recorded errors live for ``metrics.retention_period``."""
 

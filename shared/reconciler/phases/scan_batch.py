@@ -17,7 +17,7 @@ from typing import Any
 from .. import env, progress
 from ..errors import ReconcilerError
 from ..models import BoshDeployment, DeploymentDetail
-from . import runtime, sources
+from . import contracts, runtime, sources
 
 log = logging.getLogger("reconciler.phases.scan_batch")
 
@@ -26,12 +26,12 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "ScanDeployments")
-    listing = store.get_scratch(run_id, "bosh") or {}
+    listing = store.get_scratch(run_id, contracts.BOSH) or {}
     size = int(listing.get("batch_size") or 1)
     mine = [BoshDeployment.model_validate(d) for d in listing.get("deployments", [])[batch * size:(batch + 1) * size]]
-    key = f"scan#{batch}"
+    key = contracts.scan_details(batch)
     details: list[dict[str, Any]] = store.get_scratch(run_id, key, []) if offset else []
-    figures: dict[str, int] = (store.get_scratch(run_id, key + "#progress") or {}) if offset else {}
+    figures: dict[str, int] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
     clients: dict[str, Any] = {}
     clients_lock = threading.Lock()
 
@@ -86,13 +86,14 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     figures["items"] = figures.get("items", 0) + position - offset
     store.put_scratch(run_id, key, details, runtime.scratch_ttl(s))
     if done:
-        store.put_scratch(run_id, key + "#figures", {"scanned": len(details), **figures}, runtime.scratch_ttl(s))
+        store.put_scratch(run_id, contracts.batch_figures("scan", batch), {"scanned": len(details), **figures},
+                          runtime.scratch_ttl(s))
         log.info("bosh: scan batch %d done: %d deployments, %d cache hits, %d misses, %d failed", batch,
                  len(details), figures.get("cache_hits", 0), figures.get("cache_misses", 0),
                  figures.get("scan_failed", 0), extra={"batch": batch, "scanned": len(details),
                                                        **{k: v for k, v in figures.items() if k != "failed_ids"}})
     else:
-        store.put_scratch(run_id, key + "#progress", figures, runtime.scratch_ttl(s))
+        store.put_scratch(run_id, contracts.progress(key), figures, runtime.scratch_ttl(s))
         log.info("scan batch %d stopped at %d/%d for time; continuing", batch, position, len(mine))
     progress.batch_progress(store, run_id, "scan", position - offset, done)
     return {**event, "offset": position, "done": done}

@@ -8,9 +8,10 @@ from typing import Any
 
 from .. import env
 from ..models import BoshDeployment, CatalogPlan, CFBinding, CFInstance, DeploymentDetail
+from ..ports import CloudController, Director, KvStore
 
 
-def vault(s: Any, store: Any, kv_version: Any = None) -> Any:
+def vault(s: Any, store: Any, kv_version: Any = None) -> KvStore:
     """The Vault client; ``kv_version`` (1 or 2, as Match detected it for this run) spares the
     Lambda its own ``sys/mounts`` read."""
     from ..vault import VaultClient  # cold start: a Lambda loads only the clients it uses
@@ -26,14 +27,14 @@ def discover_cf(s: Any, store: Any) -> list[Any]:
     return discover_all(s, store, with_bindings=True)
 
 
-def cf_clients(s: Any, store: Any) -> dict[str, Any]:
+def cf_clients(s: Any, store: Any) -> dict[str, CloudController]:
     """``{foundation name: client}``; the client reads one binding's credentials."""
     from ..cf import CFClient  # cold start: a Lambda loads only the clients it uses
 
     return {c.name: c for c in CFClient.all_from_settings(s, store)}
 
 
-def binding_credentials(client: Any, binding: CFBinding) -> CFBinding:
+def binding_credentials(client: CloudController, binding: CFBinding) -> CFBinding:
     """The binding with its credentials from CF (``/v3/service_credential_bindings/:guid/details``)."""
     return client.binding_details(binding)
 
@@ -42,7 +43,7 @@ _bosh_lock = threading.Lock()
 _bosh_clients: dict[tuple[str, int, int], tuple[Any, Any, dict[str, Any]]] = {}
 
 
-def bosh_clients(s: Any, store: Any) -> dict[str, Any]:
+def bosh_clients(s: Any, store: Any) -> dict[str, Director]:
     """``{director name: client}``; the client lists deployments and scans one. Kept for the
     Lambda's lifetime (per environment and settings): its invocations and their threads share
     one ``/info`` and one UAA token, refreshed when it expires."""
@@ -61,11 +62,11 @@ def reset() -> None:
         _bosh_clients.clear()
 
 
-def list_deployments(client: Any) -> list[BoshDeployment]:
+def list_deployments(client: Director) -> list[BoshDeployment]:
     return list(client.deployments())
 
 
-def scan_deployment(client: Any, deployment: BoshDeployment) -> DeploymentDetail:
+def scan_deployment(client: Director, deployment: BoshDeployment) -> DeploymentDetail:
     """Fetch manifest and VMs (the adapter caches a good detail itself); a failure comes back
     as a detail with ``error`` set."""
     return client.detail(deployment, use_cache=False)

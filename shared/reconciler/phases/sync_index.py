@@ -16,7 +16,7 @@ from ..apply import write_index
 from ..domain import DomainConfig, MatchResult, is_uuid, merge_index, observations_from, update_orphans
 from ..plans import describe
 from ..recording import RecordingVault
-from . import runtime, sources
+from . import contracts, runtime, sources
 
 log = logging.getLogger("reconciler.phases.sync_index")
 
@@ -31,10 +31,10 @@ def source_status(run: dict[str, Any], srcs: dict[str, Any]) -> dict[str, str]:
 
 def in_flight_tasks(store: Any, run_id: str) -> dict[str, str]:
     """Instances the update batches found busy in their ``secret/<id>/task`` record."""
-    flags = store.get_scratch(run_id, "flags") or {}
+    flags = store.get_scratch(run_id, contracts.FLAGS) or {}
     out: dict[str, str] = {}
     for b in range(int(flags.get("apply_batches") or 0)):
-        figures = store.get_scratch(run_id, f"apply#{b}#figures") or {}
+        figures = store.get_scratch(run_id, contracts.batch_figures("apply", b)) or {}
         tasks = figures.get("in_flight_tasks")
         if isinstance(tasks, dict):
             out.update({str(k): str(v) for k, v in tasks.items()})
@@ -64,19 +64,19 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     progress.phase_started(store, run_id, "SyncIndex")
     cfg = DomainConfig.from_settings(s)
     dry_run = bool(run.get("dry_run"))
-    kv_version = (store.get_scratch(run_id, "flags") or {}).get("kv_version")  # Match detected it
+    kv_version = (store.get_scratch(run_id, contracts.FLAGS) or {}).get("kv_version")  # Match detected it
     vault = RecordingVault(sources.vault(s, store, kv_version), dry_run=dry_run)
-    result = MatchResult.model_validate(store.get_scratch(run_id, "match") or {})
-    cf_data = store.get_scratch(run_id, "cf")
+    result = MatchResult.model_validate(store.get_scratch(run_id, contracts.MATCH) or {})
+    cf_data = store.get_scratch(run_id, contracts.CF)
     instances, _, _ = sources.load_cf(cf_data)
     status = source_status(run, srcs)
     vault_ids = [k.rstrip("/") for k in vault.list(f"{cfg.mount}/") if k.endswith("/") and is_uuid(k.rstrip("/"))]
     now = runtime.now_iso()
-    current_index = store.get_scratch(run_id, "index") or {}
+    current_index = store.get_scratch(run_id, contracts.INDEX) or {}
     result.in_flight.update(in_flight_tasks(store, run_id))
     orphans = update_orphans(store.get_orphans(), result, source_status=status, now=now, index=current_index,
                              vault_ids=vault_ids)
-    store.put_scratch(run_id, "orphans", orphans.model_dump(mode="json"), runtime.scratch_ttl(s))
+    store.put_scratch(run_id, contracts.ORPHANS, orphans.model_dump(mode="json"), runtime.scratch_ttl(s))
     observations = observations_from(result, instances if cf_data is not None else None,
                                      cf_available=cf_data is not None,
                                      bosh_available=(srcs.get("bosh") or {}).get("status") == "ok")
@@ -106,7 +106,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             log.debug("index: old orphan mark removed from %s", key)
     part = None
     if vault.changes:
-        part = "plan#index"
+        part = contracts.PLAN_INDEX
         store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount),
                           runtime.scratch_ttl(s))
     return {"written": written.written and not dry_run, "would_write": written.written if dry_run else None,
