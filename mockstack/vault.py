@@ -394,6 +394,30 @@ class VaultEmulator(Emulator):
                 if logical.startswith(prefix) and caps >= wanted_all:
                     raise _Error(403, "1 error occurred:\n\t* permission denied\n\n")
 
+    def _capabilities_self(self, request: Request) -> Response:
+        """``POST sys/capabilities-self {"paths": [...]}``: per API path what the token's policy
+        allows: everything but what :meth:`deny` took away (``root`` when nothing is denied)."""
+        if request.method not in ("POST", "PUT"):
+            raise _Error(405, "1 error occurred:\n\t* unsupported operation\n\n")
+        body = request.json() or {}
+        paths = body.get("paths") or ([body["path"]] if body.get("path") else [])
+        if not isinstance(paths, list) or not paths:
+            raise _Error(400, "1 error occurred:\n\t* missing paths\n\n")
+        everything = {"create", "read", "update", "patch", "delete", "list"}
+        out: dict[str, list[str]] = {}
+        for api_path in paths:
+            mount, rest = self._find_mount(str(api_path))
+            if mount is None:
+                out[api_path] = ["deny"]
+                continue
+            op, _, sub = rest.partition("/")
+            logical = f"{mount.name}/{sub if mount.version == 2 and op in KV2_OPS else rest}".rstrip("/")
+            with self._lock:
+                taken = set().union(*[c for p, c in self.denied.items() if logical.startswith(p)]) \
+                    if self.denied else set()
+            out[api_path] = ["root"] if not taken else sorted(everything - taken) or ["deny"]
+        return self._envelope(200, {**out, "capabilities": out[paths[0]]}, mount_type="system")
+
     def handle(self, request: Request) -> Response:
         if len(request.body or b"") > self.max_request_size:
             return json_response(413, {"errors": ["http: request body too large"]})
@@ -433,6 +457,8 @@ class VaultEmulator(Emulator):
             if request.method not in ("GET", "POST", "PUT"):
                 raise _Error(405, "1 error occurred:\n\t* unsupported operation\n\n")
             return self._envelope(200, token_info["lookup"](), mount_type="token")
+        if path.rstrip("/") == "sys/capabilities-self":
+            return self._capabilities_self(request)
         if path.rstrip("/") == "sys/mounts":
             return self._sys_mounts(request)
         if path.startswith("sys/mounts/"):

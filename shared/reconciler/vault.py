@@ -366,6 +366,18 @@ class VaultClient:
         raise ConfigError(f"cannot detect the KV version of mount '{self.mount}/' at {self.address} "
                           f"({'; '.join(errors)}); check vault.mount and the policy (read on sys/mounts)")
 
+    def capabilities(self, api_path: str) -> list[str]:
+        """What the token may do on ``api_path`` (as the HTTP API names it, e.g. ``secret/data/x``),
+        from ``sys/capabilities-self``: ``read``, ``list``, ``create``, ``update``, ``delete``, ``root``..."""
+        def fn() -> list[str]:
+            resp = self._client.adapter.post("/v1/sys/capabilities-self", json={"paths": [api_path]})
+            body = resp if isinstance(resp, dict) else {}
+            data = body.get("data") if isinstance(body.get("data"), dict) else body
+            caps = data.get(api_path, data.get("capabilities", []))
+            return sorted(str(c) for c in caps) if isinstance(caps, list) else []
+
+        return self._call("capabilities", "sys/capabilities-self", fn)
+
     def is_authenticated(self) -> bool:
         try:
             self._call("lookup-self", "auth/token/lookup-self", self._client.auth.token.lookup_self)

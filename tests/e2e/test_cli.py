@@ -18,7 +18,9 @@ from mockstack.cli import AwsSide, _aws_port
 from mockstack.generator import generate
 from mockstack.runner import Scenario
 from reconciler import backup as bk
+from reconciler.apply import list_backups
 from reconciler.cli import main
+from reconciler.vault import VaultClient
 from tests.e2e.support import STACK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,3 +184,50 @@ def test_the_function_url_is_enough(cli, served):
     code, out, err = cli("status", "--json", "--url", side.front.url + "/", stack=False)
     assert code == 0, err
     assert "running" in json.loads(out)
+
+
+def test_doctor_passes_on_a_healthy_stack_and_names_the_fix_when_vault_refuses(cli, served):
+    side, _ = served
+    code, out, err = cli("doctor")
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[-1] == "all checks passed"
+    for name in ("stack reached", "dynamodb table", "state machine", "cf:cf authenticated",
+                 "cf:cf scope to read all instances", "bosh:bosh authenticated and may read deployments",
+                 "vault token valid", "vault may read/create/update/delete backups"):
+        assert any(line.startswith("ok   " + name) for line in lines), (name, out)
+    side.scenario.stack.vault.deny("secret/backups", "delete")
+    try:
+        code, out, _ = cli("doctor")
+        code_json, out_json, _ = cli("doctor", "--json")
+    finally:
+        side.scenario.stack.vault.deny("secret/backups")
+    assert code == 1 and code_json == 1
+    (failed,) = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert "backups" in failed and "missing ['delete']" in failed and "-> fix:" in failed
+    assert json.loads(out_json)["ok"] is False
+
+
+def test_post_restore_on_the_function_url(served):
+    from reconciler.cli.remote import StackClient, aws_session
+
+    side, expected = served
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    client = StackClient(side.front.url + "/", aws_session(None, "us-east-1"))
+    iid = expected["drift"]["stale_manifest"][0]
+    unknown = client.request("POST", "/b/restore", {"instance_id": iid, "sha256": UUID_ZERO})
+    assert unknown.status == 404 and "no backup" in unknown.body["error"] and "available:" in unknown.body["error"]
+    nobody = client.request("POST", "/b/restore", {"instance_id": "7f0c4b6e-7a0c-4d8e-9b1f-3c2d1e0f9a88",
+                                                   "sha256": UUID_ZERO})
+    assert nobody.status == 404 and "has no backups" in nobody.body["error"]
+    bad = client.request("POST", "/b/restore", {"instance_id": "x", "sha256": "y"})
+    assert bad.status == 400 and "is not a UUID" in bad.body["error"]
+    endpoint = side.scenario.stack.endpoints()["vault"]
+    sha = list_backups(VaultClient(endpoint["address"], token=endpoint["token"]), iid)[0]["sha256"]
+    before = side.scenario.vault_contents()
+    diff = client.request("POST", "/b/restore", {"instance_id": iid, "sha256": sha, "dry_run": True})
+    assert diff.status == 200 and diff.body["dry_run"] is True and "plan" in diff.body
+    assert side.scenario.vault_contents() == before
+    done = client.request("POST", "/b/restore", {"instance_id": iid, "sha256": sha})
+    assert done.status == 200 and done.body["verified"] is True

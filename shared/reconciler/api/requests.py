@@ -77,3 +77,44 @@ def parse_reconcile_body(body: str | bytes | None) -> ReconcileRequest:
         for err in exc.errors()
         )
         raise InvalidInput(f"{problems}; {ACCEPTED}") from None
+
+
+RESTORE_ACCEPTED = ('accepted: a JSON object {"instance_id": UUID, "sha256": 64 hex digits, "path": optional '
+                    'path inside the backup, "dry_run": optional true/false}')
+
+
+class RestoreRequest(BaseModel):
+    """``POST /b/restore``: an instance (or one of its paths) back to a backup."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance_id: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # pydantic-core regex: $ is the end (no \Z)
+    path: str | None = Field(default=None, max_length=1000)
+    dry_run: StrictBool = False
+
+    @field_validator("instance_id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            raise ValueError(f"{str(value)[:80]!r} is not a UUID") from None
+
+
+def parse_restore_body(body: bytes | None) -> RestoreRequest:
+    raw = body or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput(f"request body is {len(raw)} bytes; {RESTORE_ACCEPTED}")
+    try:
+        payload = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidInput(f"request body is not valid JSON ({exc.__class__.__name__}); {RESTORE_ACCEPTED}") from None
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"request body must be a JSON object; {RESTORE_ACCEPTED}")
+    try:
+        return RestoreRequest.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'body'}: "
+                             f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors())
+        raise InvalidInput(f"{problems}; {RESTORE_ACCEPTED}") from None

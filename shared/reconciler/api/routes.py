@@ -24,18 +24,23 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from reconciler import env, progress
 from reconciler.api import dashboard, metrics_text, status
-from reconciler.api.requests import ACCEPTED, parse_reconcile_body
+from reconciler.api.requests import ACCEPTED, parse_reconcile_body, parse_restore_body
+from reconciler.bosh import BoshClient
+from reconciler.cf import CFClient
 from reconciler.config import settings_from_environment
-from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
+from reconciler.errors import ConfigError, InvalidInput, NotFound, ReconcilerError
+from reconciler.health import run_checks
 from reconciler.observability import logger
 from reconciler.phases import contracts as scratch_keys
+from reconciler.restore import restore_diff, restore_with_proof
 from reconciler.store import Store
+from reconciler.vault import VaultClient
 
 app = LambdaFunctionUrlResolver()
 
 ROUTES = {
     "/b": {"GET"}, "/b/": {"GET"}, "/b/status": {"GET"}, "/b/metrics": {"GET"}, "/b/reconcile": {"POST"},
-    "/b/runs": {"GET"}, "/b/orphans": {"GET"},
+    "/b/runs": {"GET"}, "/b/orphans": {"GET"}, "/b/health": {"GET"}, "/b/restore": {"POST"},
 }
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -51,6 +56,16 @@ class Services:
     enabled: bool = True
     export_prometheus: bool = True  # reconciler.metrics.export_prometheus: GET /b/metrics, else 404
     refresh_s: float = 30.0  # reconciler.metrics.collection_interval: the dashboard's auto-refresh
+    settings: Any = None  # the configuration, for what talks to CF, BOSH and Vault (health, restore)
+
+    def config(self) -> Any:
+        if self.settings is None:
+            self.settings = settings_from_environment()
+        return self.settings
+
+    def vault(self) -> Any:
+        """Vault as the phases reach it (breaker state not shared: the API role only reads the tables)."""
+        return VaultClient.from_settings(self.config())
 
     def running_executions(self) -> list[dict[str, Any]]:
         page = self.sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING", maxResults=10)
@@ -77,6 +92,7 @@ def _services_from_environment(_fingerprint: str) -> Services:
         enabled=settings.reconciler.enabled,
         export_prometheus=settings.reconciler.metrics.export_prometheus,
         refresh_s=settings.reconciler.metrics.collection_interval,
+        settings=settings,
     )
 
 
@@ -198,6 +214,37 @@ def get_run_plan(run_id: str) -> Response:
     return _json(200, plan)
 
 
+@app.get("/b/health")
+def get_health() -> Response:
+    """Every dependency reached, authenticated and authorised (``reconciler.health``): 200 when
+    all checks pass, 503 with the failing ones (each with its fix) otherwise."""
+    svc = services()
+    s = svc.config()
+    vault = svc.vault() if s.vault.address else None
+    report = run_checks(s, store=svc.store, sfn=svc.sfn, state_machine_arn=svc.state_machine_arn,
+                        cf_clients=CFClient.all_from_settings(s), bosh_clients=BoshClient.all_from_settings(s),
+                        vault=vault)
+    return _json(200 if report["ok"] else 503, report)
+
+
+@app.post("/b/restore")
+def post_restore() -> Response:
+    """Restore an instance (or one path) from a backup, verified by reading back; ``dry_run``:
+    the diff only. 404 for an unknown instance or backup; 409 when the read-back differs."""
+    request = parse_restore_body(_raw_body())
+    vault = services().vault()
+    try:
+        if request.dry_run:
+            result = restore_diff(vault, request.instance_id, request.sha256, request.path)
+        else:
+            result = restore_with_proof(vault, request.instance_id, request.sha256, request.path)
+    except NotFound as exc:
+        return _json(404, {"error": str(exc)})
+    logger.info("restore requested", extra={"instance_id": request.instance_id, "sha256": request.sha256,
+                                            "dry_run": request.dry_run, "verified": result.get("verified")})
+    return _json(200 if result.get("verified", True) else 409, result)  # 409: Vault differs from the backup after it
+
+
 @app.get("/b/orphans")
 def get_orphans() -> Response:
     return _json(200, services().store.get_orphans())
@@ -225,7 +272,7 @@ def not_found(_: NotFoundError) -> Response:
     return _json(404, {"error": f"no such endpoint {event.http_method} {path[:200]}",
                        "endpoints": ["GET /b/", "GET /b/status", "GET /b/metrics", "POST /b/reconcile",
                                      "GET /b/runs", "GET /b/runs/{id}", "GET /b/runs/{id}/plan",
-                                     "GET /b/orphans"]})
+                                     "GET /b/orphans", "GET /b/health", "POST /b/restore"]})
 
 
 @app.exception_handler(InvalidInput)

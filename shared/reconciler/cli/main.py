@@ -102,6 +102,7 @@ def build_parser() -> Parser:
     config = command("config", "check a blacksmith.conf, show its effective settings, or its template parameters")
     config.add_argument("action", choices=["check", "show", "parameters"])
     config.add_argument("file", metavar="FILE")
+    command("doctor", "check that every dependency is reached, authenticated and authorised (GET /b/health)")
     return parser
 
 
@@ -269,9 +270,22 @@ def cmd_config(args: argparse.Namespace) -> int:
     return config_main(argv)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """This machine's AWS side (credentials, the stack reached, the signature accepted), then the
+    stack's own checks (``GET /b/health``: CF, BOSH, Vault, tables, state machine)."""
+    client = stack(args)
+    answer = client.request("GET", "/b/health", accept=(503,))  # 503: some check failed, the body says which
+    if answer.status not in (200, 503) or not isinstance(answer.body, dict) or "checks" not in answer.body:
+        raise CliError(f"GET /b/health: {answer.error}", 3)
+    local = {"name": "stack reached (SigV4 accepted)", "ok": True, "detail": client.url, "fix": ""}
+    report = {"ok": bool(answer.body.get("ok")), "checks": [local, *answer.body["checks"]]}
+    emit(args, report, render.doctor_text)
+    return 0 if report["ok"] else 1
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status, "run": cmd_run, "runs": cmd_runs, "orphans": cmd_orphans, "plan": cmd_plan,
-    "backups": cmd_backups, "restore": cmd_restore, "config": cmd_config,
+    "backups": cmd_backups, "restore": cmd_restore, "config": cmd_config, "doctor": cmd_doctor,
 }
 
 

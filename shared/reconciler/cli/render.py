@@ -241,3 +241,16 @@ def restore_text(result: Mapping[str, Any]) -> str:
         lines.append(f"NOT verified: {len(result['differ'])} path(s) differ from the backup after the restore: "
                      + ", ".join(result["differ"]))
     return "\n".join(lines)
+
+
+def doctor_text(report: Mapping[str, Any]) -> str:
+    lines = []
+    for c in report["checks"]:
+        mark = "ok  " if c["ok"] else "FAIL"
+        line = f"{mark} {c['name']}: {c['detail']}"
+        if not c["ok"] and c.get("fix"):
+            line += f" -> fix: {c['fix']}"
+        lines.append(line)
+    failed = sum(not c["ok"] for c in report["checks"])
+    lines.append("all checks passed" if not failed else f"{failed} check(s) failed")
+    return "\n".join(lines)

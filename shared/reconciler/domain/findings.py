@@ -27,6 +27,8 @@ class FindingSpec:
     remediation_key: str = ""
     # the remediation actions the kind accepts; "report" (the default) does nothing but report
     actions: tuple[str, ...] = ("report",)
+    # recorded in the instance's ``secret/<id>/metadata`` history when found and when resolved
+    in_history: bool = False
 
 
 class FindingKind(StrEnum):
@@ -67,21 +69,22 @@ SPECS: dict[FindingKind, FindingSpec] = {
     FindingKind.CF: FindingSpec(
         label="CF", description="CF instance of our broker, no deployment",
         summary="CF instances without deployment", needs=("cf", "bosh"), key_field="instance_id",
-        metric="OrphansCF", needs_full_scan=True, remediation_key="cf_orphan"),
+        metric="OrphansCF", needs_full_scan=True, in_history=True,
+        remediation_key="cf_orphan"),
     FindingKind.BOSH: FindingSpec(
         label="BOSH", description="our deployment, no CF instance",
         summary="deployments without CF instance", needs=("cf", "bosh"), key_field="deployment_name",
-        metric="OrphansBosh", remediation_key="bosh_orphan"),
+        metric="OrphansBosh", in_history=True, remediation_key="bosh_orphan"),
     FindingKind.VAULT: FindingSpec(
         label="Vault", description="index/Vault entry with neither",
         summary="Vault entries without either", needs=("cf", "bosh", "vault"), key_field="instance_id",
-        metric="OrphansVault", needs_full_scan=True, remediation_key="vault_orphan",
+        metric="OrphansVault", needs_full_scan=True, in_history=True, remediation_key="vault_orphan",
         # the only destructive action: Vault data, after a verified backup (never a BOSH or CF delete)
         actions=("report", "archive")),
     FindingKind.FAILED_PROVISION: FindingSpec(
         label="Failed provision", description="CF instance whose create failed, no deployment",
         summary="failed provisions", needs=("cf", "bosh"), key_field="instance_id",
-        metric="FailedProvisions", needs_full_scan=True),
+        metric="FailedProvisions", needs_full_scan=True, in_history=True),
     FindingKind.NAME_MISMATCH: FindingSpec(
         label="Name mismatch", description="running deployment not named <plan_id>-<instance_id>, as the broker needs",
         summary="deployments the broker cannot find by name", needs=("cf", "bosh"), key_field="instance_id",

@@ -94,7 +94,7 @@ class ParameterFetcher:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
+    run_id, batch, offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "UpdateVault")
     cfg = DomainConfig.from_settings(s)

@@ -18,7 +18,7 @@ log = logging.getLogger("reconciler.phases.discover_bosh")
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    (run,) = runtime.require(event, "run")
+    (run,) = contracts.read(contracts.RunInput, event, "run")
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run["run_id"], "Discover")
     if not s.bosh_directors:

@@ -73,7 +73,7 @@ def item_times(**phases: dict[str, int]) -> dict[str, float]:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    (run,) = runtime.require(event, "run")
+    (run,) = contracts.read(contracts.FinishInput, event, "run")
     store = runtime.store()
     run_id = run["run_id"]
     progress.phase_started(store, run_id, "Finish")

@@ -17,7 +17,7 @@ log = logging.getLogger("reconciler.phases.orphans")
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    (run,) = runtime.require(event, "run")
+    (run,) = contracts.read(contracts.RunInput, event, "run")
     store = runtime.store()
     progress.phase_started(store, run["run_id"], "Orphans")
     raw = store.get_scratch(run["run_id"], contracts.ORPHANS)

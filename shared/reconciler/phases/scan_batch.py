@@ -23,7 +23,7 @@ log = logging.getLogger("reconciler.phases.scan_batch")
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
+    run_id, batch, offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "ScanDeployments")
     listing = store.get_scratch(run_id, contracts.BOSH) or {}
