@@ -30,14 +30,18 @@ _EFFECTS: list[tuple[str, str]] = [
                        "(template parameter `StateRetryMaxAttempts`)."),
     ("retry_delay", "`IntervalSeconds` of those Retry blocks (whole seconds, at least 1; doubles per attempt; "
                     "template parameter `StateRetryIntervalSeconds`)."),
-    ("cache_ttl", "Lifetime of a cached deployment detail (manifest + VMs) in DynamoDB; 0 = no cache. A forced run "
-                  "clears the cache."),
+    ("cache_ttl", "Revalidate after: a cached deployment detail (manifest + VMs, DynamoDB) younger than this is "
+                  "used as it is; an older one is checked against BOSH's events feed (one request per 200 events "
+                  "since the last run) and read again only if its deployment has an event since it was cached "
+                  "(or the feed cannot be read). Kept 7 days; 0 = no cache. A forced run clears the cache."),
     ("concurrency.max_concurrent", "Deployments one ScanBatch Lambda scans at once (threads; also capped by "
                                    "`max_concurrency`)."),
-    ("concurrency.max_deployments_per_run", "Most BOSH Director scans (manifest + VMs) per run; 0 = no limit. The "
-                                            "rest is carried over: the next run starts where this one stopped. "
-                                            "A deployment not scanned this run is matched by name only and blocks "
-                                            "CF/Vault orphan marking for the run."),
+    ("concurrency.max_deployments_per_run", "Most BOSH Director reads (manifest + VMs) per run; 0 = no limit. "
+                                            "Details fresh or revalidated in the cache need no read; the reads go "
+                                            "least recently scanned first, the rest wait for the next run (matched "
+                                            "by name only; an unidentified one keeps CF/Vault orphan marking off "
+                                            "for the run). Every deployment is judged within "
+                                            "ceil(deployments / cap) runs."),
     ("concurrency.queue_size", f"Most items (batches) one Map state queues; beyond it the batches grow. Capped at "
                                f"{MAX_MAP_ITEMS} (Step Functions history limit): a larger value gets a warning."),
     ("concurrency.worker_pool_size", "Vault reads one ApplyBatch Lambda has in flight at once (threads)."),

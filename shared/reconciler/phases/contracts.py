@@ -26,7 +26,8 @@ key                            written by          read by
 =============================  ==================  =============================================
 
 The carry-over partition (``carryover`` instead of a run id) holds what one run leaves for
-the next (``bosh_cursor``, ``retry_first``).
+the next (``bosh_scanned``: when each deployment was last read, for the cap's rotation;
+``bosh_feed#<director>``: the events feed's chain, for revalidation; ``retry_first``).
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ ORPHANS = "orphans"
 PLAN = "plan"
 PLAN_INDEX = "plan#index"
 PLAN_REMEDIATION = "plan#remediation"
-BOSH_CURSOR = "bosh_cursor"
+BOSH_SCANNED = "bosh_scanned"  # {"director/name": when it was last chosen for a read}
 RETRY_FIRST = "retry_first"
+
+
+def bosh_feed(director: str) -> str:
+    """A director's events-feed chain: ``{chain_since, read_until, last_event: {name: ts}}``."""
+    return f"bosh_feed#{director}"
 
 
 def scan_details(batch: int) -> str:

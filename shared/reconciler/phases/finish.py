@@ -15,7 +15,7 @@ from .record_failure import duration_since
 
 log = logging.getLogger("reconciler.phases.finish")
 
-SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "instances_written",
+SUMMED = ("scanned", "scan_failed", "cache_hits", "revalidated", "cache_misses", "instances", "instances_written",
           "instances_unchanged", "instances_failed", "writes", "backups_written", "credentials_recovered",
           "credentials_unrecoverable", "credentials_pending", "busy_ms", "items", "legacy_migrated",
           "backups_removed", "binding_credentials_restored", "binding_credentials_failed",
