@@ -74,7 +74,7 @@ def log_decisions(result: Any) -> None:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run, srcs = runtime.require(event, "run", "sources")
+    run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "Match")

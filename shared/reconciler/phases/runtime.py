@@ -112,18 +112,6 @@ def batch_size(s: Any, phase: str, ms_per_item: float | None) -> int:
     return max(rc.batch.min_size, min(rc.batch.max_size, fits))
 
 
-def take_round_robin(items: list[Any], key: Any, cap: int, cursor: str | None) -> tuple[list[Any], list[Any], str]:
-    """``cap`` items in ``key`` order starting after ``cursor`` (wrapping around), the rest, and
-    the new cursor: successive runs cover every item (``concurrency.max_deployments_per_run``)."""
-    ordered = sorted(items, key=key)
-    if cap <= 0 or len(ordered) <= cap:
-        return ordered, [], key(ordered[-1]) if ordered else (cursor or "")
-    start = next((i for i, item in enumerate(ordered) if cursor is not None and key(item) > cursor), 0)
-    picked = [ordered[(start + i) % len(ordered)] for i in range(cap)]
-    chosen = {id(p) for p in picked}
-    return picked, [item for item in ordered if id(item) not in chosen], key(picked[-1])
-
-
 def map_concurrency(s: Any) -> int:
     """Both Map states' MaxConcurrency: batches in flight at once."""
     rc = s.reconciler

@@ -92,7 +92,7 @@ def record_orphan_history(vault: Any, entries: dict[str, list[dict[str, Any]]], 
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run, srcs = runtime.require(event, "run", "sources")
+    run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "SyncIndex")
