@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .. import env, progress
-from ..apply import BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
+from ..apply import ApplyReport, BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
 from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
 from ..plans import describe
@@ -190,79 +190,102 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 else i for i in chunk_items]
 
     parameters = ParameterFetcher(client_of, figures)
+
+    def transient(error: str) -> bool:
+        return error.startswith(("Unavailable", "RateLimited"))  # a request failed its retries: worth one more go
+
+    def process(chunk: list[PlanItem], pool: Any, may_retry: bool) -> list[str]:
+        """Read, plan and apply ``chunk``; returns the instances that failed transiently when
+        ``may_retry`` (not counted yet: the caller gives them one more try from fresh reads)."""
+        wanted = {i.instance_id: paths_read(i, cfg) for i in chunk}
+        if any(wanted.values()):
+            vault.kv_version  # noqa: B018 - detected once (cached), before the reads fan out
+        got, read_errors = {}, {}
+        for path, value, error in read_all(pool, [p for paths in wanted.values() for p in paths]):
+            got[path] = value
+            if error:
+                read_errors[path] = error
+        unread = {iid: next(read_errors[p] for p in paths if p in read_errors)
+                  for iid, paths in wanted.items() if any(p in read_errors for p in paths)}
+        again = [iid for iid, error in unread.items() if may_retry and transient(error)]
+        for iid, error in unread.items():  # recorded and skipped alone; the next run retries it first
+            if iid in again:
+                continue
+            log.error("vault: instance %s not reconciled: reading its current data failed: %s", iid, error)
+            store.record_error(run_id, "ApplyBatch", f"instance {iid}", f"read failed: {error}"[:500])
+            figures["instances"] = figures.get("instances", 0) + 1
+            figures["instances_failed"] = figures.get("instances_failed", 0) + 1
+            failed_ids.append(iid)
+        planned = [i for i in chunk if i.instance_id not in unread]
+        views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items()
+                 if paths and i not in unread}
+        planned = restore_bindings(planned, views, pool)
+        if cf_available:  # only records that lost their parameters, where CF can tell
+            planned = parameters.fill(planned, views, cfg)
+        plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
+        flagged = {i.instance_id for i in chunk if i.in_flight}
+        writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
+        index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
+        # an instance with writes gets the rest of its tree read (the backup's content); the
+        # paths the plan read are reused, their cas versions guarding the writes
+        report = apply_plan(vault, writes, settings=backup_settings, index=index, now=time.time(), known=views)
+        again += [r.instance_id for r in report.instances
+                  if r.status == "failed" and may_retry and transient(r.error or "")]
+        report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted)
+        for r in report.instances:
+            taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
+            log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,
+                      r.writes, r.writes_skipped, taken)
+            if r.status == "failed":
+                store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
+                failed_ids.append(r.instance_id)
+        for name, value in report.figures.items():
+            figures_key = {"written": "instances_written", "unchanged": "instances_unchanged",
+                           "failed": "instances_failed"}.get(name, name)
+            figures[figures_key] = figures.get(figures_key, 0) + value
+        for p in plan.plans:
+            if p.instance_id in again:
+                continue  # counted on its second try
+            if p.credentials_recovered:
+                figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
+                log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
+            elif p.credential_recovery_deferred:  # not attempted: no scan this run; the next run tries
+                figures["credentials_pending"] = figures.get("credentials_pending", 0) + 1
+                log.warning("vault: instance %s: credential recovery pending: %s", p.instance_id,
+                            p.credential_recovery_reason)
+            elif p.needs_credential_recovery:
+                figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
+                log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,
+                          p.credential_recovery_reason or "no reason given")
+            if p.skipped:
+                log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
+                figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
+            if p.in_flight:
+                figures["instances_in_flight"] = figures.get("instances_in_flight", 0) + 1
+                if p.instance_id not in flagged:  # found in its task record: SyncIndex and Orphans skip it too
+                    figures.setdefault("in_flight_tasks", {})[p.instance_id] = p.in_flight
+            if p.history_converted:
+                figures["history_converted"] = figures.get("history_converted", 0) + p.history_converted
+        if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
+            raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
+        if sweep:
+            written = {r.instance_id for r in report.instances if r.status == "written"}
+            sweep_backups(vault, [i.instance_id for i in planned if i.instance_id not in written and i.instance_id
+                                  not in again],
+                          backup_settings, figures, lambda iid, msg: store.record_error(
+                              run_id, "ApplyBatch", f"instance {iid}", msg))
+        return again
+
     position = offset
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while position < len(items) and (position == offset or not budget.exhausted()):  # always progress
             chunk = items[position:position + step]
-            wanted = {i.instance_id: paths_read(i, cfg) for i in chunk}
-            if position == offset and any(wanted.values()):
-                vault.kv_version  # noqa: B018 - detect it once, before the reads fan out
-            got, read_errors = {}, {}
-            for path, value, error in read_all(pool, [p for paths in wanted.values() for p in paths]):
-                got[path] = value
-                if error:
-                    read_errors[path] = error
-            unread = {iid: next(read_errors[p] for p in paths if p in read_errors)
-                      for iid, paths in wanted.items() if any(p in read_errors for p in paths)}
-            for iid, error in unread.items():  # recorded and skipped alone; the next run retries it first
-                log.error("vault: instance %s not reconciled: reading its current data failed: %s", iid, error)
-                store.record_error(run_id, "ApplyBatch", f"instance {iid}", f"read failed: {error}"[:500])
-                figures["instances"] = figures.get("instances", 0) + 1
-                figures["instances_failed"] = figures.get("instances_failed", 0) + 1
-                failed_ids.append(iid)
-            planned = [i for i in chunk if i.instance_id not in unread]
-            views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items()
-                     if paths and i not in unread}
-            planned = restore_bindings(planned, views, pool)
-            if cf_available:  # only records that lost their parameters, where CF can tell
-                planned = parameters.fill(planned, views, cfg)
-            plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
-            flagged = {i.instance_id for i in chunk if i.in_flight}
-            writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
-            index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
-            # an instance with writes gets the rest of its tree read (the backup's content); the
-            # paths the plan read are reused, their cas versions guarding the writes
-            report = apply_plan(vault, writes, settings=backup_settings, index=index, now=time.time(), known=views)
-            for p in plan.plans:
-                if p.credentials_recovered:
-                    figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
-                    log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
-                elif p.credential_recovery_deferred:  # not attempted: no scan this run; the next run tries
-                    figures["credentials_pending"] = figures.get("credentials_pending", 0) + 1
-                    log.warning("vault: instance %s: credential recovery pending: %s", p.instance_id,
-                                p.credential_recovery_reason)
-                elif p.needs_credential_recovery:
-                    figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
-                    log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,
-                              p.credential_recovery_reason or "no reason given")
-                if p.skipped:
-                    log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
-                    figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
-                if p.in_flight:
-                    figures["instances_in_flight"] = figures.get("instances_in_flight", 0) + 1
-                    if p.instance_id not in flagged:  # found in its task record: SyncIndex and Orphans skip it too
-                        figures.setdefault("in_flight_tasks", {})[p.instance_id] = p.in_flight
-                if p.history_converted:
-                    figures["history_converted"] = figures.get("history_converted", 0) + p.history_converted
-            for r in report.instances:
-                taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
-                log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,
-                          r.writes, r.writes_skipped, taken)
-                if r.status == "failed":
-                    store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
-                    failed_ids.append(r.instance_id)
-            for name, value in report.figures.items():
-                figures_key = {"written": "instances_written", "unchanged": "instances_unchanged",
-                               "failed": "instances_failed"}.get(name, name)
-                figures[figures_key] = figures.get(figures_key, 0) + value
-            if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
-                raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
-            if sweep:
-                written = {r.instance_id for r in report.instances if r.status == "written"}
-                sweep_backups(vault, [i.instance_id for i in planned if i.instance_id not in written],
-                              backup_settings, figures, lambda iid, msg: store.record_error(
-                                  run_id, "ApplyBatch", f"instance {iid}", msg))
+            again = process(chunk, pool, may_retry=True)
+            if again:  # one more try, from fresh reads (a partly applied instance is re-planned)
+                log.info("vault: batch %d: %d instance(s) failed transiently; trying them once more", batch,
+                         len(again))
+                process([i for i in chunk if i.instance_id in again], pool, may_retry=False)
             position += len(chunk)
     done = position >= len(items)
     if failed_ids:
