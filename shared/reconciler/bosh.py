@@ -19,7 +19,10 @@ CA (without one the system CAs are used, so a Director with a private CA fails c
     state, DNS names and vm_type, which nothing in the reconciler needs.
 
   A deployment detail therefore costs 2 calls (instances) or 4 + P calls (task); cached in
-  the Store for ``reconciler.cache_ttl`` (hits and misses counted).
+  the Store, fresh for ``reconciler.cache_ttl`` and kept a week longer for revalidation
+  (hits and misses counted).
+* ``GET /events?after_time=T[&before_id=N]``: the Director's event log, newest first, 200
+  per page; DiscoverBosh reads it to tell which cached details are still true.
 
 404 -> ``NotFound``; a deployment whose scan fails is recorded on its detail (``error``)
 and skipped, never fatal for the run.
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 
 TASK_UNFINISHED = {"queued", "processing", "cancelling"}
 MAX_POLLS = 60
+EVENTS_PAGE = 200  # the Director's EventsController::EVENT_LIMIT: GET /events answers at most 200, newest first
+KEEP_S = 7 * 86400  # a cached detail is kept this long past cache_ttl, for revalidation by the events feed
 
 
 def _now_iso() -> str:
@@ -193,6 +198,27 @@ class BoshClient:
             log.warning("bosh:%s deployment list failed: %s", self.name, exc)
         return inv
 
+    def events_since(self, after_ts: int, *, max_pages: int = 10) -> tuple[list[dict[str, Any]] | None, int]:
+        """``(events, requests)``: every event with a timestamp after ``after_ts`` (whole seconds:
+        the Director's ``after_time`` keeps ``timestamp >= after_time + 1``), newest first, paging
+        with ``before_id`` (ids only go down); ``None`` for the events when there are more than
+        ``max_pages`` pages (the caller does not trust a feed it did not read to the end)."""
+        params: dict[str, Any] = {"after_time": str(int(after_ts))}
+        out: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            body = self._json("/events", params)
+            if not isinstance(body, list):
+                raise InvalidInput(f"bosh:{self.name} GET /events: expected a list")
+            events = [e for e in body if isinstance(e, dict)]
+            out += events
+            if len(body) < EVENTS_PAGE:
+                return out, page
+            ids = [int(e["id"]) for e in events if str(e.get("id", "")).isdigit()]
+            if not ids:
+                raise InvalidInput(f"bosh:{self.name} GET /events: a full page without event ids")
+            params = {"after_time": str(int(after_ts)), "before_id": str(min(ids))}
+        return None, max_pages
+
     def manifest(self, name: str) -> str | None:
         body = self._json(f"/deployments/{_safe(name)}")
         manifest = body.get("manifest") if isinstance(body, dict) else None
@@ -258,7 +284,7 @@ class BoshClient:
         dep = deployment if isinstance(deployment, BoshDeployment) else BoshDeployment(director=self.name,
                                                                                        name=str(deployment))
         if use_cache and self.store is not None and self.cache_ttl > 0:
-            cached = self.store.get_cached_deployment(self.name, dep.name)
+            cached = self.store.get_cached_deployment(self.name, dep.name, max_age=self.cache_ttl)
             if cached is not None:
                 self.cache_hits += 1
                 return DeploymentDetail.model_validate(cached)
@@ -270,7 +296,8 @@ class BoshClient:
             return DeploymentDetail(director=self.name, name=dep.name, releases=dep.releases,
                                     stemcells=dep.stemcells, fetched_at=_now_iso(), error=str(exc))
         if self.store is not None and self.cache_ttl > 0:
-            self.store.put_cached_deployment(self.name, dep.name, detail.model_dump(mode="json"), self.cache_ttl)
+            self.store.put_cached_deployment(self.name, dep.name, detail.model_dump(mode="json"), self.cache_ttl,
+                                             keep_s=KEEP_S)
         return detail
 
     def take_counts(self) -> dict[str, int]:

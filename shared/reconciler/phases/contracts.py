@@ -19,12 +19,15 @@ key                            written by          read by
 ``flags``                      Match               ApplyBatch, SyncIndex
 ``orphans``                    SyncIndex           Orphans
 ``plan#apply#<b>#<offset>``,   ApplyBatch,         Finish (dry run: the plan)
-``plan#index``                 SyncIndex
+``plan#index``,                SyncIndex,
+``plan#remediation``           Orphans
+``archive#<instance id>``      Orphans             Orphans retried: finishes an interrupted archive
 ``plan``                       Finish              the API (``GET /b/runs/{id}/plan``)
 =============================  ==================  =============================================
 
 The carry-over partition (``carryover`` instead of a run id) holds what one run leaves for
-the next (``bosh_cursor``, ``retry_first``).
+the next (``bosh_scanned``: when each deployment was last read, for the cap's rotation;
+``bosh_feed#<director>``: the events feed's chain, for revalidation; ``retry_first``).
 """
 
 from __future__ import annotations
@@ -48,8 +51,14 @@ FLAGS = "flags"
 ORPHANS = "orphans"
 PLAN = "plan"
 PLAN_INDEX = "plan#index"
-BOSH_CURSOR = "bosh_cursor"
+PLAN_REMEDIATION = "plan#remediation"
+BOSH_SCANNED = "bosh_scanned"  # {"director/name": when it was last chosen for a read}
 RETRY_FIRST = "retry_first"
+
+
+def bosh_feed(director: str) -> str:
+    """A director's events-feed chain: ``{chain_since, read_until, last_event: {name: ts}}``."""
+    return f"bosh_feed#{director}"
 
 
 def scan_details(batch: int) -> str:
@@ -68,6 +77,11 @@ def apply_items(batch: int) -> str:
 def progress(key: str) -> str:
     """What a batch that stopped early (its time budget) saved under ``key`` to go on from."""
     return key + "#progress"
+
+
+def archive_intent(instance_id: str) -> str:
+    """The backup an archive took before it removed anything (a retried Orphans step resumes from it)."""
+    return f"archive#{instance_id}"
 
 
 def plan_part(batch: int, offset: int) -> str:
