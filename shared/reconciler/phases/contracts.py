@@ -19,7 +19,9 @@ key                            written by          read by
 ``flags``                      Match               ApplyBatch, SyncIndex
 ``orphans``                    SyncIndex           Orphans
 ``plan#apply#<b>#<offset>``,   ApplyBatch,         Finish (dry run: the plan)
-``plan#index``                 SyncIndex
+``plan#index``,                SyncIndex,
+``plan#remediation``           Orphans
+``archive#<instance id>``      Orphans             Orphans retried: finishes an interrupted archive
 ``plan``                       Finish              the API (``GET /b/runs/{id}/plan``)
 =============================  ==================  =============================================
 
@@ -49,6 +51,7 @@ FLAGS = "flags"
 ORPHANS = "orphans"
 PLAN = "plan"
 PLAN_INDEX = "plan#index"
+PLAN_REMEDIATION = "plan#remediation"
 BOSH_SCANNED = "bosh_scanned"  # {"director/name": when it was last chosen for a read}
 RETRY_FIRST = "retry_first"
 
@@ -74,6 +77,11 @@ def apply_items(batch: int) -> str:
 def progress(key: str) -> str:
     """What a batch that stopped early (its time budget) saved under ``key`` to go on from."""
     return key + "#progress"
+
+
+def archive_intent(instance_id: str) -> str:
+    """The backup an archive took before it removed anything (a retried Orphans step resumes from it)."""
+    return f"archive#{instance_id}"
 
 
 def plan_part(batch: int, offset: int) -> str:
@@ -171,7 +179,7 @@ class SourcesInput(Contract):
 
 
 class MatchOutput(Contract):
-    batches: list[int]  # the UpdateVault Map's items
+    batches: list[int] = Field(default_factory=list)  # the UpdateVault Map's items
 
 
 class BatchInput(Contract):

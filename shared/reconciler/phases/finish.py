@@ -20,7 +20,7 @@ SUMMED = ("scanned", "scan_failed", "cache_hits", "revalidated", "cache_misses",
           "credentials_unrecoverable", "credentials_pending", "busy_ms", "items", "legacy_migrated",
           "backups_removed", "binding_credentials_restored", "binding_credentials_failed",
           "bindings_need_credential_recovery", "parameters_fetched", "parameters_not_fetched",
-          "instances_in_flight", "history_converted")
+          "instances_in_flight", "history_converted", "instances_skipped")
 
 
 def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str] | None = None) -> dict[str, Any]:
@@ -87,7 +87,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     missed = not_reconciled(match, apply, sources)
     dry_run = bool(run.get("dry_run"))
     plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
-                                                *filter(None, [(event.get("index") or {}).get("plan_part")])])
+                                                *filter(None, [(event.get("index") or {}).get("plan_part"),
+                                                               (event.get("orphans") or {}).get("plan_part")])])
     duration = duration_since(run.get("started_at")) or 0.0
     errors = scan.get("scan_failed", 0) + scan["batches_missing"] + missed["count"] \
         + sum(1 for src in (cf, bosh) if src.get("status") == "failed")
