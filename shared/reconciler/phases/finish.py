@@ -20,7 +20,7 @@ SUMMED = ("scanned", "scan_failed", "cache_hits", "revalidated", "cache_misses",
           "credentials_unrecoverable", "credentials_pending", "busy_ms", "items", "legacy_migrated",
           "backups_removed", "binding_credentials_restored", "binding_credentials_failed",
           "bindings_need_credential_recovery", "parameters_fetched", "parameters_not_fetched",
-          "instances_in_flight", "history_converted")
+          "instances_in_flight", "history_converted", "instances_skipped")
 
 
 def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str] | None = None) -> dict[str, Any]:
