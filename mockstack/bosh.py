@@ -47,6 +47,28 @@ VM_KEYS = ("vm_cid", "active", "vm_created_at", "cloud_properties", "disk_cid", 
            "job_name", "index", "job_state", "state", "vm_type", "vitals", "processes", "az", "id", "bootstrap",
            "ignore", "stemcell")
 NOT_ON_THE_WIRE = frozenset({"process_state"})  # a CLI column name; the wire key is job_state
+EVENT_LIMIT = 200  # EventsController::EVENT_LIMIT
+
+
+def _event_time(raw: str) -> int | None:
+    """``timestamp_filter_value``: an integer is epoch seconds, else a date ``Time.parse`` reads
+    (ISO 8601 here, or the events table's ``%a %b %d %H:%M:%S %Z %Y``); None when unreadable."""
+    from datetime import datetime
+
+    text = raw.strip()
+    if re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    for parse in (lambda t: datetime.fromisoformat(t.replace("Z", "+00:00")),
+                  lambda t: datetime.strptime(t, "%a %b %d %H:%M:%S %Z %Y")):
+        try:
+            value = parse(text)
+        except ValueError:
+            continue
+        if value.tzinfo is None:
+            from datetime import UTC
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp())
+    return None
 
 
 def _dumps(payload: Any) -> bytes:
@@ -230,12 +252,13 @@ class BoshDirectorEmulator(Emulator):
 
     def _add_event(self, deployment: str, action: str, object_type: str, object_name: str, task_id: int,
                    timestamp: float, parent: str | None) -> None:
+        # EventManager#event_to_hash: id and parent_id as strings, timestamp in whole seconds,
+        # nil and empty fields left out (a finished event has no error, most have no instance)
         event: dict[str, Any] = {"id": str(len(self._events) + 1)}
         if parent:
             event["parent_id"] = parent
         event.update(timestamp=int(timestamp), user="admin", action=action, object_type=object_type,
-                     object_name=object_name, error=None, task=str(task_id), deployment=deployment,
-                     instance=None, context={})
+                     object_name=object_name, task=str(task_id), deployment=deployment, context={})
         self._events.append(event)
         self._events_by_deployment.setdefault(deployment, []).append(event)
 
@@ -573,14 +596,35 @@ class BoshDirectorEmulator(Emulator):
         return _json(200, out, JSON_TYPE)
 
     def _list_events(self, caller: _Caller, request: Request) -> Response:
+        """``GET /events`` as the Director's EventsController answers it: newest first (id
+        descending), at most ``EVENT_LIMIT`` (200); ``before_id`` keeps ``id < N``,
+        ``before_time`` ``timestamp < T``, ``after_time`` ``timestamp >= T + 1`` (T is epoch
+        seconds or a date ``Time.parse`` reads; anything else is a 400 with a plain-text body);
+        ``task``, ``deployment``, ``instance``, ``user``, ``action``, ``object_type`` and
+        ``object_name`` are exact matches, all filters ANDed."""
         deployment = request.arg("deployment")
-        source = self._events_by_deployment.get(deployment, []) if deployment is not None else self._events
+        times: dict[str, int] = {}
+        for key, word in (("before_time", "before"), ("after_time", "after")):
+            raw = request.arg(key)
+            if raw is not None:
+                parsed = _event_time(raw)
+                if parsed is None:
+                    return Response(400, f"Invalid {word} parameter: '{raw}' ".encode(),
+                                    {"Content-Type": SINATRA_TYPE})
+                times[key] = parsed
         filters = {key: request.arg(key) for key in ("task", "instance", "user", "action", "object_type",
                                                      "object_name") if request.arg(key) is not None}
         before_id = request.arg("before_id")
+        limit_id = int(before_id) if before_id is not None and before_id.lstrip("-").isdigit() else None
+        with self._lock:
+            source = list(self._events_by_deployment.get(deployment, []) if deployment is not None else self._events)
         out = []
         for event in reversed(source):
-            if before_id is not None and before_id.isdigit() and int(event["id"]) >= int(before_id):
+            if limit_id is not None and int(event["id"]) >= limit_id:
+                continue
+            if "before_time" in times and event["timestamp"] >= times["before_time"]:
+                continue
+            if "after_time" in times and event["timestamp"] < times["after_time"] + 1:
                 continue
             if any(str(event.get(k)) != v for k, v in filters.items()):
                 continue
@@ -588,6 +632,25 @@ class BoshDirectorEmulator(Emulator):
             if not (caller.admin or caller.read or (dep is not None and caller.can_read(dep.get("teams") or []))):
                 continue
             out.append(event)
-            if len(out) >= 200:
+            if len(out) >= EVENT_LIMIT:
                 break
         return _json(200, out)
+
+    def change_deployment(self, name: str, *, manifest: str | None = None, vms: list | None = None,
+                          action: str = "update", when: float | None = None) -> None:
+        """Change a deployment as ``bosh deploy`` would (a new manifest and/or VMs) and record
+        the task's events (``update deployment`` start and end), so a client reading the
+        events feed learns of it."""
+        with self._lock:
+            dep = self._deployments[name]
+            if manifest is not None:
+                dep["manifest"] = manifest
+            if vms is not None:
+                dep["vms"] = vms
+            now = time.time() if when is None else when
+            task = self._new_task("update_deployment", f"{action} deployment", name, "admin", "", now)
+            task.started_at, task.finished_at, task.fixed_state = now, now, "done"
+            task.result_text = f"/deployments/{name}"
+            self._add_event(name, action, "deployment", name, task.id, now, parent=None)
+            self._add_event(name, action, "deployment", name, task.id, now, parent=self._events[-1]["id"])
+

@@ -268,9 +268,8 @@ def measure_cycles(world: Any, *, cycles: int = 3, config_text: str | None = Non
             record = scenario.run_once()
             after = broker.begin_index()
             changed = entries_changed(before, after)
-            output = record.get("output") or {}
-            restored = ((output.get("index") or {}).get("name_mismatch_restored")
-                        if isinstance(output, Mapping) else None)
+            output = record.get("output") if isinstance(record.get("output"), Mapping) else {}
+            restored = ((output.get("phases") or {}).get("sync_index") or {}).get("name_mismatch_restored")
             out.append({"cycle": n, "run_status": record["status"], "sweep_removed": len(swept),
                         "run_changed": len(changed), "name_mismatch_restored": restored,
                         "index_entries": len(after)})

@@ -206,6 +206,18 @@ def run_command(args: argparse.Namespace) -> int:
     return runner.command(args)
 
 
+def invoke_arguments(parser: argparse.ArgumentParser) -> None:
+    from mockstack import invoke
+
+    invoke.add_arguments(parser)
+
+
+def invoke_command(args: argparse.Namespace) -> int:
+    from mockstack import invoke
+
+    return invoke.command(args)
+
+
 # name, help, add arguments, run
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
     ("serve", "start every emulator for a world, print one JSON line of endpoints, serve until interrupted",
@@ -213,6 +225,8 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callab
     ("generate", "write a generated world and its expected outcome", generate_arguments, generate_command),
     ("validate", "check a world file and print what it holds", validate_arguments, validate_command),
     ("run", "run the real state machine on a world N times and write a JSON report", run_arguments, run_command),
+    ("invoke", "run one function with an event file against the mock stack (sam local invoke, without Docker)",
+     invoke_arguments, invoke_command),
 ]
 
 

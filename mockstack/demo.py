@@ -30,7 +30,7 @@ def vault_writes(run: Mapping[str, Any]) -> int:
 
 
 def _line(label: str, text: str) -> str:
-    return f"  {label:<14}{text}"
+    return f"  {label:<17}{text}"
 
 
 def _phase_lines(output: Mapping[str, Any]) -> list[str]:

@@ -869,7 +869,7 @@ class _World:
         if deleting:
             self.exp["in_flight"][iid] = "CF delete in progress"
             self.exp["orphans"]["in_flight"].append(iid)
-        if upper and role == "matched":
+        if upper and role == "matched" and not deleting:  # in flight: not judged until the delete ends
             self.exp["name_mismatch"][iid] = dep_name
             self.exp["orphans"]["name_mismatch"].append(iid)
         if role == "cf_orphan_failed":

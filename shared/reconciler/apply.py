@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reconciler import backup as bk
+from reconciler.config.models import Settings
 from reconciler.errors import (
     CasConflict,
     CircuitOpen,
@@ -51,9 +52,11 @@ class BackupSettings:
             raise InvalidInput("backup retention_count / retention_days must be >= 0 (0 = unlimited)")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> BackupSettings:
+    def from_settings(cls, settings: Settings) -> BackupSettings:
         b = settings.reconciler.backup
-        return cls(**{f: getattr(b, f) for f in cls.__dataclass_fields__ if hasattr(b, f)})
+        return cls(enabled=b.enabled, retention_count=b.retention_count, retention_days=b.retention_days,
+                   compression_level=b.compression_level, cleanup_enabled=b.cleanup_enabled,
+                   backup_on_update=b.backup_on_update, backup_on_delete=b.backup_on_delete)
 
 
 # --- stored backups --------------------------------------------------------------------
@@ -413,6 +416,108 @@ def write_index(vault: KvStore, merge: Callable[[dict[str, Any]], Mapping[str, A
         return IndexWriteResult(True, attempt, new_version)
     raise CasConflict(f"index {path}: still conflicting after {max_attempts} attempts; nothing written",
                       api="vault")
+
+
+# --- archive (auto-remediation) -------------------------------------------------------
+
+
+@dataclass
+class ArchiveResult:
+    instance_id: str
+    backup_sha256: str | None = None
+    removed: list[str] = field(default_factory=list)
+    index_removed: bool = False
+    skipped: str = ""  # why nothing was removed (then nothing was)
+
+
+def _exactly(decoded: bk.DecodedBackup, tree: Mapping[str, Mapping[str, Any]],
+             entry: Mapping[str, Any] | None) -> bool:
+    return (bk.canonical_json(decoded.tree) == bk.canonical_json(dict(tree))
+            and bk.canonical_json(decoded.index_entry) == bk.canonical_json(entry))
+
+
+def archive_instance(vault: Any, instance_id: str, *, settings: BackupSettings, now: float,
+                     index_path: str | None = None, resume_from: str | None = None,
+                     on_backup: Callable[[str], None] | None = None) -> ArchiveResult:
+    """Archive an orphaned instance's Vault data: back it up (tree + index entry), read the
+    backup back and compare it byte for byte, then remove the instance's paths and its
+    ``secret/db`` entry. ``restore(vault, id, sha)`` brings it back exactly.
+
+    Nothing is removed unless the verified backup is in place: backups off, a legacy backup
+    that cannot be migrated first, or a backup that does not read back identical end it with
+    ``skipped``. The index entry is only removed while it is still the one backed up.
+
+    ``on_backup(sha)`` is called once the verified backup is in place, before anything is
+    removed; an archive interrupted after it is finished with ``resume_from=sha``: no new
+    backup (it would hold only what is left), only paths whose data equals the backup's go."""
+    iid = bk.check_instance_id(instance_id)
+    mount = vault.mount
+    if resume_from is not None:
+        return _resume_archive(vault, iid, bk.check_sha(resume_from), index_path or f"{mount}/db")
+    if not (settings.enabled and settings.backup_on_delete):
+        return ArchiveResult(iid, skipped="backups are off (backup.enabled and backup.backup_on_delete)")
+    legacy = bk.legacy_folder(iid, mount)
+    migrated = migrate_legacy_backups(vault, iid, settings=settings, now=now)
+    if migrated.failed or vault.list(legacy + "/"):
+        return ArchiveResult(iid, skipped="legacy backups under the instance could not all be migrated")
+    index_path = index_path or f"{mount}/db"
+    tree = vault.read_tree(bk.instance_root(iid, mount), exclude=[legacy + "/"])
+    data = {p: d for p, (d, _v) in tree.items()}
+    index = vault.read_data(index_path) or {}
+    entry = index.get(iid) if isinstance(index.get(iid), Mapping) else None
+    if not data and entry is None:
+        return ArchiveResult(iid, skipped="nothing of the instance is in Vault")
+    outcome = backup_instance(vault, iid, tree=tree, index_entry=entry, settings=settings, now=now)
+    record_path = bk.backup_path(iid, str(outcome.sha256), mount)
+    got = vault.read(record_path)
+    decoded = bk.decode_backup(got[0], instance_id=iid, key=outcome.sha256, mount=mount) if got else None
+    if got is not None and decoded is not None and not _exactly(decoded, data, entry):
+        # the deduplicated backup differs in volatile fields only: store this exact state under it
+        built = bk.build_backup(iid, data, entry, compression_level=settings.compression_level, now=now, mount=mount)
+        vault.write(record_path, built.record, cas=got[1] if vault.kv_version == 2 else None)
+        got = vault.read(record_path)
+        decoded = bk.decode_backup(got[0], instance_id=iid, key=outcome.sha256, mount=mount) if got else None
+    if decoded is None or not _exactly(decoded, data, entry):
+        return ArchiveResult(iid, outcome.sha256, skipped=f"backup {record_path} does not read back identical")
+    if on_backup is not None:
+        on_backup(str(outcome.sha256))
+    result = ArchiveResult(iid, outcome.sha256)
+    _remove_archived(vault, iid, data, entry, record_path, index_path, result)
+    log.info("archive: instance %s archived as backup %s: %d path(s) removed, index entry %s", iid,
+             str(outcome.sha256)[:12], len(result.removed), "removed" if result.index_removed else "kept")
+    return result
+
+
+def _remove_archived(vault: Any, iid: str, data: Mapping[str, Any], entry: Mapping[str, Any] | None,
+                     record_path: str, index_path: str, result: ArchiveResult) -> None:
+    for path in sorted(data, key=lambda p: (-p.count("/"), p)):  # leaves first, the root last
+        vault.delete_archived(path, backup_path=record_path)
+        result.removed.append(path)
+    if entry is not None:
+        def drop(current: dict[str, Any]) -> dict[str, Any]:
+            if bk.canonical_json(current.get(iid)) == bk.canonical_json(entry):
+                current.pop(iid, None)
+            return current
+
+        result.index_removed = write_index(vault, drop, path=index_path).written
+
+
+def _resume_archive(vault: Any, iid: str, sha: str, index_path: str) -> ArchiveResult:
+    mount = vault.mount
+    record_path = bk.backup_path(iid, sha, mount)
+    got = vault.read(record_path)
+    if got is None:
+        return ArchiveResult(iid, sha, skipped=f"backup {record_path} of the interrupted archive is gone")
+    decoded = bk.decode_backup(got[0], instance_id=iid, key=sha, mount=mount)
+    left = vault.read_tree(bk.instance_root(iid, mount), exclude=[bk.legacy_folder(iid, mount) + "/"])
+    same = {p: d for p, (d, _v) in left.items()
+            if p in decoded.tree and bk.canonical_json(d) == bk.canonical_json(decoded.tree[p])}
+    result = ArchiveResult(iid, sha)
+    if len(same) != len(left):
+        result.skipped = "paths changed since the backup: kept (the instance is not archived further)"
+        return result
+    _remove_archived(vault, iid, same, decoded.index_entry, record_path, index_path, result)
+    return result
 
 
 # --- restore ---------------------------------------------------------------------------

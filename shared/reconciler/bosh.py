@@ -19,7 +19,10 @@ CA (without one the system CAs are used, so a Director with a private CA fails c
     state, DNS names and vm_type, which nothing in the reconciler needs.
 
   A deployment detail therefore costs 2 calls (instances) or 4 + P calls (task); cached in
-  the Store for ``reconciler.cache_ttl`` (hits and misses counted).
+  the Store, fresh for ``reconciler.cache_ttl`` and kept a week longer for revalidation
+  (hits and misses counted).
+* ``GET /events?after_time=T[&before_id=N]``: the Director's event log, newest first, 200
+  per page; DiscoverBosh reads it to tell which cached details are still true.
 
 404 -> ``NotFound``; a deployment whose scan fails is recorded on its detail (``error``)
 and skipped, never fatal for the run.
@@ -37,15 +40,19 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from reconciler.config.models import BoshDirector, Settings
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError, Unavailable
 from reconciler.http_client import BasicAuth, HttpClient, UaaToken
 from reconciler.models import VM, BoshDeployment, DeploymentDetail, NameVersion, SourceStatus
 from reconciler.resilience import ApiPolicy, Resilience, make_session
+from reconciler.resilience.policy import typed_settings
 
 log = logging.getLogger(__name__)
 
 TASK_UNFINISHED = {"queued", "processing", "cancelling"}
 MAX_POLLS = 60
+EVENTS_PAGE = 200  # the Director's EventsController::EVENT_LIMIT: GET /events answers at most 200, newest first
+KEEP_S = 7 * 86400  # a cached detail is kept this long past cache_ttl, for revalidation by the events feed
 
 
 def _now_iso() -> str:
@@ -91,26 +98,28 @@ class BoshInventory:
 
 
 class BoshClient:
-    """One Director. ``director`` is the Settings' ``BoshDirector`` (duck-typed)."""
+    """One Director of the Settings (``settings.bosh_directors``); no settings: the defaults."""
 
-    def __init__(self, director: Any, settings: Any = None, *, store: Any = None, session: Any = None,
-                 vm_details: str | None = None, cache_ttl: float | None = None, poll_initial: float = 0.2,
+    def __init__(self, director: BoshDirector, settings: Settings | None = None, *, store: Any = None,
+                 session: Any = None, vm_details: str | None = None, cache_ttl: float | None = None,
+                 poll_initial: float = 0.2,
                  poll_max: float = 2.0, max_polls: int = MAX_POLLS, clock=time.time, sleep=time.sleep) -> None:
-        self.name = getattr(director, "name", None) or "bosh"
+        self.name = director.name or "bosh"
         self.director = director
-        url = getattr(director, "url", None)
+        url = director.url
         if not url:
             raise ConfigError(f"bosh director {self.name!r}: url is not set")
-        rec = getattr(settings, "reconciler", None)
-        self.vm_details = vm_details or getattr(getattr(rec, "bosh", None), "vm_details", None) or "instances"
+        settings = typed_settings(settings)
+        rec = settings.reconciler
+        self.vm_details = vm_details or rec.bosh.vm_details
         if self.vm_details not in ("task", "instances"):
             raise ConfigError(f"reconciler.bosh.vm_details {self.vm_details!r}: accepted 'task' or 'instances'")
-        self.cache_ttl = float(cache_ttl if cache_ttl is not None else getattr(rec, "cache_ttl", 300.0) or 0.0)
+        self.cache_ttl = float(cache_ttl if cache_ttl is not None else rec.cache_ttl or 0.0)
         self.store = store
         self.poll_initial, self.poll_max, self.max_polls = poll_initial, poll_max, max_polls
         self.sleep = sleep
         self.policy = ApiPolicy.from_settings(settings, "bosh", self.name)
-        self.session = session or make_session(self.policy, verify=_verify(director))
+        self.session = session or make_session(self.policy, verify=director.tls_verify())
         self.resilience = Resilience(self.policy, store, clock=clock, sleep=sleep)
         self.uaa_resilience = Resilience(ApiPolicy.from_settings(settings, "bosh", f"{self.name}:uaa"), store,
                                          clock=clock, sleep=sleep)
@@ -120,8 +129,8 @@ class BoshClient:
         self.cache_hits = self.cache_misses = 0
 
     @classmethod
-    def all_from_settings(cls, settings: Any, store: Any = None, **kwargs: Any) -> list[BoshClient]:
-        return [cls(d, settings, store=store, **kwargs) for d in getattr(settings, "bosh_directors", []) or []]
+    def all_from_settings(cls, settings: Settings, store: Any = None, **kwargs: Any) -> list[BoshClient]:
+        return [cls(d, settings, store=store, **kwargs) for d in settings.bosh_directors]
 
     # --- auth ------------------------------------------------------------------------------
 
@@ -143,15 +152,15 @@ class BoshClient:
         kind = ua.get("type")
         d = self.director
         if kind == "uaa":
-            base = getattr(d, "uaa_url", None) or (ua.get("options") or {}).get("url")
+            base = d.uaa_url or (ua.get("options") or {}).get("url")
             if not base:
                 raise InvalidInput(f"bosh:{self.name}: /info says uaa but gives no URL; set uaa_url")
-            if not getattr(d, "client_id", None) or getattr(d, "client_secret", None) is None:
+            if not d.client_id or d.client_secret is None:
                 raise ConfigError(f"bosh director {self.name!r} uses UAA: client_id and client_secret are needed")
             self.http.auth = UaaToken(base, d.client_id, d.client_secret, session=self.session,
                                       resilience=self.uaa_resilience, api=f"bosh:{self.name}")
         elif kind == "basic":
-            if not getattr(d, "username", None) or getattr(d, "password", None) is None:
+            if not d.username or d.password is None:
                 raise ConfigError(f"bosh director {self.name!r} uses basic auth: username and password are needed")
             self.http.auth = BasicAuth(d.username, d.password)
         else:
@@ -188,6 +197,27 @@ class BoshClient:
             inv.status, inv.error = SourceStatus.FAILED, str(exc)
             log.warning("bosh:%s deployment list failed: %s", self.name, exc)
         return inv
+
+    def events_since(self, after_ts: int, *, max_pages: int = 10) -> tuple[list[dict[str, Any]] | None, int]:
+        """``(events, requests)``: every event with a timestamp after ``after_ts`` (whole seconds:
+        the Director's ``after_time`` keeps ``timestamp >= after_time + 1``), newest first, paging
+        with ``before_id`` (ids only go down); ``None`` for the events when there are more than
+        ``max_pages`` pages (the caller does not trust a feed it did not read to the end)."""
+        params: dict[str, Any] = {"after_time": str(int(after_ts))}
+        out: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            body = self._json("/events", params)
+            if not isinstance(body, list):
+                raise InvalidInput(f"bosh:{self.name} GET /events: expected a list")
+            events = [e for e in body if isinstance(e, dict)]
+            out += events
+            if len(body) < EVENTS_PAGE:
+                return out, page
+            ids = [int(e["id"]) for e in events if str(e.get("id", "")).isdigit()]
+            if not ids:
+                raise InvalidInput(f"bosh:{self.name} GET /events: a full page without event ids")
+            params = {"after_time": str(int(after_ts)), "before_id": str(min(ids))}
+        return None, max_pages
 
     def manifest(self, name: str) -> str | None:
         body = self._json(f"/deployments/{_safe(name)}")
@@ -254,7 +284,7 @@ class BoshClient:
         dep = deployment if isinstance(deployment, BoshDeployment) else BoshDeployment(director=self.name,
                                                                                        name=str(deployment))
         if use_cache and self.store is not None and self.cache_ttl > 0:
-            cached = self.store.get_cached_deployment(self.name, dep.name)
+            cached = self.store.get_cached_deployment(self.name, dep.name, max_age=self.cache_ttl)
             if cached is not None:
                 self.cache_hits += 1
                 return DeploymentDetail.model_validate(cached)
@@ -266,7 +296,8 @@ class BoshClient:
             return DeploymentDetail(director=self.name, name=dep.name, releases=dep.releases,
                                     stemcells=dep.stemcells, fetched_at=_now_iso(), error=str(exc))
         if self.store is not None and self.cache_ttl > 0:
-            self.store.put_cached_deployment(self.name, dep.name, detail.model_dump(mode="json"), self.cache_ttl)
+            self.store.put_cached_deployment(self.name, dep.name, detail.model_dump(mode="json"), self.cache_ttl,
+                                             keep_s=KEEP_S)
         return detail
 
     def take_counts(self) -> dict[str, int]:
@@ -291,10 +322,3 @@ def _safe(name: str) -> str:
     return name
 
 
-def _verify(endpoint: Any) -> bool | str:
-    tls_verify = getattr(endpoint, "tls_verify", None)
-    if callable(tls_verify):
-        return tls_verify()
-    if getattr(endpoint, "insecure_skip_verify", False):
-        return False
-    return getattr(endpoint, "ca_cert", None) or True

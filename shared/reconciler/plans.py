@@ -51,6 +51,8 @@ class Action(StrEnum):
     WRITE = "write"  # a real run's write whose previous state was not read (KV v1, no cas)
     MIGRATE = "migrate"  # a legacy backup rewritten in the current format, the old record removed
     DELETE_BACKUP = "delete_backup"  # an expired backup removed (retention)
+    DELETE = "delete"  # a path of the instance's tree removed (remediation, e.g. archiving a Vault orphan)
+    ARCHIVE = "archive"  # auto-remediation: an orphan's path removed after its verified backup (undo: restore)
     UPDATE_INDEX = "update_index"  # secret/db, entry by entry
 
 
@@ -131,8 +133,12 @@ def describe_change(change: Mapping[str, Any], instance_id: str, mount: str) -> 
         if isinstance(record.get("paths"), int):
             out["paths"] = record["paths"]
         return out
-    action = Action.WRITE if existed is None else Action.UPDATE if existed else Action.CREATE
+    if op == "delete":  # outside backups only the archive of an orphan removes anything
+        return {"action": Action.ARCHIVE, "path": path, "secret": is_secret_path(path, instance_id, mount)}
     secret = is_secret_path(path, instance_id, mount)
+    if op == "delete":
+        return {"action": Action.DELETE, "path": path, "secret": secret}
+    action = Action.WRITE if existed is None else Action.UPDATE if existed else Action.CREATE
     out = {"action": action, "path": path, "secret": secret}
     if change.get("after") is not None:
         fields, unchanged = field_changes(change.get("before"), change.get("after"), secret=secret)
@@ -185,6 +191,17 @@ def describe(changes: Iterable[Mapping[str, Any]], mount: str) -> dict[str, Any]
 _ORDER = {a: i for i, a in enumerate(Action)}
 
 
+def _merge_index(first: Mapping[str, Any] | None, later: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Two phases' index changes (the sync, then the archive of orphans) as one: entry by key,
+    the later phase's word on a key last."""
+    if not first or not later:
+        return dict(later or first) if (later or first) else None
+    entries = {e["key"]: e for e in first.get("entries") or []}
+    for e in later.get("entries") or []:
+        entries[e["key"]] = e
+    return {**first, "entries": [entries[k] for k in sorted(entries)]}
+
+
 def assemble(parts: Sequence[Mapping[str, Any]], *, run_id: str, dry_run: bool,
              notes: Sequence[str] = ()) -> dict[str, Any]:
     """The run's plan from every phase's :func:`describe` output."""
@@ -194,7 +211,7 @@ def assemble(parts: Sequence[Mapping[str, Any]], *, run_id: str, dry_run: bool,
     for part in parts:
         for iid, actions in (part.get("instances") or {}).items():
             instances.setdefault(iid, []).extend(actions)
-        index = part.get("index") or index
+        index = _merge_index(index, part.get("index"))
         other += part.get("other") or []
     counts: dict[str, int] = {}
     rows = []

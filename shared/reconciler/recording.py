@@ -159,6 +159,20 @@ class RecordingVault:
         self._record(Change("delete", path, existed=current is not None,
                             before=None if current is None else current[0]))
 
+    def delete_archived(self, path: str, *, backup_path: str) -> None:
+        """An archived instance path removed (the adapter checks the backup exists)."""
+        if not self.dry_run:
+            self.inner.delete_archived(path, backup_path=backup_path)
+            self._record(Change("delete", path, existed=True))
+            return
+        if self.read(backup_path) is None:  # the dry run's backup is in the overlay
+            raise CasConflict(f"dry run: {path} would be archived without its backup {backup_path}", api="vault")
+        current = self.read(path)
+        with self._lock:
+            self._overlay[path] = _DELETED
+        self._record(Change("delete", path, existed=current is not None,
+                            before=None if current is None else current[0]))
+
     def _record(self, change: Change) -> None:
         with self._lock:
             self.changes.append(change)

@@ -31,6 +31,7 @@ import hvac.exceptions as hx
 import requests
 from requests.adapters import HTTPAdapter
 
+from reconciler.config.models import Settings
 from reconciler.errors import (
     CasConflict,
     ConfigError,
@@ -61,6 +62,7 @@ _HVAC_STATUS = {hx.InvalidRequest: 400, hx.Unauthorized: 401, hx.Forbidden: 403,
 _CAPABILITY = {"read": "read", "write": "create/update", "list": "list", "delete": "delete", "detect": "read",
                "lookup-self": "read", "login": "update"}
 
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")  # a normalised instance id
 _SEGMENT_RE = re.compile(r"^[^\x00-\x1f\x7f]+\Z")  # \Z: "$" would let a trailing newline through
 
 
@@ -131,23 +133,23 @@ class VaultClient:
         self._logged_in = auth == "token"
 
     @classmethod
-    def from_settings(cls, settings: Any, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
+    def from_settings(cls, settings: Settings, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
         """Build from ``Settings`` (config/models.py): ``settings.vault`` (address, auth, token, aws_role,
         aws_mount, aws_header_value, namespace, mount, kv_version, ca_cert, insecure_skip_verify)
         and ``settings.reconciler.apis.vault`` / ``retry`` for the resilience policy (rate limit
         and circuit breaker shared through ``store`` when given)."""
 
         v = settings.vault
-        if getattr(v, "address", None) is None:
+        if v.address is None:
             raise ConfigError("vault.address is not configured")
         api_policy = ApiPolicy.from_settings(settings, "vault")
-        ca_path = _ca_file(_reveal(getattr(v, "ca_cert", None)))
-        skip = bool(getattr(v, "skip_ssl_validation", False))
-        kv = str(getattr(v, "kv_version", "auto") or "auto")
-        return cls(str(v.address), token=_reveal(getattr(v, "token", None)), auth=v.auth,
-                   aws_role=getattr(v, "aws_role", None), aws_mount=getattr(v, "aws_mount", "aws") or "aws",
-                   aws_header_value=getattr(v, "aws_header_value", None), namespace=getattr(v, "namespace", None),
-                   mount=getattr(v, "mount", "secret") or "secret", ca_cert=ca_path, verify=not skip,
+        ca_path = _ca_file(_reveal(v.ca_cert))
+        skip = bool(v.skip_ssl_validation)
+        kv = str(v.kv_version or "auto")
+        return cls(str(v.address), token=_reveal(v.token), auth=v.auth,
+                   aws_role=v.aws_role, aws_mount=v.aws_mount or "aws",
+                   aws_header_value=v.aws_header_value, namespace=v.namespace,
+                   mount=v.mount or "secret", ca_cert=ca_path, verify=not skip,
                    timeout=api_policy.timeout, kv_version=None if kv == "auto" else int(kv),
                    policy=policy or Resilience(api_policy, store),
                    session=make_session(api_policy, ca_cert=ca_path, skip_ssl_validation=skip),
@@ -496,6 +498,33 @@ class VaultClient:
         if not ((len(parts) >= 3 and parts[0] == "backups") or (len(parts) >= 3 and parts[1] == "backups")):
             raise InvalidInput(f"refusing to delete {path}: only backups ({self.mount}/backups/<id>/<sha> or "
                                f"{self.mount}/<id>/backups/<sha>) may be deleted")
+        kv = self.kv_version
+
+        def fn() -> None:
+            if kv == 2:
+                self._client.secrets.kv.v2.delete_metadata_and_all_versions(path=rel, mount_point=self.mount)
+            else:
+                self._client.secrets.kv.v1.delete_secret(path=rel, mount_point=self.mount)
+
+        self._call("delete", path, fn)
+
+
+    def delete_archived(self, path: str, *, backup_path: str) -> None:
+        """Remove one path of an instance's tree (all versions) that ``backup_path`` holds: the
+        auto-remediation archive, and nothing else. The path must be ``<mount>/<uuid>`` or below
+        it (never ``db``, never a backup) and the backup record must exist and be the same
+        instance's, so data leaves Vault only with its verified backup in place."""
+        rel = self._split(path)
+        parts = rel.split("/")
+        uid = parts[0]
+        if not _UUID_RE.match(uid) or (len(parts) > 1 and parts[1] == "backups"):
+            raise InvalidInput(f"refusing to archive {path}: only an instance's own paths ({self.mount}/<uuid> and "
+                               "below, not its backups) may be archived")
+        backup_rel = self._split(backup_path).split("/")
+        if len(backup_rel) != 3 or backup_rel[0] != "backups" or backup_rel[1] != uid:
+            raise InvalidInput(f"refusing to archive {path}: {backup_path} is not a backup of instance {uid}")
+        if self.read(backup_path) is None:
+            raise InvalidInput(f"refusing to archive {path}: its backup {backup_path} does not exist")
         kv = self.kv_version
 
         def fn() -> None:

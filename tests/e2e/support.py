@@ -145,6 +145,14 @@ def assert_expected_outcome(report: dict, world: dict, expected: dict) -> None:
         assert isinstance(e["created"], int) and e["status"] == "provisioned" and "created_at" not in e, iid
     sync = first["output"]["phases"]["sync_index"]
     assert sync["name_mismatch"] == len(expected["name_mismatch"]) and sync["in_flight"] >= 1
+    # orphan state in the store and in the orphan's own metadata history (where it has one)
+    with_history = [i for k in ("cf", "vault") for i in expected["orphans"][k]
+                    if f"secret/{i}/metadata" in world["vault"]]
+    assert with_history and sync["orphan_history_written"] >= len(with_history)
+    for iid in with_history:
+        assert any(e.get("action") == "orphaned" and isinstance(e["timestamp"], int)
+                   for e in vault[f"secret/{iid}/metadata"]["history"]), iid
+    assert not second["output"]["phases"]["sync_index"]["orphan_history_written"]
     for run in (first, second):
         assert run["max_state_payload_bytes"] < 256 * 1024
         assert run["history_events"] < 25_000

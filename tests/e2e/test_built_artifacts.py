@@ -124,3 +124,12 @@ def test_artifact_mode_needs_the_server_mode_and_a_build(tmp_path):
         AwsEngine(artifacts=tmp_path)
     with pytest.raises(EngineError, match="no built template.yaml there"):
         AwsEngine(artifacts=tmp_path, mode="server")
+
+
+def test_invoke_runs_the_built_function(built, capsys):
+    from mockstack.cli import main
+
+    event = str(ROOT / "events" / "api-get-status.json")
+    assert main(["invoke", "ApiFunction", "-e", event, "--built", str(built)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["statusCode"] == 200 and "running" in json.loads(answer["body"])

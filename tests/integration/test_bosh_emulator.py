@@ -6,6 +6,7 @@ per-request ``verify=`` wins, so every call here passes it.
 
 import json
 import threading
+import time
 
 import pytest
 import requests
@@ -224,9 +225,38 @@ def test_events_by_deployment(director):
     events = get(server, bosh, f"/events?deployment={DEP}").json()
     assert len(events) == 2 and all(e["deployment"] == DEP for e in events)
     assert int(events[0]["id"]) > int(events[1]["id"]) and events[0]["parent_id"] == events[1]["id"]
-    assert set(events[1]) == {"id", "timestamp", "user", "action", "object_type", "object_name", "error", "task",
-                              "deployment", "instance", "context"}
+    # EventManager#event_to_hash leaves out nil and empty fields (no error, no instance here)
+    assert set(events[1]) == {"id", "timestamp", "user", "action", "object_type", "object_name", "task",
+                              "deployment", "context"}
     assert get(server, bosh, "/events?deployment=none").json() == []
+
+
+def test_events_filters_follow_the_directors_controller(director):
+    """EventsController: newest first, 200 a page, before_id is id < N, after_time is
+    timestamp >= T + 1 (whole seconds), before_time timestamp < T, a bad time is a 400."""
+    bosh, server = director
+    seeded = get(server, bosh, "/events").json()
+    newest = max(e["timestamp"] for e in seeded)
+    later = newest + 100
+    for i in range(250):
+        bosh.change_deployment(DEP, when=later + i)  # two events (start, end) per change
+    page = get(server, bosh, f"/events?after_time={later - 1}").json()
+    assert len(page) == 200 and [int(e["id"]) for e in page] == sorted((int(e["id"]) for e in page), reverse=True)
+    rest = get(server, bosh, f"/events?after_time={later - 1}&before_id={page[-1]['id']}").json()
+    assert len(rest) == 200 and int(rest[0]["id"]) == int(page[-1]["id"]) - 1
+    last = get(server, bosh, f"/events?after_time={later - 1}&before_id={rest[-1]['id']}").json()
+    assert len(page) + len(rest) + len(last) == 500 and all(e["timestamp"] >= later for e in last)
+    assert get(server, bosh, f"/events?after_time={later + 249}").json() == []  # strictly after, in seconds
+    assert {e["timestamp"] for e in get(server, bosh, f"/events?after_time={later + 248}").json()} == {later + 249}
+    before = get(server, bosh, f"/events?before_time={later}").json()
+    assert before and all(e["timestamp"] < later for e in before)
+    iso = get(server, bosh, "/events?after_time=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(later + 248)))
+    assert {e["timestamp"] for e in iso.json()} == {later + 249}
+    bad = get(server, bosh, "/events?after_time=yesterday")
+    assert bad.status_code == 400 and bad.text == "Invalid after parameter: 'yesterday' "
+    assert get(server, bosh, "/events?before_time=x").text == "Invalid before parameter: 'x' "
+    assert get(server, bosh, f"/events?action=update&deployment={DEP}&after_time={later + 248}").json()[0]["action"] \
+        == "update"
 
 
 def test_output_ranges(director):

@@ -20,3 +20,19 @@ def test_wheel_holds_reconciler_mockstack_and_the_console_script(tmp_path):
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "blacksmith-reconciler = reconciler.cli:main" in text
+
+
+def test_documented_commands_work_without_pythonpath(tmp_path):
+    """make venv installs the project (pip install -e .): no PYTHONPATH, from any folder."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    check = subprocess.run([sys.executable, "-m", "reconciler.config", "check",
+                            str(ROOT / "config" / "blacksmith.conf.example")],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert check.returncode == 0, f"{check.stderr.strip()[-300:]} (is the project installed? make venv)"
+    assert check.stdout.startswith("ok:")
+    script = Path(sys.executable).parent / "blacksmith-reconciler"
+    assert script.is_file(), "the console script is missing: make venv (pip install -e .)"
+    usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert usage.returncode == 0 and "usage: blacksmith-reconciler" in usage.stdout

@@ -156,7 +156,7 @@ class TwoDeploymentStore(FakeStore):
                                                       {"director": "d", "name": "cached"}]}
         return default
 
-    def get_cached_deployment(self, director, name):
+    def get_cached_deployment(self, director, name, max_age=None):
         return {"director": director, "name": name} if name == "cached" else None
 
     def record_error(self, *args):
@@ -212,21 +212,6 @@ def test_finish_records_time_per_item_for_the_next_run():
         "scan_ms_per_item": 500.0}
 
 
-def test_round_robin_covers_every_item_across_runs():
-    items = [f"d{i:02d}" for i in range(7)]
-    cursor, seen, rounds = None, [], []
-    for _ in range(4):
-        chosen, rest, cursor = runtime.take_round_robin(items, str, 3, cursor)
-        assert len(chosen) == 3 and sorted(chosen + rest) == items
-        rounds.append(chosen)
-        seen += chosen
-    assert rounds[0] == ["d00", "d01", "d02"] and rounds[1] == ["d03", "d04", "d05"]
-    assert rounds[2] == ["d06", "d00", "d01"]  # wraps around
-    assert set(seen[:7]) == set(items)  # two and a third runs cover the estate
-    assert runtime.take_round_robin(items, str, 0, None)[1] == []  # 0 = no limit
-    assert runtime.take_round_robin(items, str, 3, "zzz")[0] == ["d00", "d01", "d02"]  # stale cursor
-
-
 class ListingStore(FakeStore):
     def __init__(self):
         self.data = {}
@@ -238,6 +223,9 @@ class ListingStore(FakeStore):
         self.data[(run_id, key)] = value
 
     def get_metrics(self):
+        return {}
+
+    def cached_deployments(self, director):
         return {}
 
 

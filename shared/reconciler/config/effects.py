@@ -30,14 +30,18 @@ _EFFECTS: list[tuple[str, str]] = [
                        "(template parameter `StateRetryMaxAttempts`)."),
     ("retry_delay", "`IntervalSeconds` of those Retry blocks (whole seconds, at least 1; doubles per attempt; "
                     "template parameter `StateRetryIntervalSeconds`)."),
-    ("cache_ttl", "Lifetime of a cached deployment detail (manifest + VMs) in DynamoDB; 0 = no cache. A forced run "
-                  "clears the cache."),
+    ("cache_ttl", "Revalidate after: a cached deployment detail (manifest + VMs, DynamoDB) younger than this is "
+                  "used as it is; an older one is checked against BOSH's events feed (one request per 200 events "
+                  "since the last run) and read again only if its deployment has an event since it was cached "
+                  "(or the feed cannot be read). Kept 7 days; 0 = no cache. A forced run clears the cache."),
     ("concurrency.max_concurrent", "Deployments one ScanBatch Lambda scans at once (threads; also capped by "
                                    "`max_concurrency`)."),
-    ("concurrency.max_deployments_per_run", "Most BOSH Director scans (manifest + VMs) per run; 0 = no limit. The "
-                                            "rest is carried over: the next run starts where this one stopped. "
-                                            "A deployment not scanned this run is matched by name only and blocks "
-                                            "CF/Vault orphan marking for the run."),
+    ("concurrency.max_deployments_per_run", "Most BOSH Director reads (manifest + VMs) per run; 0 = no limit. "
+                                            "Details fresh or revalidated in the cache need no read; the reads go "
+                                            "least recently scanned first, the rest wait for the next run (matched "
+                                            "by name only; an unidentified one keeps CF/Vault orphan marking off "
+                                            "for the run). Every deployment is judged within "
+                                            "ceil(deployments / cap) runs."),
     ("concurrency.queue_size", f"Most items (batches) one Map state queues; beyond it the batches grow. Capped at "
                                f"{MAX_MAP_ITEMS} (Step Functions history limit): a larger value gets a warning."),
     ("concurrency.worker_pool_size", "Vault reads one ApplyBatch Lambda has in flight at once (threads)."),
@@ -80,8 +84,9 @@ _EFFECTS: list[tuple[str, str]] = [
     ("backup.compression_level", "zstd level of the backup archives (1-9 mapped onto zstd's range)."),
     ("backup.cleanup_enabled", "Retention (count and days) enforced after each backup."),
     ("backup.backup_on_update", "A backup is taken before an update (with `backup.enabled`)."),
-    ("backup.backup_on_delete", "No effect: the reconciler never deletes an instance's data (orphans are only "
-                                "marked). Setting it false gets a warning."),
+    ("backup.backup_on_delete", "A backup is taken before an instance's data is removed; that only happens when "
+                                "`remediation.vault_orphan.action` is `archive`, which needs it true (else a "
+                                "load error). Without archiving it has no effect, and false gets a warning."),
     ("matching.excluded_deployments", "Deployments that are platform, not service instances: never scanned or "
                                       "matched."),
     ("matching.release_services", "BOSH release -> service, for release-based matching and credential recovery."),
@@ -94,6 +99,15 @@ _EFFECTS: list[tuple[str, str]] = [
                                "SNS topic gets every event too. See docs/operate.md#notifications."),
     ("notifications.timeout", "Each webhook delivery attempt's timeout."),
     ("notifications.attempts", "Delivery attempts per webhook and event (backoff 0.5 s, 1 s, 2 s ...)."),
+    ("remediation.<kind>.action", "What is done about a finding kind (`cf_orphan`, `bosh_orphan`, "
+                                  "`vault_orphan`, `failed_provision`, `name_mismatch`, `in_flight`): "
+                                  "`report` (default: recorded and shown, nothing else). "
+                                  "`vault_orphan` also accepts `archive`: verified backup, then the instance's "
+                                  "Vault paths and index entry removed (undo with restore). Never a BOSH or CF "
+                                  "delete."),
+    ("remediation.<kind>.archive_after", "Archive a finding only once it is older than this (since first seen; "
+                                         "`30d`, `12h`)."),
+    ("remediation.<kind>.after_runs", "...and only after this many consecutive complete runs saw it."),
     ("bosh.vm_details", "How VM details are read: `instances` (one request per deployment: IPs, AZ, job, index) or "
      "`task` (`vms?format=full`: adds process state, DNS names, vm_type; 3 + polls requests and a Director task)."),
 ]
@@ -114,6 +128,8 @@ def effect_of(key: str) -> str | None:
     if parts[0] == "apis" and len(parts) >= 3:
         rest = parts[2:]
         candidates += [".".join(["apis", "<api>", *rest]), ".".join(["apis", "<api>", rest[0], "*"])]
+    if parts[0] == "remediation" and len(parts) == 3:
+        candidates.append(".".join(["remediation", "<kind>", parts[2]]))
     if len(parts) >= 2:
         candidates.append(parts[0] + ".*")
     return next((KEY_EFFECTS[c] for c in candidates if c in KEY_EFFECTS), None)
@@ -127,9 +143,10 @@ def inert_warnings(settings: Any) -> list[str]:
     if rc.metrics.prometheus_port != default_port:
         out.append(f"reconciler.metrics.prometheus_port = {rc.metrics.prometheus_port} has no effect: metrics are "
                    "served by the Function URL at GET /b/metrics (HTTPS), not on a port")
-    if not rc.backup.backup_on_delete:
-        out.append("reconciler.backup.backup_on_delete = false has no effect: the reconciler never deletes an "
-                   "instance's data")
+    archiving = any(getattr(p, "action", "report") == "archive" for _, p in rc.remediation)
+    if not rc.backup.backup_on_delete and not archiving:
+        out.append("reconciler.backup.backup_on_delete = false has no effect: the reconciler deletes an "
+                   "instance's data only when reconciler.remediation.vault_orphan.action is archive")
     if rc.concurrency.queue_size > MAX_MAP_ITEMS:
         out.append(f"reconciler.concurrency.queue_size = {rc.concurrency.queue_size} is capped at {MAX_MAP_ITEMS} "
                    "items per Map state (Step Functions' 25,000-event history limit); batches grow instead")

@@ -19,11 +19,13 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from annotated_types import Gt, Le
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, create_model, model_validator
 
+from ..domain.findings import FindingKind
 from ..errors import ConfigError
 from ..secrets import CertRef, Secret
 from .types import (
+    Age,
     Bool,
     Duration,
     Fraction,
@@ -363,6 +365,41 @@ class Notifications(_Model):
     ] = Field(default_factory=list)
     timeout: PosDuration = 5.0  # each delivery attempt
     attempts: PosInt = 3  # per webhook and event, with backoff (0.5 s, 1 s, 2 s ...)
+# --- reconciler.remediation --------------------------------------------------------------
+
+DEFAULT_ARCHIVE_AFTER_S = 30 * 86400.0
+DEFAULT_AFTER_RUNS = 3
+
+
+def _policy_shorthand(value: Any) -> Any:
+    """``cf_orphan: report`` means ``cf_orphan: {action: report}``."""
+    return {"action": value} if isinstance(value, str) else value
+
+
+def _policy_model(kind: FindingKind) -> type[_Model]:
+    """``reconciler.remediation.<kind>``: the actions the kind accepts; thresholds where one can act."""
+    actions = kind.spec.actions
+    fields: dict[str, Any] = {
+        "action": (Annotated[Literal[actions], Kind(" or ".join(actions))], "report"),  # type: ignore[valid-type]
+    }
+    if set(actions) - {"report"}:
+        fields["archive_after"] = (Age, DEFAULT_ARCHIVE_AFTER_S)  # the finding's age (since first seen)
+        fields["after_runs"] = (PosInt, DEFAULT_AFTER_RUNS)  # consecutive complete runs that saw it
+    name = "".join(part.title() for part in kind.remediation_key.split("_")) + "Policy"
+    model = create_model(name, __base__=_Model, **fields)
+    return model
+
+
+_POLICIES = {kind: _policy_model(kind) for kind in FindingKind}
+
+Remediation = create_model(
+    "Remediation", __base__=_Model,
+    **{kind.remediation_key: (Annotated[_POLICIES[kind], BeforeValidator(_policy_shorthand)],
+                              Field(default_factory=_POLICIES[kind]))
+       for kind in FindingKind},
+)
+Remediation.__doc__ = ("Per finding kind, what is done about it: ``report`` (default, nothing else) or, for "
+                       "Vault orphans only, ``archive`` (verified backup, then the instance's Vault data removed).")
 
 
 class BoshScan(_Model):
@@ -390,6 +427,16 @@ class ReconcilerSettings(_Model):
     matching: Matching = Field(default_factory=Matching)
     bosh: BoshScan = Field(default_factory=BoshScan)
     notifications: Notifications = Field(default_factory=Notifications)
+    remediation: Remediation = Field(default_factory=Remediation)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _archive_needs_backups(self) -> ReconcilerSettings:
+        archiving = [key for key, policy in self.remediation if getattr(policy, "action", "report") == "archive"]
+        if archiving and not (self.backup.enabled and self.backup.backup_on_delete):
+            raise ValueError(f"remediation {', '.join(archiving)}: action 'archive' needs backup.enabled and "
+                             "backup.backup_on_delete true (an instance's data is only removed after a verified "
+                             "backup)")
+        return self
 
     def schedule_expression(self) -> str:
         """``interval`` as an EventBridge rate expression (whole minutes, at least 1, rounded up)."""

@@ -59,6 +59,8 @@ def _duration(seconds: float) -> str:
         return f"{seconds * 1000:g}ms"
     out = ""
     rest = seconds
+    if seconds % 86400 == 0:  # whole days (remediation ages) read better as days
+        return f"{int(seconds // 86400)}d"
     for unit, size in (("h", 3600), ("m", 60)):
         if rest >= size:
             count = int(rest // size)

@@ -17,6 +17,7 @@ from pydantic import BeforeValidator
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([a-zA-Zµ]+)")
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+AGE_UNITS = {**UNITS, "d": 86400.0}
 # Upper bounds no real setting reaches: beyond them a value is a typo, and it would break
 # Step Functions (TimeoutSecondsPath, Map limits) or DynamoDB numbers far from the config.
 MAX_WHOLE = 2**31 - 1
@@ -25,8 +26,14 @@ TRUE = {"true", "yes", "1"}
 FALSE = {"false", "no", "0"}
 
 
-def parse_duration(value: Any) -> float:
+def parse_age(value: Any) -> float:
+    """A duration that may also count days: ``30d``, ``1d12h``, ``90m`` (float seconds)."""
+    return parse_duration(value, units=AGE_UNITS)
+
+
+def parse_duration(value: Any, units: dict[str, float] | None = None) -> float:
     """``500ms``, ``15s``, ``30m``, ``1h``, ``1h30m``, ``1.5s`` or a plain number of seconds -> float seconds."""
+    units = units or UNITS
     if isinstance(value, bool):
         raise ValueError("a boolean is not a duration")
     if isinstance(value, int | float):
@@ -45,9 +52,9 @@ def parse_duration(value: Any) -> float:
                 if part.start() != pos:
                     break
                 unit = part.group(2)
-                if unit not in UNITS:
+                if unit not in units:
                     raise ValueError(f"unknown unit {unit!r}")
-                seconds += float(part.group(1)) * UNITS[unit]
+                seconds += float(part.group(1)) * units[unit]
                 pos = part.end()
             if pos != len(text) or pos == 0:
                 raise ValueError("not a duration")
@@ -171,6 +178,7 @@ Fraction = Annotated[float, BeforeValidator(parse_float), Ge(0), Le(1), Kind("a 
 Multiplier = Annotated[float, BeforeValidator(parse_float), Ge(1), Kind("a number")]
 Duration = Annotated[float, BeforeValidator(parse_duration), Ge(0), Kind(DURATION_TEXT)]
 PosDuration = Annotated[float, BeforeValidator(parse_duration), Gt(0), Kind(DURATION_TEXT)]
+Age = Annotated[float, BeforeValidator(parse_age), Ge(0), Kind("a duration with days (30d, 1d12h, 90m) or seconds")]
 Str = Annotated[str, BeforeValidator(parse_str), Kind("a string")]
 StrList = Annotated[list[str], BeforeValidator(parse_str_list), Kind("a list of strings (env: comma-separated)")]
 StrMap = Annotated[

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from .findings import FindingKind
+
 #: Index ``status`` values the broker writes while an operation is in flight.
 IN_FLIGHT_STATUSES = ("request_received", "deprovision_requested")
 #: CF ``last_operation.state`` values of an operation not finished yet.
@@ -130,3 +132,24 @@ def settled_status(last_operation: Mapping[str, Any] | None) -> str:
     if op.get("type") == "create" and op.get("state") == "failed":
         return "failed"
     return SETTLED_STATUS
+
+
+def orphan_history(update: Any, previous: Mapping[str, Any] | None, *, now: int) -> dict[str, list[dict[str, Any]]]:
+    """History entries for the instances whose orphan state changed this run (kinds with
+    ``in_history``; ``update`` an ``OrphanUpdate``, ``previous`` the state before it):
+    ``{instance_id: [entry]}``, stamped in Unix seconds like the broker's own."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind in FindingKind:
+        if not kind.spec.in_history:
+            continue
+        for keys, state, action, words in (
+            (update.newly_orphaned.get(kind.value), update.state.get(kind.value), "orphaned", ""),
+            (update.resolved.get(kind.value), (previous or {}).get(kind.value), "orphan_resolved", "no longer "),
+        ):
+            for key in keys or []:
+                entry = (state or {}).get(key)
+                uid = entry.get("instance_id") if isinstance(entry, Mapping) else None
+                if uid:
+                    out.setdefault(uid, []).append({"timestamp": now, "action": action,
+                                                    "description": f"reconciler: {words}{kind.spec.description}"})
+    return out

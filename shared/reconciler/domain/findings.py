@@ -23,6 +23,12 @@ class FindingSpec:
     metric: str  # the CloudWatch (EMF) metric counting them
     # an unscanned deployment's owner is unknown: the kind is not evaluated on partial evidence
     needs_full_scan: bool = False
+    # reconciler.remediation.<key> configures what is done about the kind (default: the kind's value)
+    remediation_key: str = ""
+    # the remediation actions the kind accepts; "report" (the default) does nothing but report
+    actions: tuple[str, ...] = ("report",)
+    # recorded in the instance's ``secret/<id>/metadata`` history when found and when resolved
+    in_history: bool = False
 
 
 class FindingKind(StrEnum):
@@ -49,6 +55,11 @@ class FindingKind(StrEnum):
         return SPECS[self].description
 
     @property
+    def remediation_key(self) -> str:
+        """The key under ``reconciler.remediation`` (``vault_orphan``)."""
+        return SPECS[self].remediation_key or self.value
+
+    @property
     def figure(self) -> str:
         """The run figure (and EMF key) counting this kind: ``orphans_<kind>``."""
         return f"orphans_{self.value}"
@@ -58,19 +69,22 @@ SPECS: dict[FindingKind, FindingSpec] = {
     FindingKind.CF: FindingSpec(
         label="CF", description="CF instance of our broker, no deployment",
         summary="CF instances without deployment", needs=("cf", "bosh"), key_field="instance_id",
-        metric="OrphansCF", needs_full_scan=True),
+        metric="OrphansCF", needs_full_scan=True, in_history=True,
+        remediation_key="cf_orphan"),
     FindingKind.BOSH: FindingSpec(
         label="BOSH", description="our deployment, no CF instance",
         summary="deployments without CF instance", needs=("cf", "bosh"), key_field="deployment_name",
-        metric="OrphansBosh"),
+        metric="OrphansBosh", in_history=True, remediation_key="bosh_orphan"),
     FindingKind.VAULT: FindingSpec(
         label="Vault", description="index/Vault entry with neither",
         summary="Vault entries without either", needs=("cf", "bosh", "vault"), key_field="instance_id",
-        metric="OrphansVault", needs_full_scan=True),
+        metric="OrphansVault", needs_full_scan=True, in_history=True, remediation_key="vault_orphan",
+        # the only destructive action: Vault data, after a verified backup (never a BOSH or CF delete)
+        actions=("report", "archive")),
     FindingKind.FAILED_PROVISION: FindingSpec(
         label="Failed provision", description="CF instance whose create failed, no deployment",
         summary="failed provisions", needs=("cf", "bosh"), key_field="instance_id",
-        metric="FailedProvisions", needs_full_scan=True),
+        metric="FailedProvisions", needs_full_scan=True, in_history=True),
     FindingKind.NAME_MISMATCH: FindingSpec(
         label="Name mismatch", description="running deployment not named <plan_id>-<instance_id>, as the broker needs",
         summary="deployments the broker cannot find by name", needs=("cf", "bosh"), key_field="instance_id",

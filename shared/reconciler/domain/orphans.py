@@ -145,7 +145,7 @@ def update_orphans(
     busy = set(result.in_flight)  # the broker's operation in flight: reported as such, not judged otherwise
     candidates = [c for c in orphan_candidates(result, index=index, vault_ids=vault_ids)
                   if c.kind is FindingKind.IN_FLIGHT or c.instance_id not in busy]
-    update = OrphanUpdate(state={})
+    update = OrphanUpdate(state={}, evaluated_at=now)
     for kind in FindingKind:
         prev = {k: dict(v) for k, v in (previous.get(kind.value) or {}).items() if isinstance(v, Mapping)}
         missing = [s for s in NEEDS[kind] if not source_ok(source_status, s)]

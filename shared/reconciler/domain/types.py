@@ -14,6 +14,7 @@ from pydantic import Field
 
 from ..models import Record, VaultWrite
 from .findings import FindingKind
+from .remediation import RemediationPolicy
 
 # --- configuration ---------------------------------------------------------------------
 
@@ -84,6 +85,8 @@ class DomainConfig(Record):
     rules: list[MatchingRule] = Field(default_factory=list)
     #: director name -> the foundations whose instances its deployments may belong to (absent: all).
     director_foundations: dict[str, list[str]] = Field(default_factory=dict)
+    #: finding kind -> what is done about it (reconciler.remediation; absent: report)
+    remediation: dict[str, RemediationPolicy] = Field(default_factory=dict)
 
     def serves(self, director: str, foundation: str | None) -> bool:
         """True when ``director``'s deployments may belong to instances of ``foundation``."""
@@ -115,6 +118,20 @@ class DomainConfig(Record):
                 MatchingRule(index=i, **(r.model_dump() if hasattr(r, "model_dump") else dict(r)))
                 for i, r in enumerate(rules)
             ]
+        policies = getattr(rec, "remediation", None)
+        if policies is not None:
+            out: dict[str, RemediationPolicy] = {}
+            for kind in FindingKind:
+                p = getattr(policies, kind.remediation_key, None)
+                if p is None:
+                    continue
+                fields: dict[str, Any] = {"action": getattr(p, "action", "report")}
+                if getattr(p, "archive_after", None) is not None:
+                    fields["archive_after_s"] = p.archive_after
+                if getattr(p, "after_runs", None) is not None:
+                    fields["after_runs"] = p.after_runs
+                out[kind.value] = RemediationPolicy(**fields)
+            kwargs["remediation"] = out
         vault = getattr(settings, "vault", None)
         mount = getattr(vault, "mount", None)
         if isinstance(mount, str) and mount:
@@ -312,3 +329,4 @@ class OrphanUpdate(Record):
     newly_orphaned: dict[str, list[str]] = Field(default_factory=dict)
     resolved: dict[str, list[str]] = Field(default_factory=dict)
     skipped: dict[str, str] = Field(default_factory=dict)  # kind -> why not evaluated this run
+    evaluated_at: str = ""  # the run's time: last_seen of every finding this run saw

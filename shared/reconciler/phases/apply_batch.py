@@ -94,7 +94,7 @@ class ParameterFetcher:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
+    run_id, batch, offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "UpdateVault")
     cfg = DomainConfig.from_settings(s)
@@ -122,6 +122,24 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise  # Vault is down for everyone: the state machine's retry/catch decides
         except ReconcilerError as exc:  # this path's reads failed (after retries): its instance alone fails
             return path, None, f"{type(exc).__name__}: {exc}"
+
+    def read_all(pool: Any, paths: list[str]) -> list[tuple[str, Any, str | None]]:
+        """Every path's read: the first alone (a sealed Vault stops the batch at one request,
+        before parallel failures open the circuit and hide why), the rest in parallel. Vault
+        down stops the batch with the most telling error: sealed over an open circuit."""
+        if not paths:
+            return []
+        out = [read(paths[0])]
+        futures = [pool.submit(env.bind(read), p) for p in paths[1:]]
+        down: list[Exception] = []
+        for future in futures:
+            try:
+                out.append(future.result())
+            except (VaultSealed, CircuitOpen) as exc:
+                down.append(exc)
+        if down:
+            raise next((e for e in down if isinstance(e, VaultSealed)), down[0])
+        return out
 
     failed_ids: list[str] = list(figures.pop("failed_ids", None) or [])  # tried first by the next run
     clients: dict[str, Any] = {}
@@ -181,7 +199,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if position == offset and any(wanted.values()):
                 vault.kv_version  # noqa: B018 - detect it once, before the reads fan out
             got, read_errors = {}, {}
-            for path, value, error in pool.map(env.bind(read), [p for paths in wanted.values() for p in paths]):
+            for path, value, error in read_all(pool, [p for paths in wanted.values() for p in paths]):
                 got[path] = value
                 if error:
                     read_errors[path] = error

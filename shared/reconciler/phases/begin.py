@@ -14,7 +14,7 @@ from ..config import config_warnings
 from ..config.effects import deployment_drift
 from ..domain import is_uuid
 from ..errors import InvalidInput
-from . import runtime
+from . import contracts, runtime
 
 log = logging.getLogger("reconciler.phases.begin")
 INPUT_KEYS = {"source", "forced", "force", "selection", "requested_at", "dry_run"}
@@ -69,7 +69,8 @@ def run_warnings(s: Any) -> list[str]:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raw_input, execution_arn, started_at = runtime.require(event, "input", "execution_arn", "started_at")
+    raw_input, execution_arn, started_at = contracts.read(contracts.BeginInput, event, "input", "execution_arn",
+                                                          "started_at")
     request = parse_input(raw_input)
     s = runtime.settings()
     rc = s.reconciler

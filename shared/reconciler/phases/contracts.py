@@ -19,18 +19,25 @@ key                            written by          read by
 ``flags``                      Match               ApplyBatch, SyncIndex
 ``orphans``                    SyncIndex           Orphans
 ``plan#apply#<b>#<offset>``,   ApplyBatch,         Finish (dry run: the plan)
-``plan#index``                 SyncIndex
+``plan#index``,                SyncIndex,
+``plan#remediation``           Orphans
+``archive#<instance id>``      Orphans             Orphans retried: finishes an interrupted archive
 ``plan``                       Finish              the API (``GET /b/runs/{id}/plan``)
 =============================  ==================  =============================================
 
 The carry-over partition (``carryover`` instead of a run id) holds what one run leaves for
-the next (``bosh_cursor``, ``retry_first``).
+the next (``bosh_scanned``: when each deployment was last read, for the cap's rotation;
+``bosh_feed#<director>``: the events feed's chain, for revalidation; ``retry_first``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import InvalidInput
 from ..ports import ScratchStore
 
 CARRYOVER = "carryover"  # scratch "run" holding state from one run to the next
@@ -44,8 +51,14 @@ FLAGS = "flags"
 ORPHANS = "orphans"
 PLAN = "plan"
 PLAN_INDEX = "plan#index"
-BOSH_CURSOR = "bosh_cursor"
+PLAN_REMEDIATION = "plan#remediation"
+BOSH_SCANNED = "bosh_scanned"  # {"director/name": when it was last chosen for a read}
 RETRY_FIRST = "retry_first"
+
+
+def bosh_feed(director: str) -> str:
+    """A director's events-feed chain: ``{chain_since, read_until, last_event: {name: ts}}``."""
+    return f"bosh_feed#{director}"
 
 
 def scan_details(batch: int) -> str:
@@ -66,6 +79,11 @@ def progress(key: str) -> str:
     return key + "#progress"
 
 
+def archive_intent(instance_id: str) -> str:
+    """The backup an archive took before it removed anything (a retried Orphans step resumes from it)."""
+    return f"archive#{instance_id}"
+
+
 def plan_part(batch: int, offset: int) -> str:
     return f"plan#apply#{batch}#{offset}"
 
@@ -81,3 +99,184 @@ class RunScratch:
 
     def put(self, key: str, value: Any, ttl_s: float | None = None) -> None:
         self.store.put_scratch(self.run_id, key, value, self.ttl_s if ttl_s is None else ttl_s)
+
+
+# --- what each state reads and returns (the ASL's field names; tests/unit/test_state_contracts.py) ---
+
+
+class Contract(BaseModel):
+    """A state's input or output. Extra fields are kept: a state passes on what it does not read."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Timeouts(Contract):
+    """Whole seconds for ``TimeoutSecondsPath`` (Begin computes them from the settings)."""
+
+    instance_discovery: float
+    deployment_scan: float
+    vault_operations: float
+
+
+class Limits(Contract):
+    """Both Map states' ``MaxConcurrencyPath``."""
+
+    scan_concurrency: int
+    apply_concurrency: int
+
+
+class Run(Contract):
+    """``$.run``: who this run is and what it may do (Begin's output)."""
+
+    run_id: str
+    execution_arn: str | None = None
+    started_at: str | None = None
+    disabled: bool = False
+    reason: str | None = None
+    forced: bool = False
+    dry_run: bool = False
+    selection: dict[str, Any] | None = None
+    cache_cleared: int = 0
+    limits: Limits | None = None
+    timeouts: Timeouts | None = None
+
+
+class BeginInput(Contract):
+    input: Any = None  # whatever the operator typed: Begin's own parser says what is accepted
+    execution_arn: str
+    started_at: str
+
+
+class BeginOutput(Contract):
+    run: Run
+
+
+class SourceResult(Contract):
+    """DiscoverCF's / DiscoverBosh's output (or its Failed Pass state's): ``$.sources.cf|bosh``."""
+
+    source: str | None = None
+    status: str  # ok | failed | skipped
+    error: Any = None
+    batches: list[int] = Field(default_factory=list)  # DiscoverBosh: the ScanDeployments Map's items
+
+
+class Sources(Contract):
+    cf: SourceResult | None = None  # absent only in hand-made events (tests)
+    bosh: SourceResult | None = None
+
+
+class RunInput(Contract):
+    """DiscoverCF, DiscoverBosh."""
+
+    run: Run
+
+
+class SourcesInput(Contract):
+    """Match, SyncIndex, Orphans."""
+
+    run: Run
+    sources: Sources
+
+
+class MatchOutput(Contract):
+    batches: list[int] = Field(default_factory=list)  # the UpdateVault Map's items
+
+
+class BatchInput(Contract):
+    """ScanBatch, ApplyBatch: one Map item; the batch invokes itself again until ``done``."""
+
+    run_id: str
+    batch: int
+    offset: int
+    timeout_s: float | None = None
+
+
+class BatchOutput(BatchInput):
+    done: bool
+
+
+class BatchState(BatchInput):
+    """A Map iteration's data: the item, then the batch's output, or the error its Catch put there."""
+
+    done: bool | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchResult(Contract):
+    """A Map iteration's result (ScanBatchCompleted / ScanBatchSkipped and the apply ones)."""
+
+    batch: int
+    failed: bool = False
+
+
+class FinishInput(Contract):
+    run: Run
+    sources: Sources | None = None
+    match: MatchOutput | None = None
+    index: dict[str, Any] | None = None
+    orphans: dict[str, Any] | None = None
+
+
+class RecordFailureInput(Contract):
+    """``scope`` batch (a Map item failed) or run (the run failed: the whole state data)."""
+
+    scope: str
+    phase: str | None = None
+    run_id: str | None = None
+    batch: int | None = None
+    error: Any = None
+    state: dict[str, Any] | None = None
+    execution_arn: str | None = None
+
+
+class Refusal(Contract):
+    lambda_error: dict[str, Any]
+
+
+class StartOutput(Contract):
+    """The ``Start`` Pass state's wrapper around the execution input (Begin's Catch adds ``error``)."""
+
+    input: Any = None
+    error: dict[str, Any] | None = None
+    refused: Refusal | None = None  # LockHeld: the RunLocked error, parsed
+
+
+class StateData(Contract):
+    """The state machine's data between the top-level states, as each one's ResultPath leaves it."""
+
+    run: Run
+    sources: Sources | None = None
+    match: MatchOutput | None = None
+    index: dict[str, Any] | None = None
+    orphans: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    refused: Refusal | None = None
+    record_error: dict[str, Any] | None = None
+
+
+#: Each Task state's input model (the Resource's function).
+TASK_INPUTS: dict[str, type[Contract]] = {
+    "Begin": BeginInput, "DiscoverCF": RunInput, "DiscoverBosh": RunInput, "ScanBatch": BatchInput,
+    "RecordFailure": RecordFailureInput, "Match": SourcesInput, "ApplyBatch": BatchInput,
+    "SyncIndex": SourcesInput, "Orphans": SourcesInput, "Finish": FinishInput,
+}
+
+M = TypeVar("M", bound=Contract)
+
+
+def read(model: type[M], event: Any, *keys: str) -> list[Any]:
+    """Validate ``event`` against the state's input ``model`` and return the raw values of
+    ``keys`` (as ``runtime.require`` did). InvalidInput names what is missing or mistyped: a
+    wiring error between the ASL and the phase, not user input."""
+    if not isinstance(event, Mapping):
+        raise InvalidInput(f"event: expected a JSON object, got {type(event).__name__}")
+    missing = [k for k in keys if k not in event]
+    if missing:
+        raise InvalidInput(f"event is missing {missing}; it has {sorted(event)}")
+    try:
+        model.model_validate(event)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        raise InvalidInput(f"event does not match {model.__name__}: {where}: {first['msg']}") from None
+    return [event[k] for k in keys]

@@ -16,7 +16,7 @@ log = logging.getLogger("reconciler.phases.discover_cf")
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    (run,) = runtime.require(event, "run")
+    (run,) = contracts.read(contracts.RunInput, event, "run")
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run["run_id"], "Discover")
     if not s.cf_foundations:

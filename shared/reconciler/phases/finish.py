@@ -16,12 +16,12 @@ from .record_failure import duration_since
 
 log = logging.getLogger("reconciler.phases.finish")
 
-SUMMED = ("scanned", "scan_failed", "cache_hits", "cache_misses", "instances", "instances_written",
+SUMMED = ("scanned", "scan_failed", "cache_hits", "revalidated", "cache_misses", "instances", "instances_written",
           "instances_unchanged", "instances_failed", "writes", "backups_written", "credentials_recovered",
           "credentials_unrecoverable", "credentials_pending", "busy_ms", "items", "legacy_migrated",
           "backups_removed", "binding_credentials_restored", "binding_credentials_failed",
           "bindings_need_credential_recovery", "parameters_fetched", "parameters_not_fetched",
-          "instances_in_flight", "history_converted")
+          "instances_in_flight", "history_converted", "instances_skipped")
 
 
 def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str] | None = None) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def item_times(**phases: dict[str, int]) -> dict[str, float]:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    (run,) = runtime.require(event, "run")
+    (run,) = contracts.read(contracts.FinishInput, event, "run")
     store = runtime.store()
     run_id = run["run_id"]
     progress.phase_started(store, run_id, "Finish")
@@ -88,7 +88,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     missed = not_reconciled(match, apply, sources)
     dry_run = bool(run.get("dry_run"))
     plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
-                                                *filter(None, [(event.get("index") or {}).get("plan_part")])])
+                                                *filter(None, [(event.get("index") or {}).get("plan_part"),
+                                                               (event.get("orphans") or {}).get("plan_part")])])
     duration = duration_since(run.get("started_at")) or 0.0
     errors = scan.get("scan_failed", 0) + scan["batches_missing"] + missed["count"] \
         + sum(1 for src in (cf, bosh) if src.get("status") == "failed")

@@ -11,12 +11,13 @@ from typing import Any
 from .. import progress
 from ..domain import FindingKind, OrphanUpdate
 from . import contracts, runtime
+from .remediate import remediate
 
 log = logging.getLogger("reconciler.phases.orphans")
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    (run,) = runtime.require(event, "run")
+    (run,) = contracts.read(contracts.RunInput, event, "run")
     store = runtime.store()
     progress.phase_started(store, run["run_id"], "Orphans")
     raw = store.get_scratch(run["run_id"], contracts.ORPHANS)
@@ -24,6 +25,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"published": False, "reason": "no orphan evaluation in this run"}
     update = OrphanUpdate.model_validate(raw)
     dry_run = bool(run.get("dry_run"))
+    # auto-remediation (opt-in; default everything "report"): archives due Vault orphans and
+    # marks them in the state published below
+    remediation = remediate(run, update, runtime.settings(), store)
     if not dry_run:  # a dry run reports what would change; the published state stays as it is
         store.put_orphans(update.state)
     counts = {kind.value: len(update.state.get(kind.value) or {}) for kind in FindingKind}
@@ -43,4 +47,6 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "orphans": counts,
             "newly_orphaned": {k: len(v) for k, v in update.newly_orphaned.items()},
             "resolved": {k: len(v) for k, v in update.resolved.items()},
-            "not_evaluated": update.skipped}
+            "not_evaluated": update.skipped,
+            "remediation": {k: v for k, v in remediation.items() if k != "plan_part"},
+            "plan_part": remediation.get("plan_part")}

@@ -1,6 +1,7 @@
 """ScanBatch (phase 2, second half): manifest and VMs of one batch of deployments.
 
-Details come from the cache (``cache_ttl``) or the Director. A failing deployment is
+Details come from the cache (fresh, or revalidated by BOSH's events feed: DiscoverBosh's
+``from_cache`` verdicts) or the Director. A failing deployment is
 recorded and skipped (its detail carries the error). When the Lambda's time runs short the
 batch stops, saves what it has and returns ``done: false`` with the next offset: the state
 machine calls it again.
@@ -23,7 +24,7 @@ log = logging.getLogger("reconciler.phases.scan_batch")
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run_id, batch, offset = runtime.require(event, "run_id", "batch", "offset")
+    run_id, batch, offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "ScanDeployments")
     listing = store.get_scratch(run_id, contracts.BOSH) or {}
@@ -46,11 +47,19 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ttl = float(s.reconciler.cache_ttl)
     workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
 
+    # DiscoverBosh's verdicts: fresh or revalidated (by the events feed) details come from the
+    # cache whatever their age; the others are read from the Director
+    kept = listing.get("from_cache")
+
     def scan(dep: BoshDeployment) -> tuple[DeploymentDetail, str]:
-        cached = store.get_cached_deployment(dep.director, dep.name) if ttl > 0 else None
+        verdict = None if kept is None else kept.get(f"{dep.director}/{dep.name}")
+        if kept is None:  # a listing without verdicts: the cache answers within cache_ttl
+            cached = store.get_cached_deployment(dep.director, dep.name, max_age=ttl) if ttl > 0 else None
+        else:
+            cached = store.get_cached_deployment(dep.director, dep.name) if verdict else None
         if cached is not None:
-            log.debug("bosh:%s/%s: cache hit", dep.director, dep.name)
-            return DeploymentDetail.model_validate(cached), "cache_hits"
+            log.debug("bosh:%s/%s: cache hit (%s)", dep.director, dep.name, verdict or "fresh")
+            return DeploymentDetail.model_validate(cached), "revalidated" if verdict == "revalidated" else "cache_hits"
         try:
             detail = sources.scan_deployment(client_for(dep.director), dep)  # the adapter caches a good one
         except ReconcilerError as exc:
@@ -75,6 +84,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             for detail, outcome in pool.map(env.bind(scan), chunk):
                 details.append(detail.model_dump(mode="json"))
                 figures[outcome] = figures.get(outcome, 0) + 1
+                if outcome == "revalidated":  # a cache hit the events feed vouched for
+                    figures["cache_hits"] = figures.get("cache_hits", 0) + 1
                 if outcome == "scan_failed":  # scanned first by the next run
                     failed.append(f"{detail.director}/{detail.name}")
             position += len(chunk)

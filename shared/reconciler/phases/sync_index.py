@@ -4,6 +4,8 @@ format and its hourly sweep decide what goes in (``domain/index.py``): no orphan
 entry without a deployment, nothing for an instance with an operation in flight.
 
 The orphan evaluation (pure) happens here, on the same evidence; the Orphans state publishes it.
+Orphan state lives in the store and, for an instance whose state changed, in its metadata
+history (``orphaned`` / ``orphan_resolved`` entries in the broker's format).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 from .. import progress
 from ..apply import write_index
 from ..domain import DomainConfig, MatchResult, is_uuid, merge_index, observations_from, update_orphans
+from ..domain.broker import history_in_broker_format, orphan_history, unix_seconds
+from ..errors import CasConflict, CircuitOpen, ReconcilerError, VaultSealed
 from ..plans import describe
 from ..recording import RecordingVault
 from . import contracts, runtime, sources
@@ -57,8 +61,44 @@ def log_broker_findings(report: Any) -> None:
         log.info("index: %d orphan mark(s) of an older reconciler removed from entries", len(report.orphan_cleared))
 
 
+def record_orphan_history(vault: Any, entries: dict[str, list[dict[str, Any]]], cfg: DomainConfig) -> int:
+    """Append each instance's orphan transitions to its ``secret/<id>/metadata`` history, where
+    that record exists (an orphan never gets a tree from us); cas on the version read, one
+    re-read on a conflict with the broker. Returns the records written; a failure is logged."""
+    written = 0
+    for uid, new in sorted(entries.items()):
+        path = f"{cfg.mount}/{uid}/metadata"
+        for attempt in (1, 2):
+            try:
+                got = vault.read(path)
+                if got is None or not isinstance(got[0], dict):
+                    break
+                meta, version = dict(got[0]), got[1]
+                history, _ = history_in_broker_format(meta.get("history") if isinstance(meta.get("history"), list)
+                                                      else [])
+                meta["history"] = [*history, *new][-cfg.history_limit:]
+                vault.write(path, meta, cas=version)
+                written += 1
+                break
+            except CasConflict:
+                if attempt == 2:
+                    log.warning("orphans: history of %s not recorded: the broker kept writing it", uid)
+            except (VaultSealed, CircuitOpen):
+                raise  # Vault sealed or known down: the state machine decides
+            except ReconcilerError as exc:  # this record alone (a request that failed its retries included)
+                log.warning("orphans: history of %s not recorded: %s", uid, type(exc).__name__)
+                break
+    return written
+
+
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run, srcs = runtime.require(event, "run", "sources")
+    # an open Vault breaker about to let a trial through must not fail the run: wait for it once
+    return runtime.through_open_breaker(lambda: sync(event, context), runtime.Budget.for_phase(context, event),
+                                        what="index")
+
+
+def sync(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "SyncIndex")
@@ -74,7 +114,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     now = runtime.now_iso()
     current_index = store.get_scratch(run_id, contracts.INDEX) or {}
     result.in_flight.update(in_flight_tasks(store, run_id))
-    orphans = update_orphans(store.get_orphans(), result, source_status=status, now=now, index=current_index,
+    previous = store.get_orphans()
+    orphans = update_orphans(previous, result, source_status=status, now=now, index=current_index,
                              vault_ids=vault_ids)
     store.put_scratch(run_id, contracts.ORPHANS, orphans.model_dump(mode="json"), runtime.scratch_ttl(s))
     observations = observations_from(result, instances if cf_data is not None else None,
@@ -89,6 +130,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     written = write_index(vault, merge, path=f"{cfg.mount}/db")
     report = reports[-1]
+    history = record_orphan_history(vault, orphan_history(orphans, previous, now=unix_seconds(now) or 0), cfg)
     log_broker_findings(report)
     for issue in report.issues[:50]:
         log.info("index: %s %s %s", issue.kind, issue.key, issue.detail)
@@ -114,4 +156,4 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "added": len(report.added), "updated": len(report.updated), "issues": len(report.issues),
             "orphan_marks_removed": len(report.orphan_cleared), "in_flight": len(report.in_flight),
             "left_for_broker": len(report.left_for_broker), "name_mismatch": len(report.name_mismatch),
-            "name_mismatch_restored": len(report.name_mismatch_restored)}
+            "name_mismatch_restored": len(report.name_mismatch_restored), "orphan_history_written": history}

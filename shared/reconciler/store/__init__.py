@@ -17,6 +17,7 @@ state table                 ``runs``                        ``<started_at>#<run_
 state table                 ``runid``                       ``<run_id>`` -> the run's sort key
 state table                 ``lock``                        ``run`` (lease in ``expires_at``)
 state table                 ``orphans``                     ``state`` (compressed)
+state table                 ``history#<instance id>``       ``<time>#<run_id>``: remediation events
 state table                 ``scratch#<run_id>``            ``<key>`` (compressed, TTL)
 state table                 ``guard``                       ``<api>:<endpoint>`` (resilience/state.py)
 ==========================  =============================  ===========================================
@@ -31,16 +32,18 @@ from __future__ import annotations
 from .breakers import GuardStates
 from .cache import DeploymentCache
 from .findings import Findings
+from .history import InstanceHistory
 from .lock import RunLock
 from .runs import RunRecords
 from .scratch import Scratch
 from .table import CHUNK_SIZE, DEFAULT_BUCKETS, INLINE_MAX, MAX_SORT_KEY_BYTES, Tables, create_tables, item_to_dict
 
 
-class Store(DeploymentCache, RunRecords, RunLock, Findings, Scratch, GuardStates):
+class Store(DeploymentCache, RunRecords, RunLock, Findings, InstanceHistory, Scratch, GuardStates):
     """All DynamoDB access of the reconciler, one repository per concern over one table
     helper (``Tables``). Thread-safe (boto3 clients are)."""
 
 
 __all__ = ["CHUNK_SIZE", "DEFAULT_BUCKETS", "INLINE_MAX", "MAX_SORT_KEY_BYTES", "DeploymentCache", "Findings",
-           "GuardStates", "RunLock", "RunRecords", "Scratch", "Store", "Tables", "create_tables", "item_to_dict"]
+           "GuardStates", "InstanceHistory", "RunLock", "RunRecords", "Scratch", "Store", "Tables", "create_tables",
+           "item_to_dict"]

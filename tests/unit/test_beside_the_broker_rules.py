@@ -212,3 +212,87 @@ def test_task_record_counts_only_while_newer_than_cfs_settled_operation():
     assert task_in_flight(task, None, now=now)
     assert task_in_flight({**task, "updated_at": now - 3 * 86400}, None, now=now) == ""  # a record never cleared
     assert task_in_flight({**task, "state": "failed"}, None, now=now) == ""
+
+
+def test_status_metrics_and_dashboard_show_in_flight_and_name_mismatch():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from reconciler.api import dashboard, metrics_text, status
+
+    iid, dep = "3f0e8c1a-2b4d-4e6f-8a0b-1c2d3e4f5a6b", "redis-standalone-3F0E8C1A-2B4D-4E6F-8A0B-1C2D3E4F5A6B"
+    state = {"name_mismatch": {iid: {"checks": 2, "first_seen": T0, "deployment_name": dep,
+                                     "reason": f"deployment {dep}, broker derives redis-standalone-{iid}: rename"}},
+             "in_flight": {"0b7c5e8e-1b2a-4c3d-9e8f-112233445566": {"checks": 1, "reason": "CF create in progress"}}}
+    doc = status.build_status(figures={}, lock=None, runs=[], orphans=state, errors=[], breakers={},
+                              interval_s=None, enabled=True)
+    assert doc["orphans"]["name_mismatch"] == 1 and doc["orphans"]["in_flight"] == 1
+    text = metrics_text.render({}, doc["orphans"], running=False)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert samples[("blacksmith_reconciler_findings", (("kind", "name_mismatch"),))] == 1.0
+    assert samples[("blacksmith_reconciler_findings", (("kind", "in_flight"),))] == 1.0
+    page = dashboard.render_dashboard(doc, [], state)
+    assert "Name mismatch 1" in page and "In flight 1" in page
+    assert dep in page and f"redis-standalone-{iid}" in page and "CF create in progress" in page
+
+
+def test_a_task_newer_than_cfs_last_operation_skips_the_instance_and_reaches_sync_index():
+    from reconciler.domain import plan_instance
+    from reconciler.phases.sync_index import in_flight_tasks
+
+    world, exp, w, broker, clock = _world(20, seed=2, stale_manifest=0.3)
+    iid = exp["drift"]["stale_manifest"][0]
+    inst = next(i for i in w.instances if i.guid == iid)
+    settled = unix_seconds(inst.last_operation["updated_at"])
+    tree = w.vault.tree(iid)
+    task_path = f"secret/{iid}/task"
+    for updated, busy in ((settled - 60, False), (settled + 60, True)):
+        tree[task_path] = ({"action": "update", "state": "in_progress", "updated_at": updated}, 1)
+        dep = next(d for d in w.deployments if d.name == exp["matched"][iid])
+        plan = plan_instance(iid, current=tree, now=clock.iso(), cf=inst, deployment=dep)
+        assert bool(plan.in_flight) is busy and (plan.writes == []) is busy, updated
+
+    class Store:
+        def get_scratch(self, run_id, key):
+            scratch = {"flags": {"apply_batches": 2}, "apply#1#figures": {"in_flight_tasks": {iid: "broker task"}}}
+            return scratch.get(key)
+
+    assert in_flight_tasks(Store(), "r") == {iid: "broker task"}
+
+
+def test_the_brokers_deployment_record_is_kept_true_where_it_exists():
+    world, exp, w, broker, clock = _world(20, seed=3, upper_case_names=0.1)
+    iid, actual = next(iter(exp["name_mismatch"].items()))
+    inst = next(i for i in w.instances if i.guid == iid)
+    record = {"instance_id": iid, "service_id": inst.service_id, "plan_id": inst.plan_id,
+              "deployment_name": f"{inst.plan_id}-{iid}", "requested_at": T0, "organization_guid": "stale"}
+    healthy = next(i for i in exp["matched"] if i not in exp["name_mismatch"] and i not in exp["in_flight"])
+    for path, data in ((f"secret/{iid}/deployment", dict(record)),
+                       (f"secret/{healthy}/deployment", {"deployment_name": exp["matched"][healthy]})):
+        w.vault.data[path], w.vault.version[path] = data, 1
+    _, batch, _, _ = reconcile_once(w, clock.tick())
+    fixed = w.vault.data[f"secret/{iid}/deployment"]
+    assert fixed["deployment_name"] == actual and fixed["organization_guid"] == inst.organization_guid
+    assert fixed["requested_at"] == T0  # the broker's other fields are kept
+    assert w.vault.data[f"secret/{healthy}/deployment"]["deployment_name"] == exp["matched"][healthy]
+    created = {wr.path for wr in batch.writes if wr.path.endswith("/deployment") and wr.cas == 0}
+    assert created == set()  # never created where the broker wrote none
+
+
+def test_orphan_transitions_become_history_entries_in_the_brokers_format():
+    from reconciler.domain.broker import orphan_history
+
+    world, exp, w, broker, clock = _world(40, seed=12, cf_orphans=0.1, bosh_orphans=0.1)
+    _, _, first, _ = reconcile_once(w, clock.tick())
+    entries = orphan_history(first, {}, now=1_800_000_000)
+    bosh_ids = {e["instance_id"] for e in first.state["bosh"].values()}
+    assert set(exp["orphans"]["cf"]) | bosh_ids <= set(entries)
+    assert not set(exp["in_flight"]) & set(entries)  # in flight: no orphan state, no history
+    assert all(e["action"] == "orphaned" and e["timestamp"] == 1_800_000_000 for v in entries.values() for e in v)
+    _, _, second, _ = reconcile_once(w, clock.tick(), previous_orphans=first.state)
+    assert orphan_history(second, first.state, now=1_800_000_100) == {}  # nothing changed, nothing written
+    gone = next(iter(first.state["bosh"]))
+    w.deployments = [d for d in w.deployments if d.name != gone]  # a BOSH orphan deleted by an operator
+    _, _, third, _ = reconcile_once(w, clock.tick(), previous_orphans=second.state)
+    resolved = orphan_history(third, second.state, now=1_800_000_200)
+    assert resolved[first.state["bosh"][gone]["instance_id"]][0]["action"] == "orphan_resolved"
