@@ -2,11 +2,13 @@
 
 ``python -m mockstack.faults [--instances 150] [--seed 7] [--error-rate 0.2] [--runs 3]
 [--scenarios cf,bosh,vault,all] [--json OUT]`` generates one world, runs the reconciler on it
-once without faults (the reference), then, per scenario, on a fresh copy of the same world with
-the scenario's faults injected, run after run until the final Vault equals the reference (or
-``--runs`` is reached). Runs are separated as an hourly schedule would separate them: the
-deployment cache is emptied and every circuit breaker / rate limiter item dropped between runs
-(an hour apart, the cache's TTL and the breakers' timeouts have long expired).
+``--runs`` times without faults (the reference: the Vault after each run), then, per scenario,
+on a fresh copy of the same world with the scenario's faults injected, run after run until the
+Vault equals the fault-free one after as many runs (or ``--runs`` is reached). The fault-free
+lines show how many paths its own later runs still changed. Runs are separated as an hourly
+schedule would separate them: the deployment cache is emptied and every circuit breaker / rate
+limiter item dropped between runs (an hour apart, the cache's TTL and the breakers' timeouts
+have long expired).
 
 Per scenario and run it prints the execution status, failed items (deployments whose scan
 failed, instances not reconciled, batches missing, discoveries failed), the Vault paths still
@@ -16,8 +18,8 @@ path of the world's ``untouched_paths``), and a write outside the allowed paths 
 ``secret/<our instance>/...`` and ``secret/backups/<our instance>/...``).
 
 Compared "equal" ignores what legitimately differs between two correct runs: timestamps
-(``updated_at``, ``reconciled_at``, ``timestamp``), the metadata ``history`` and the backups'
-content hashes (a backup is compared as "this instance has one").
+(``updated_at``, ``reconciled_at``, ``timestamp``, an orphan mark's ``since``), the metadata
+``history`` and the backups' content hashes (a backup is compared as "this instance has one").
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-TIMESTAMP_KEYS = frozenset({"updated_at", "reconciled_at", "timestamp"})
+TIMESTAMP_KEYS = frozenset({"updated_at", "reconciled_at", "timestamp", "since", "first_seen", "last_seen"})
 WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 APIS = ("cf", "bosh", "vault")
 UUID_TAIL = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
@@ -173,12 +175,16 @@ def expire_between_runs(engine: Any) -> None:
 
 
 def run_scenario(name: str, world: Mapping[str, Any], expected: Mapping[str, Any], faults: Mapping[str, Any],
-                 reference: Mapping[str, Any] | None, *, max_runs: int, config_text: str | None = None,
+                 references: list[Mapping[str, Any]] | None, *, max_runs: int, config_text: str | None = None,
                  until_converged: bool = True) -> dict[str, Any]:
+    """Runs until the Vault equals the fault-free run's after as many runs (``references[i]``:
+    the fault-free Vault after run i+1; the last one stands for later runs), at most ``max_runs``.
+    Without references (the fault-free scenario itself) every run's Vault is kept in ``vaults``."""
     from mockstack.runner import Scenario
 
     ours = our_instance_ids(expected)
     runs: list[dict[str, Any]] = []
+    vaults: list[dict[str, Any]] = []
     converged_after = None
     with Scenario(json.loads(json.dumps(world)), config_text=config_text) as scenario:
         scenario.set_faults(faults)
@@ -187,11 +193,13 @@ def run_scenario(name: str, world: Mapping[str, Any], expected: Mapping[str, Any
                 expire_between_runs(scenario.engine)
             record = scenario.run_once(timeout_s=1800)
             vault = scenario.vault_contents()
-            diff = differences(vault, reference) if reference is not None else []
+            diff = differences(vault, references[min(i, len(references)) - 1]) if references else []
+            if not references:
+                vaults.append(vault)
             runs.append({"run": i, **failed_items(record), "duration_s": record["duration_s"],
                          "requests": {api: sum(m.values()) for api, m in record["requests"].items()},
                          "paths_different": len(diff), "paths_different_sample": diff[:5]})
-            if reference is not None and not diff and converged_after is None:
+            if references and not diff and converged_after is None:
                 converged_after = i
                 if until_converged:
                     break
@@ -201,7 +209,7 @@ def run_scenario(name: str, world: Mapping[str, Any], expected: Mapping[str, Any
     return {"scenario": name, "faults": faults, "runs": runs, "converged_after": converged_after,
             "credentials_changed": credentials_changed(world["vault"], final, expected.get("untouched_paths") or []),
             "writes_outside_allowed": outside, "bindings_not_restored": bindings_missing(final, world["cf"], lost),
-            "final_vault": final}
+            "final_vault": final, "vaults": vaults}
 
 
 def suite(instances: int = 150, seed: int = 7, error_rate: float = 0.2, max_runs: int = 3,
@@ -212,17 +220,23 @@ def suite(instances: int = 150, seed: int = 7, error_rate: float = 0.2, max_runs
 
     world, expected = generate(instances, seed)
     started = time.monotonic()
-    base = run_scenario("fault-free", world, expected, {}, None, max_runs=1, config_text=config_text)
-    reference = base.pop("final_vault")
+    # the fault-free timeline: a second run may still change what the first could not yet
+    # (backups aged, orphans past their grace period), so run k is compared with its run k
+    base = run_scenario("fault-free", world, expected, {}, None, max_runs=max_runs, config_text=config_text)
+    references = base.pop("vaults")
+    base.pop("final_vault")
     base["converged_after"] = 1
+    for i, run in enumerate(base["runs"][1:], 2):  # how much later fault-free runs still change
+        run["paths_different"] = len(differences(references[i - 1], references[i - 2]))
     results = [base]
     if progress:
         progress(base)
     table = scenarios(error_rate, seed)
     for name in names:
-        result = run_scenario(name, world, expected, table[name], reference, max_runs=max_runs,
+        result = run_scenario(name, world, expected, table[name], references, max_runs=max_runs,
                               config_text=config_text)
         result.pop("final_vault")
+        result.pop("vaults")
         results.append(result)
         if progress:
             progress(result)

@@ -56,7 +56,12 @@ class VaultSealed(Unavailable):
 
 
 class CircuitOpen(Unavailable):
-    """The circuit breaker for this API is open: calls are refused without touching the network."""
+    """The circuit breaker for this API is open: calls are refused without touching the network.
+    ``retry_in``: seconds until a trial call will be let through (None: unknown)."""
+
+    def __init__(self, message: str, *, api: str = "", status: int | None = None, retry_in: float | None = None):
+        super().__init__(message, api=api, status=status)
+        self.retry_in = retry_in
 
 
 class CasConflict(ExternalAPIError):

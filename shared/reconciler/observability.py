@@ -120,7 +120,7 @@ def debug_enabled(settings: Any = None) -> bool:
     function's environment), or the configuration's ``reconciler.debug``."""
     if any((env.get(name) or "").strip().lower() in TRUE for name in DEBUG_VARIABLES):
         return True
-    return bool(getattr(settings, "debug", False))
+    return settings is not None and bool(settings.debug)
 
 
 def level_name(settings: Any = None) -> str:

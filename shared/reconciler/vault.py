@@ -31,6 +31,7 @@ import hvac.exceptions as hx
 import requests
 from requests.adapters import HTTPAdapter
 
+from reconciler.config.models import Settings
 from reconciler.errors import (
     CasConflict,
     ConfigError,
@@ -132,23 +133,23 @@ class VaultClient:
         self._logged_in = auth == "token"
 
     @classmethod
-    def from_settings(cls, settings: Any, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
+    def from_settings(cls, settings: Settings, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
         """Build from ``Settings`` (config/models.py): ``settings.vault`` (address, auth, token, aws_role,
         aws_mount, aws_header_value, namespace, mount, kv_version, ca_cert, insecure_skip_verify)
         and ``settings.reconciler.apis.vault`` / ``retry`` for the resilience policy (rate limit
         and circuit breaker shared through ``store`` when given)."""
 
         v = settings.vault
-        if getattr(v, "address", None) is None:
+        if v.address is None:
             raise ConfigError("vault.address is not configured")
         api_policy = ApiPolicy.from_settings(settings, "vault")
-        ca_path = _ca_file(_reveal(getattr(v, "ca_cert", None)))
-        skip = bool(getattr(v, "skip_ssl_validation", False))
-        kv = str(getattr(v, "kv_version", "auto") or "auto")
-        return cls(str(v.address), token=_reveal(getattr(v, "token", None)), auth=v.auth,
-                   aws_role=getattr(v, "aws_role", None), aws_mount=getattr(v, "aws_mount", "aws") or "aws",
-                   aws_header_value=getattr(v, "aws_header_value", None), namespace=getattr(v, "namespace", None),
-                   mount=getattr(v, "mount", "secret") or "secret", ca_cert=ca_path, verify=not skip,
+        ca_path = _ca_file(_reveal(v.ca_cert))
+        skip = bool(v.skip_ssl_validation)
+        kv = str(v.kv_version or "auto")
+        return cls(str(v.address), token=_reveal(v.token), auth=v.auth,
+                   aws_role=v.aws_role, aws_mount=v.aws_mount or "aws",
+                   aws_header_value=v.aws_header_value, namespace=v.namespace,
+                   mount=v.mount or "secret", ca_cert=ca_path, verify=not skip,
                    timeout=api_policy.timeout, kv_version=None if kv == "auto" else int(kv),
                    policy=policy or Resilience(api_policy, store),
                    session=make_session(api_policy, ca_cert=ca_path, skip_ssl_validation=skip),

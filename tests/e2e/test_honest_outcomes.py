@@ -69,7 +69,7 @@ def test_a_missing_batch_is_never_a_success(sc, way, monkeypatch):
     lost = [i["instance_id"] for i in store.get_scratch(out["run_id"], f"apply#{VICTIM}#items")]
     assert lost, "the victim batch holds instances"
     assert out["status"] == "succeeded_with_errors"
-    assert out["not_reconciled"] == len(lost)
+    assert out["not_reconciled"] == len(lost), (out["not_reconciled_reasons"], store.recent_errors()[:4])
     assert out["not_reconciled_reasons"].get("batch_not_processed") == len(lost)
     status_code, _, body = sc.api("GET", "/b/status")
     status = json.loads(body)

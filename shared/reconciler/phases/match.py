@@ -74,6 +74,12 @@ def log_decisions(result: Any) -> None:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # its one Vault read (the index) waits once for an open breaker about to let a trial through
+    return runtime.through_open_breaker(lambda: match_phase(event, context), runtime.Budget.for_phase(context, event),
+                                        what="match")
+
+
+def match_phase(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()

@@ -9,6 +9,7 @@ its own.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -19,9 +20,11 @@ from typing import Any
 from .. import env
 from ..config import load_settings
 from ..config.loader import read_source
-from ..errors import InvalidInput
+from ..errors import CircuitOpen, InvalidInput
 from ..store import Store
 from . import sources
+
+_log = logging.getLogger("reconciler.phases.runtime")
 
 SCRATCH_TTL_MIN_S = 3600.0  # scratch outlives the run (the run's timeout) by at least an hour
 MAX_MAP_ITEMS = 1000  # Map iterations per state: bounds the history (~10 events each) at 50,000 instances
@@ -155,6 +158,13 @@ class Budget:
         return cls(context, reserve_s=float(s.reconciler.timeouts.shutdown_grace_period),
                    timeout_s=float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None)
 
+    @classmethod
+    def for_phase(cls, context: Any, event: Mapping[str, Any]) -> Budget:
+        """A Vault phase's budget (its Task times out after ``run.timeouts.vault_operations``)."""
+        run = event.get("run") if isinstance(event, Mapping) else None
+        timeout = (run.get("timeouts") or {}).get("vault_operations") if isinstance(run, Mapping) else None
+        return cls(context, timeout_s=float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None)
+
     def left_s(self) -> float:
         getter = getattr(self.context, "get_remaining_time_in_millis", None)
         left = float("inf") if getter is None else getter() / 1000.0
@@ -164,6 +174,22 @@ class Budget:
 
     def exhausted(self) -> bool:
         return self.left_s() <= 0
+
+
+def through_open_breaker(fn: Any, budget: Budget, *, what: str, sleep: Any = time.sleep) -> Any:
+    """``fn()``; when an open circuit refuses it and the breaker lets a trial through within
+    this invocation's time, wait for that and run ``fn`` once more (its first call is the
+    trial). For a phase whose one job must not fail the run over a breaker that is about to
+    half-open (SyncIndex's single index write); ``fn`` must be safe to run twice."""
+    try:
+        return fn()
+    except CircuitOpen as exc:
+        wait = exc.retry_in
+        if wait is None or wait + 1.0 > budget.left_s():
+            raise
+        _log.warning("%s: %s; waiting %.1fs for the breaker's trial", what, exc, wait)
+        sleep(max(0.0, wait) + 0.5)
+        return fn()
 
 
 def require(event: Mapping[str, Any], *keys: str) -> list[Any]:

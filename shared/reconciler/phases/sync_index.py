@@ -17,7 +17,7 @@ from .. import progress
 from ..apply import write_index
 from ..domain import DomainConfig, MatchResult, is_uuid, merge_index, observations_from, update_orphans
 from ..domain.broker import history_in_broker_format, orphan_history, unix_seconds
-from ..errors import CasConflict, ReconcilerError, Unavailable
+from ..errors import CasConflict, CircuitOpen, ReconcilerError, VaultSealed
 from ..plans import describe
 from ..recording import RecordingVault
 from . import contracts, runtime, sources
@@ -83,15 +83,21 @@ def record_orphan_history(vault: Any, entries: dict[str, list[dict[str, Any]]], 
             except CasConflict:
                 if attempt == 2:
                     log.warning("orphans: history of %s not recorded: the broker kept writing it", uid)
-            except Unavailable:
-                raise  # Vault sealed or unreachable: the state machine decides
-            except ReconcilerError as exc:
+            except (VaultSealed, CircuitOpen):
+                raise  # Vault sealed or known down: the state machine decides
+            except ReconcilerError as exc:  # this record alone (a request that failed its retries included)
                 log.warning("orphans: history of %s not recorded: %s", uid, type(exc).__name__)
                 break
     return written
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # an open Vault breaker about to let a trial through must not fail the run: wait for it once
+    return runtime.through_open_breaker(lambda: sync(event, context), runtime.Budget.for_phase(context, event),
+                                        what="index")
+
+
+def sync(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
     run_id = run["run_id"]
     s, store = runtime.settings(), runtime.store()

@@ -106,7 +106,8 @@ class BreakerPath:
                     opened = float(old.get("opened_at", 0))
                     if now < opened + cb.timeout:
                         raise CircuitOpen(f"{self.name}: circuit open after {int(old.get('failures', 0))} failures; "
-                                          f"next trial in {opened + cb.timeout - now:.1f}s", api=self.policy.api)
+                                          f"next trial in {opened + cb.timeout - now:.1f}s", api=self.policy.api,
+                                          retry_in=opened + cb.timeout - now)
                     self.state.update(OPEN_TO_HALF, {"until": now + self.half_open_lease, "seen": old["opened_at"]})
                     log.info("circuit %s half-open: trial call", self.name)
                     return Permit("trial", period=old["opened_at"])
@@ -118,7 +119,8 @@ class BreakerPath:
                                                    "seen": old.get("opened_at", 0)})
                     return Permit("trial", period=old.get("opened_at", 0))
                 raise CircuitOpen(f"{self.name}: circuit half-open with {int(old.get('inflight', 0))} trial call(s) "
-                                  f"in flight (max_concurrent {cb.max_concurrent})", api=self.policy.api)
+                                  f"in flight (max_concurrent {cb.max_concurrent})", api=self.policy.api,
+                                  retry_in=min(cb.timeout, 1.0))
             except ConditionFailed as failed:
                 old = failed.old
         raise CircuitOpen(f"{self.name}: circuit state too contended", api=self.policy.api)
