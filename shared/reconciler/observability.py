@@ -240,6 +240,7 @@ RUN_METRICS: dict[str, tuple[str, str]] = {
     "CacheHits": ("Count", "cache_hits"),
     "CacheMisses": ("Count", "cache_misses"),
     "CredentialsRecovered": ("Count", "credentials_recovered"),
+    "CircuitsOpen": ("Count", "circuits_open"),  # breakers open at the end of the run (CircuitOpenAlarm)
     "InstancesNotReconciled": ("Count", "instances_not_reconciled"),
     **{kind.spec.metric: ("Count", kind.figure) for kind in FindingKind},
 }
