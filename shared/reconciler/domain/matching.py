@@ -419,9 +419,9 @@ def match(
     cf_by_id: dict[str, CFInstance] = {}
     by_instance = {m.instance_id: m for m in result.matches}
     for uid, insts in cf_all.items():
-        m = by_instance.get(uid)
-        pick = (m.foundation if m is not None and m.in_cf else None) or index_foundation.get(uid)
-        chosen = insts.get(pick) if pick in insts else insts[sorted(insts)[0]]
+        owner = by_instance.get(uid)
+        pick = (owner.foundation if owner is not None and owner.in_cf else None) or index_foundation.get(uid)
+        chosen = insts[pick] if pick is not None and pick in insts else insts[sorted(insts)[0]]
         cf_by_id[uid] = chosen
         result.foundations[uid] = chosen.foundation
         result.twin_instances += [f"{f}:{uid}" for f in sorted(insts) if f != chosen.foundation]
