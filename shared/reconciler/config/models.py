@@ -579,6 +579,9 @@ class BoshDirector(_Endpoint):
     client_secret: SecretField | None = None
     username: Str | None = None
     password: SecretField | None = None
+    # the CF foundations whose instances this director deploys (empty: all): a deployment is
+    # only matched to an instance of one of them, and only their outages keep its findings open
+    foundations: StrList = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _auth(self) -> BoshDirector:
@@ -641,6 +644,12 @@ class Settings(_Model):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{label}: names must be unique, repeated: {', '.join(dupes)}")
+        known = {f.name for f in self.cf_foundations}
+        for d in self.bosh_directors:
+            unknown = sorted(set(d.foundations) - known)
+            if unknown:
+                raise ValueError(f"bosh director {d.name!r}: foundations {', '.join(unknown)} are not configured; "
+                                 f"accepted: {', '.join(sorted(known)) or 'none (no cf section)'}")
         return self
 
     @property

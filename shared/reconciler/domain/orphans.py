@@ -43,8 +43,15 @@ Rule = Callable[[FindingEvidence], list[OrphanCandidate]]
 
 def _cf_without_deployment(ev: FindingEvidence) -> list[OrphanCandidate]:
     failed = set(ev.result.failed_provisions)
-    return [OrphanCandidate(kind=FindingKind.CF, key=uid, instance_id=uid, reason="CF instance without a deployment")
-            for uid in ev.result.unmatched_instances if uid not in failed]
+    out = [OrphanCandidate(kind=FindingKind.CF, key=uid, instance_id=uid, foundation=ev.result.foundations.get(uid),
+                           reason="CF instance without a deployment")
+           for uid in ev.result.unmatched_instances if uid not in failed]
+    for twin in ev.result.twin_instances:  # "<foundation>:<id>": the same guid is another foundation's instance
+        foundation, uid = twin.split(":", 1)
+        out.append(OrphanCandidate(kind=FindingKind.CF, key=twin, instance_id=uid, foundation=foundation,
+                                   reason=f"CF instance without a deployment; the same guid is foundation "
+                                          f"{ev.result.foundations.get(uid)!r}'s instance, whose data Vault holds"))
+    return out
 
 
 def _failed_provision(ev: FindingEvidence) -> list[OrphanCandidate]:
@@ -173,6 +180,7 @@ def update_orphans(
                 "instance_id": c.instance_id,
                 "deployment_name": c.deployment_name,
                 "director": c.director,
+                **({"foundation": c.foundation} if c.foundation else {}),
                 "reason": c.reason,
                 "first_seen": old.get("first_seen") or now,
                 "last_seen": now,

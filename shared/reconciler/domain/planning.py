@@ -424,6 +424,8 @@ def build_plan_items(
 
     def item(uid: str, cf: CFInstance | None) -> PlanItem:
         m = matches.get(uid)
+        if m is not None and cf is not None and not m.in_cf:
+            m = None  # its director does not serve the instance's foundation: not its deployment
         dep = details.get(m.deployment_name) if m else None
         if m is not None and dep is None:
             dep = DeploymentDetail(director=m.director, name=m.deployment_name, error="deployment was not scanned")
@@ -442,8 +444,8 @@ def build_plan_items(
     if cf_available and instances is not None:
         for inst in instances:
             uid = normalize_uuid(inst.guid)
-            if uid is None or uid in items:
-                continue
+            if uid is None or uid in items or result.foundations.get(uid, inst.foundation) != inst.foundation:
+                continue  # the same guid in another foundation: a twin, whose data Vault does not hold
             items[uid] = item(uid, inst)
     else:
         known = set(idx_by_uid) | {u for u in (normalize_uuid(v) for v in vault_ids) if u}
