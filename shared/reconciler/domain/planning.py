@@ -130,7 +130,7 @@ def _context(cf: CFInstance) -> dict[str, Any]:
     }
 
 
-def plan_instance(
+def plan_instance(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     instance_id: str,
     *,
     current: Tree,
@@ -386,7 +386,7 @@ class BatchPlan(Record):
         return {p.instance_id: p.credential_recovery_reason for p in self.plans if p.needs_credential_recovery}
 
 
-def build_plan_items(
+def build_plan_items(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     result: MatchResult,
     *,
     instances: Sequence[CFInstance] | None,
