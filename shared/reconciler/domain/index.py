@@ -137,7 +137,7 @@ def _new_entry(obs: IndexObservation) -> dict[str, Any]:
     return entry
 
 
-def _observe(
+def _observe(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     uid: str, obs: IndexObservation, current: Mapping[str, Any], new: dict[str, Any], report: ValidationReport
 ) -> bool:
     """Merge one observation into ``new``; True when the entry changed."""
