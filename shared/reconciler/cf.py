@@ -184,7 +184,7 @@ class CFClient:
                 if not found:
                     raise ConfigError(f"cf:{self.name}: no service broker named {name!r} (broker_name) is "
                                       f"registered or visible to client {self.foundation.client_id!r}")
-                self._broker = {"guid": found[0]["guid"], "name": found[0].get("name", name)}
+                self._broker = {"guid": found[0]["guid"], "name": found[0].get("name", name or "")}
         return self._broker
 
     def catalog(self) -> list[CatalogPlan]:

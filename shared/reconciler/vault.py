@@ -16,6 +16,7 @@ adapter itself never retries, so a sealed Vault costs exactly one request per ca
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import logging
@@ -458,7 +459,7 @@ class VaultClient:
 
         return self._call("list", folder, fn)
 
-    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> list[str]:
+    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> builtins.list[str]:
         """Every secret path (logical) below ``folder``; folders in ``exclude`` (logical,
         ending with '/') are not descended into."""
         skip = {e if e.endswith("/") else e + "/" for e in exclude}

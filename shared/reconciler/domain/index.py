@@ -137,14 +137,14 @@ def _new_entry(obs: IndexObservation) -> dict[str, Any]:
     return entry
 
 
-def _observe(
+def _observe(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     uid: str, obs: IndexObservation, current: Mapping[str, Any], new: dict[str, Any], report: ValidationReport
 ) -> bool:
     """Merge one observation into ``new``; True when the entry changed."""
     if obs.in_flight:
         report.in_flight.append(uid)
         return False
-    entry = new.get(uid)
+    entry: dict[str, Any] | None = new.get(uid)
     if obs.source == "cf" and not obs.deployment_name and not obs.deployment_known:
         return False  # BOSH did not answer: whether it has a deployment is unknown this run
     if entry is None and obs.source == "cf" and not obs.deployment_name:
@@ -154,7 +154,7 @@ def _observe(
         report.left_for_broker.append(uid)  # the broker removes it within the hour; not ours to edit
         return False
     is_new = entry is None
-    if is_new:
+    if entry is None:
         # A legacy upper-case key for the same instance: copy its fields, keep the old key.
         legacy = next((k for k in current if k != uid and normalize_uuid(k) == uid), None)
         entry = dict(current[legacy]) if legacy is not None and isinstance(current[legacy], Mapping) else {}

@@ -174,7 +174,7 @@ def _first_rule(
     return None
 
 
-def _examine(
+def _examine(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     dep: Deployment,
     catalog: Catalog,
     known_ids: set[str],
@@ -259,7 +259,7 @@ def _examine(
     return evidence, notes, hint
 
 
-def match(
+def match(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     instances: Sequence[CFInstance] | None,
     deployments: Sequence[Deployment],
     index: Mapping[str, Any] | None,
@@ -419,9 +419,9 @@ def match(
     cf_by_id: dict[str, CFInstance] = {}
     by_instance = {m.instance_id: m for m in result.matches}
     for uid, insts in cf_all.items():
-        m = by_instance.get(uid)
-        pick = (m.foundation if m is not None and m.in_cf else None) or index_foundation.get(uid)
-        chosen = insts.get(pick) if pick in insts else insts[sorted(insts)[0]]
+        hit = by_instance.get(uid)
+        pick = (hit.foundation if hit is not None and hit.in_cf else None) or index_foundation.get(uid)
+        chosen = insts[pick] if pick is not None and pick in insts else insts[sorted(insts)[0]]
         cf_by_id[uid] = chosen
         result.foundations[uid] = chosen.foundation
         result.twin_instances += [f"{f}:{uid}" for f in sorted(insts) if f != chosen.foundation]

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from ..models import VM, CatalogPlan, CFBinding, CFInstance, DeploymentDetail, Record, VaultWrite
-from .broker import history_in_broker_format, task_in_flight, unix_seconds
+from .broker import bound_history, history_in_broker_format, task_in_flight, unix_seconds
 from .credentials import recover_credentials
 from .types import USER_FIELDS, DomainConfig, InstancePlan, Match, MatchResult
 from .uuids import instance_path, is_allowed_write_path, normalize_uuid
@@ -130,7 +130,7 @@ def _context(cf: CFInstance) -> dict[str, Any]:
     }
 
 
-def plan_instance(
+def plan_instance(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     instance_id: str,
     *,
     current: Tree,
@@ -339,7 +339,7 @@ def plan_instance(
                 "paths": parts or ["metadata"],
             }
         )
-        meta["history"] = history[-cfg.history_limit :]
+        meta["history"] = bound_history(history, cfg.history_limit)
         meta["updated_at"] = now
         why = "history entry" + (" and infrastructure" if infra else "")
         if converted:
@@ -386,7 +386,7 @@ class BatchPlan(Record):
         return {p.instance_id: p.credential_recovery_reason for p in self.plans if p.needs_credential_recovery}
 
 
-def build_plan_items(
+def build_plan_items(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     result: MatchResult,
     *,
     instances: Sequence[CFInstance] | None,

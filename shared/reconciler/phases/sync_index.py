@@ -16,7 +16,7 @@ from typing import Any
 from .. import progress
 from ..apply import write_index
 from ..domain import DomainConfig, MatchResult, is_uuid, merge_index, observations_from, update_orphans
-from ..domain.broker import history_in_broker_format, orphan_history, unix_seconds
+from ..domain.broker import bound_history, history_in_broker_format, orphan_history, unix_seconds
 from ..errors import CasConflict, CircuitOpen, ReconcilerError, VaultSealed
 from ..plans import describe
 from ..recording import RecordingVault
@@ -76,7 +76,7 @@ def record_orphan_history(vault: Any, entries: dict[str, list[dict[str, Any]]], 
                 meta, version = dict(got[0]), got[1]
                 history, _ = history_in_broker_format(meta.get("history") if isinstance(meta.get("history"), list)
                                                       else [])
-                meta["history"] = [*history, *new][-cfg.history_limit:]
+                meta["history"] = bound_history([*history, *new], cfg.history_limit)
                 vault.write(path, meta, cas=version)
                 written += 1
                 break
