@@ -180,6 +180,22 @@ def _healthy_share(status: Mapping[str, Any], serves: Mapping[str, Sequence[str]
     return ok
 
 
+def _judge_share(update: OrphanUpdate, kind: FindingKind, prev: dict[str, dict[str, Any]],
+                 candidates: list[OrphanCandidate], share: Callable[[str | None, str | None], bool], now: str,
+                 down: list[str]) -> None:
+    """One kind judged on the healthy share: the others' findings kept as they were."""
+    partial = {k: v for k, v in prev.items() if not share(v.get("foundation"), v.get("director"))}
+    kept = len(partial)
+    for c in candidates:
+        if c.kind == kind and c.key not in partial and share(c.foundation, c.director):
+            partial[c.key] = _entry(kind, c, prev.get(c.key, {}), now)
+    update.state[kind.value] = partial
+    update.newly_orphaned[kind.value] = sorted(k for k in partial if k not in prev)
+    update.resolved[kind.value] = sorted(k for k in prev if k not in partial)
+    update.skipped[kind.value] = (f"partly: foundation(s) {', '.join(down)} did not answer; "
+                                  f"{kept} finding(s) of their share kept as they were")
+
+
 def update_orphans(
     previous: Mapping[str, Mapping[str, Mapping[str, Any]]] | None,
     result: MatchResult,
@@ -212,16 +228,7 @@ def update_orphans(
         why = ""
         share = _healthy_share(source_status, serves or {}) if missing == ["cf"] else None
         if share is not None and not (kind.spec.needs_full_scan and result.scan_failures):
-            partial = {k: v for k, v in prev.items() if not share(v.get("foundation"), v.get("director"))}
-            kept = len(partial)
-            for c in candidates:
-                if c.kind == kind and c.key not in partial and share(c.foundation, c.director):
-                    partial[c.key] = _entry(kind, c, prev.get(c.key, {}), now)
-            update.state[kind.value] = partial
-            update.newly_orphaned[kind.value] = sorted(k for k in partial if k not in prev)
-            update.resolved[kind.value] = sorted(k for k in prev if k not in partial)
-            update.skipped[kind.value] = (f"partly: foundation(s) {', '.join(_down(source_status))} did not answer; "
-                                          f"{kept} finding(s) of their share kept as they were")
+            _judge_share(update, kind, prev, candidates, share, now, _down(source_status))
             continue
         if missing:
             why = "source(s) failed or skipped this run: " + ", ".join(missing)

@@ -122,8 +122,7 @@ def sync(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result.in_flight.update(in_flight_tasks(store, run_id))
     previous = store.get_orphans()
     orphans = update_orphans(previous, result, source_status=status, now=now, index=current_index,
-                             serves=cfg.director_foundations,
-                             vault_ids=vault_ids)
+                             serves=cfg.director_foundations, vault_ids=vault_ids)
     store.put_scratch(run_id, contracts.ORPHANS, orphans.model_dump(mode="json"), runtime.scratch_ttl(s))
     observations = observations_from(result, instances if cf_data is not None else None,
                                      cf_available=cf_data is not None,
