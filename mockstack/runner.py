@@ -35,6 +35,7 @@ import yaml
 
 from reconciler.domain.findings import FindingKind
 
+ROOT_DIR = Path(__file__).resolve().parent.parent
 SECRET_NAME = "blacksmith/reconciler/mockstack"
 # Without --config: the spec's defaults, except the rate limiters' wait_timeout: on a loaded
 # 2-core machine a call may wait longer than the spec's 3-5 s for its token, and a call that
@@ -339,9 +340,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="forced runs (clear the deployment cache)")
     parser.add_argument("--workdir", help="directory for the stack's TLS material (default: a temp dir)")
     parser.add_argument("--report", required=True, help="where to write the JSON report")
+    parser.add_argument("--built", nargs="?", const=str(ROOT_DIR / ".aws-sam" / "build"), metavar="DIR",
+                        help="run the built artifacts (default DIR .aws-sam/build, from make build) in python3.12 "
+                             "workers instead of the source folders")
 
 
 def command(args: argparse.Namespace) -> int:
+    from mockstack.aws import EngineError
     from mockstack.world import WorldError
 
     if args.runs < 1:
@@ -356,9 +361,14 @@ def command(args: argparse.Namespace) -> int:
         config_text = Path(args.config).read_text() if args.config else None
         faults = load_faults(args.faults)
         started = time.monotonic()
+        built: dict[str, Any] = {}
+        if args.built:
+            if not (Path(args.built) / "template.yaml").is_file():
+                raise ScenarioError(f"--built {args.built}: no template.yaml there; run `make build` first")
+            built = {"mode": "server", "engine_options": {"artifacts": args.built}}
         report = run_scenario(args.world, config_text=config_text, runs=args.runs, faults=faults, force=args.force,
-                              workdir=args.workdir)
-    except (ScenarioError, WorldError) as exc:
+                              workdir=args.workdir, **built)
+    except (ScenarioError, WorldError, EngineError) as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
