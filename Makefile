@@ -50,6 +50,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 # aws-sam-cli (own venv) for `sam validate --lint` and the built-artifact tests: when it cannot
 # be installed those tests skip, each saying why

@@ -466,6 +466,7 @@ class AwsEngine:
         self.state_machines: dict[str, str] = {}  # logical id -> arn
         self.schedules: dict[str, dict[str, Any]] = {}  # logical id -> {name, expression, state, target, input}
         self.function_urls: dict[str, str] = {}  # function logical id -> url
+        self.topics: dict[str, str] = {}  # logical id -> SNS topic arn
         self.outputs: dict[str, Any] = {}
         self.skipped: dict[str, str] = {}  # logical id -> resource type the engine does not create
         self.cfn: dict[str, Any] = {}
@@ -582,9 +583,9 @@ class AwsEngine:
         active = {lid: r for lid, r in resources.items()
                   if "Condition" not in r or resolver.condition(r["Condition"])}
         self._assign_physical_ids(active, resolver)
-        order = ["AWS::DynamoDB::Table", "AWS::IAM::Role", "AWS::Lambda::LayerVersion", "AWS::Lambda::Function",
-                 "AWS::Lambda::Url", "AWS::StepFunctions::StateMachine", "AWS::Scheduler::Schedule",
-                 "AWS::Events::Rule"]
+        order = ["AWS::SNS::Topic", "AWS::DynamoDB::Table", "AWS::IAM::Role", "AWS::Lambda::LayerVersion",
+                 "AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::StepFunctions::StateMachine",
+                 "AWS::Scheduler::Schedule", "AWS::Events::Rule"]
         for kind in order:
             for logical_id, resource in active.items():
                 if resource["Type"] == kind:
@@ -606,7 +607,12 @@ class AwsEngine:
             def named(key: str, default: str, props: dict[str, Any] = props) -> str:
                 return str(r.resolve(props[key])) if key in props else default
 
-            if kind == "AWS::DynamoDB::Table":
+            if kind == "AWS::SNS::Topic":
+                name = named("TopicName", f"{stack}-{lid}")
+                r.refs[lid] = f"arn:aws:sns:{region}:{acct}:{name}"
+                r.attrs[(lid, "TopicArn")] = r.refs[lid]
+                r.attrs[(lid, "TopicName")] = name
+            elif kind == "AWS::DynamoDB::Table":
                 name = named("TableName", f"{stack}-{lid}")
                 r.refs[lid] = name
                 r.attrs[(lid, "Arn")] = f"arn:aws:dynamodb:{region}:{acct}:table/{name}"
@@ -643,6 +649,12 @@ class AwsEngine:
                 r.refs[lid] = target
             else:
                 r.refs[lid] = f"{stack}-{lid}"
+
+    def _create_topic(self, lid: str, props: dict[str, Any], sam: Any, r: _Resolver) -> None:
+        arn = self.client("sns").create_topic(Name=props["TopicName"])["TopicArn"]
+        self.topics[lid] = arn
+        if self.mode == "remote":
+            self.created.append(("topic", arn))
 
     def _create_table(self, lid: str, props: dict[str, Any], sam: Any, r: _Resolver) -> None:
         ddb = self.client("dynamodb")
@@ -842,6 +854,7 @@ class AwsEngine:
             "state_machine": lambda arn: self.client("stepfunctions").delete_state_machine(stateMachineArn=arn),
             "schedule": lambda name: self.client("scheduler").delete_schedule(Name=name),
             "role": self._delete_role,
+            "topic": lambda arn: self.client("sns").delete_topic(TopicArn=arn),
         }
         for kind, ident in reversed(self.created):
             try:

@@ -10,6 +10,12 @@ the process's peak RSS. ``--json`` writes the same figures (and the run outputs)
 The checks of issue 7 are printed with the figures: every state payload under 256 KiB,
 history events far below 25,000 (Step Functions' hard limit), and the Map iteration bound at
 50,000 instances computed from the batch sizes.
+
+The physics (``mockstack.physics``): per rate-limited API the requests, the minimum a
+correct reconciler must send for this world (computed from the world), their ratio, the
+rate-limit bound and wall / bound, for run 1 (cold), run 2 (warm: details fresh) and run 3
+(warm after ``cache_ttl``: the bench ages every cached detail by ``cache_ttl`` first, so the
+events feed has to vouch for them); plus the run's AWS bill from its counts.
 """
 
 from __future__ import annotations
@@ -123,7 +129,22 @@ def render(result: Mapping[str, Any]) -> str:
         .get("instances_written", "-"))
     row("instances failed", lambda r: ((r.get("output") or {}).get("phases") or {}).get("apply", {})
         .get("instances_failed", "-"))
+    row("orphan kinds not judged", lambda r: ",".join(sorted((((r.get("output") or {}).get("phases") or {})
+                                                           .get("orphans") or {}).get("not_evaluated") or {}))
+        or "-")
     row("peak RSS (MiB)", lambda r: r["peak_rss_mib"])
+    for api in ("bosh", "cf", "vault"):
+        row(f"{api}: requests / minimum", lambda r, a=api: "{requests} / {minimum}".format(**r["physics"]["apis"][a]))
+        row(f"{api}: ratio", lambda r, a=api: r["physics"]["apis"][a]["ratio"])
+        row(f"{api}: rate-limit bound (s)", lambda r, a=api: r["physics"]["apis"][a]["bound_s"])
+    row("run bound (s): slowest API", lambda r: r["physics"]["bound_s"])
+    row("wall / bound", lambda r: r["physics"]["wall_over_bound"])
+    row("Lambda GB-s", lambda r: r["cost"]["lambda_gb_s"])
+    row("DynamoDB reads / writes", lambda r: f"{r['cost']['dynamodb_reads']} / {r['cost']['dynamodb_writes']}")
+    row("UpdateItem per API request", lambda r: r["cost"]["limiter_writes_per_request"])
+    for part in ("lambda", "step_functions", "dynamodb", "secrets_manager"):
+        row(f"cost {part} (USD)", lambda r, p=part: f"{r['cost']['usd'][p]:.5f}")
+    row("cost total (USD)", lambda r: f"{r['cost']['usd_total']:.5f}")
     checks = result["checks"]
     bound = result["map_bound_50000"]
     lines = [f"bench: {result['instances']} instances, {result['deployments']} deployments, seed {result['seed']}, "
@@ -135,7 +156,9 @@ def render(result: Mapping[str, Any]) -> str:
              f"(most {checks['max_history_events']})",
              f"Map bound at 50,000 instances / {bound['deployments']} deployments: apply "
              f"{bound['apply_batches']} batches of {bound['apply_batch_size']}, scan {bound['scan_batches']} batches "
-             f"of {bound['scan_batch_size']} (<= {bound['max_map_items']}: {bound['within_bound']})"]
+             f"of {bound['scan_batch_size']} (<= {bound['max_map_items']}: {bound['within_bound']})",
+             f"rates: {result['rates']} requests/s; run 1 cold, run 2 warm, run 3 warm after cache_ttl (aged); "
+             f"prices (USD): {result['prices']}"]
     return "\n".join(lines)
 
 
@@ -151,33 +174,74 @@ def bench(instances: int, *, seed: int = 7, runs: int = 2, config_text: str | No
     generated = time.monotonic() - started
     deployments = len(world["bosh"]["deployments"])
     out_runs: list[dict[str, Any]] = []
+    from mockstack import physics
+
     with AwsCallCounter() as counter, logs_to(log_path), \
             Scenario(world, config_text=config_text, workdir=workdir) as scenario:
         config, _ = build_config(scenario.stack.endpoints(), config_text or "")
         settings = load_settings({}, config)
-        for _ in range(runs):
+        minimum = physics.minimums(world, _expected, settings)
+        rate = physics.rates(settings)
+        for n in range(runs):
+            if n == 2:  # run 3: every cached detail past cache_ttl, as an hourly run finds them
+                age_cache(scenario, float(settings.reconciler.cache_ttl) + 60,
+                          [d.name for d in settings.bosh_directors])
             before, cpu_before = counter.snapshot(), cpu_s()
             record = scenario.run_once(timeout_s=3600)
             record["cpu_s"] = round(cpu_s() - cpu_before, 1)
             calls = counter.snapshot()
             calls.subtract(before)
             methods = record["requests"].get("vault", {})
-            out_runs.append({**record, "aws_calls": _nested(calls), "peak_rss_mib": peak_rss_mib(),
-                             "vault_writes": sum(methods.get(m, 0) for m in ("POST", "PUT", "PATCH", "DELETE"))})
+            record = {**record, "aws_calls": _nested(calls), "peak_rss_mib": peak_rss_mib(),
+                      "vault_writes": sum(methods.get(m, 0) for m in ("POST", "PUT", "PATCH", "DELETE"))}
+            kind = ("cold", "warm", "warm_after_ttl")[min(n, 2)] if n < 3 else "warm"
+            record["physics"] = {"kind": kind, **physics.physics(record, minimum[kind], rate)}
+            record["cost"] = physics.cost(record, physics.lambda_seconds(list(scenario.engine.history(
+                record["execution_arn"]))))
+            out_runs.append(record)
     largest = max(r["max_state_payload_bytes"] for r in out_runs)
     most = max(r["history_events"] for r in out_runs)
     return {"instances": instances, "deployments": deployments, "seed": seed, "generate_s": round(generated, 3),
+            "minimum": minimum, "rates": rate, "prices": physics.PRICES,
             "wall_s": round(time.monotonic() - started, 3), "runs": out_runs,
             "checks": {"max_state_payload_bytes": largest, "payload_under_256KiB": largest < PAYLOAD_LIMIT,
                        "max_history_events": most, "history_far_below_25000": most < HISTORY_LIMIT // 5},
             "map_bound_50000": map_bound(50_000, max(1, deployments * 50_000 // max(1, instances)), settings)}
 
 
+def age_cache(scenario: Any, seconds: float, directors: list[str]) -> None:
+    """Make every cached deployment detail (and each director's events-feed chain) ``seconds``
+    older, as if that much time had passed since the last run: the next run must revalidate."""
+    from reconciler.phases import contracts
+    from reconciler.store import Store
+
+    engine = scenario.engine
+    store = Store(engine.tables["CacheTable"], engine.tables["StateTable"], client=engine.client("dynamodb"))
+    dynamodb = engine.client("dynamodb")
+    kwargs: dict[str, Any] = {"TableName": engine.tables["CacheTable"], "ProjectionExpression": "pk, sk, cached_ts"}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        for item in page.get("Items", []):
+            if "cached_ts" in item:
+                dynamodb.update_item(TableName=engine.tables["CacheTable"], Key={"pk": item["pk"], "sk": item["sk"]},
+                                     UpdateExpression="SET cached_ts = cached_ts - :s",
+                                     ExpressionAttributeValues={":s": {"N": str(int(seconds))}})
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for director in directors:
+        feed = store.get_scratch(contracts.CARRYOVER, contracts.bosh_feed(director))
+        if isinstance(feed, dict) and "chain_since" in feed:
+            feed = {**feed, "chain_since": feed["chain_since"] - seconds, "read_until": feed["read_until"] - seconds}
+            store.put_scratch(contracts.CARRYOVER, contracts.bosh_feed(director), feed, contracts.CARRYOVER_TTL_S)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mockstack.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=2000, help="service instances to generate (default 2000)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
-    parser.add_argument("--runs", type=int, default=2, help="reconciler runs, one after another (default 2)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="reconciler runs, one after another (default 3: cold, warm, warm after cache_ttl)")
     parser.add_argument("--config", default=str(ROOT / "config/bench.conf"),
                         help="reconciler settings (YAML; default config/bench.conf: the default batch sizes, "
                              "rate limits lifted); 'defaults' for the spec's own")

@@ -184,6 +184,14 @@ class OpenBaoVault(Emulator):
         data = answer.json()["data"]
         return data["data"] if self.kv_version == 2 else data
 
+    def current_version(self, logical: str) -> int:
+        """Current version number of a KV v2 key (0 when absent)."""
+        answer = self._admin.get(f"{self.url}/v1/{self.mount}/metadata/{self._rel(logical)}", timeout=30)
+        if answer.status_code == 404:
+            return 0
+        answer.raise_for_status()
+        return int(answer.json()["data"]["current_version"])
+
     def _list(self, rel_folder: str) -> list[str]:
         path = f"{self.mount}/metadata/{rel_folder}" if self.kv_version == 2 else f"{self.mount}/{rel_folder}"
         answer = self._admin.request("LIST", f"{self.url}/v1/{path}", timeout=30)

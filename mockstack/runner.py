@@ -35,6 +35,7 @@ import yaml
 
 from reconciler.domain.findings import FindingKind
 
+ROOT_DIR = Path(__file__).resolve().parent.parent
 SECRET_NAME = "blacksmith/reconciler/mockstack"
 # Without --config: the spec's defaults, except the rate limiters' wait_timeout: on a loaded
 # 2-core machine a call may wait longer than the spec's 3-5 s for its token, and a call that
@@ -88,30 +89,39 @@ def build_config(endpoints: Mapping[str, Any], user_text: str | None = None) -> 
         raise ScenarioError(str(exc)) from None
     if not isinstance(user, dict):
         raise ScenarioError("--config: expected a mapping with a 'reconciler' section")
-    cf, bosh, vault = endpoints["cf"], endpoints["bosh"], endpoints["vault"]
+    vault = endpoints["vault"]
     ref = f"secretsmanager:{SECRET_NAME}#"
-    secrets = {"cf_client_secret": cf["client_secret"], "vault_token": vault["token"]}
-    foundation = {"name": cf["name"], "api_url": cf["api_url"], "client_id": cf["client_id"],
-                  "client_secret": ref + "cf_client_secret"}
+    secrets = {"vault_token": vault["token"]}
+    foundations, directors = [], []
     user_cf = user.get("cf")
-    if isinstance(user_cf, dict):
-        foundation.update({k: v for k, v in user_cf.items() if k in ("broker_name", "broker_guid")})
-    if cf.get("ca_cert"):
-        foundation["ca_cert"] = cf["ca_cert"]
-    director: dict[str, Any] = {"name": bosh["name"], "url": bosh["url"], "auth": bosh["auth"]}
-    if bosh.get("ca_cert"):
-        director["ca_cert"] = bosh["ca_cert"]
-    if bosh["auth"] == "uaa":
-        director.update(client_id=bosh["client_id"], client_secret=ref + "bosh_client_secret")
-        secrets["bosh_client_secret"] = bosh["client_secret"]
-    else:
-        director.update(username=bosh["username"], password=ref + "bosh_password")
-        secrets["bosh_password"] = bosh["password"]
+    for cf in endpoints.get("cf_foundations") or [endpoints["cf"]]:
+        # every foundation's UAA has the same generated client (one secret for all)
+        secrets["cf_client_secret"] = cf["client_secret"]
+        foundation = {"name": cf["name"], "api_url": cf["api_url"], "client_id": cf["client_id"],
+                      "client_secret": ref + "cf_client_secret"}
+        if isinstance(user_cf, dict):
+            foundation.update({k: v for k, v in user_cf.items() if k in ("broker_name", "broker_guid")})
+        if cf.get("ca_cert"):
+            foundation["ca_cert"] = cf["ca_cert"]
+        foundations.append(foundation)
+    for bosh in endpoints.get("bosh_directors") or [endpoints["bosh"]]:
+        director: dict[str, Any] = {"name": bosh["name"], "url": bosh["url"], "auth": bosh["auth"]}
+        if bosh.get("foundations") is not None:
+            director["foundations"] = bosh["foundations"]
+        if bosh.get("ca_cert"):
+            director["ca_cert"] = bosh["ca_cert"]
+        if bosh["auth"] == "uaa":
+            director.update(client_id=bosh["client_id"], client_secret=ref + "bosh_client_secret")
+            secrets["bosh_client_secret"] = bosh["client_secret"]
+        else:
+            director.update(username=bosh["username"], password=ref + "bosh_password")
+            secrets["bosh_password"] = bosh["password"]
+        directors.append(director)
     vault_cfg: dict[str, Any] = {"address": vault["address"], "token": ref + "vault_token", "mount": vault["mount"]}
     if vault.get("ca_cert"):
         vault_cfg["ca_cert"] = vault["ca_cert"]
     config = {k: v for k, v in user.items() if k not in ("cf", "bosh", "vault")}
-    config.update(cf=[foundation], bosh=[director], vault=vault_cfg)
+    config.update(cf=foundations, bosh=directors, vault=vault_cfg)
     text = yaml.safe_dump(config, sort_keys=False)
     try:  # refuse a bad setting now, with its key, rather than as a failed run after the stack started
         load_settings({}, text, "--config (with the stack's endpoints)")
@@ -330,9 +340,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="forced runs (clear the deployment cache)")
     parser.add_argument("--workdir", help="directory for the stack's TLS material (default: a temp dir)")
     parser.add_argument("--report", required=True, help="where to write the JSON report")
+    parser.add_argument("--built", nargs="?", const=str(ROOT_DIR / ".aws-sam" / "build"), metavar="DIR",
+                        help="run the built artifacts (default DIR .aws-sam/build, from make build) in python3.12 "
+                             "workers instead of the source folders")
 
 
 def command(args: argparse.Namespace) -> int:
+    from mockstack.aws import EngineError
     from mockstack.world import WorldError
 
     if args.runs < 1:
@@ -347,9 +361,14 @@ def command(args: argparse.Namespace) -> int:
         config_text = Path(args.config).read_text() if args.config else None
         faults = load_faults(args.faults)
         started = time.monotonic()
+        built: dict[str, Any] = {}
+        if args.built:
+            if not (Path(args.built) / "template.yaml").is_file():
+                raise ScenarioError(f"--built {args.built}: no template.yaml there; run `make build` first")
+            built = {"mode": "server", "engine_options": {"artifacts": args.built}}
         report = run_scenario(args.world, config_text=config_text, runs=args.runs, faults=faults, force=args.force,
-                              workdir=args.workdir)
-    except (ScenarioError, WorldError) as exc:
+                              workdir=args.workdir, **built)
+    except (ScenarioError, WorldError, EngineError) as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -26,7 +26,7 @@ from mockstack.openbao import OpenBaoVault
 from mockstack.tls import DEFAULT_HOSTS, TLSMaterial, make_tls
 from mockstack.uaa import UAAEmulator
 from mockstack.vault import VaultEmulator
-from mockstack.world import load_world
+from mockstack.world import load_world, parts
 
 # scopes of the generated CF client: a read-only reconciler that may read binding credentials
 CF_CLIENT_SCOPES = ["cloud_controller.admin_read_only", "cloud_controller.read"]
@@ -89,6 +89,8 @@ class MockStack:
         self.cf: CloudControllerEmulator | None = None
         self.bosh: BoshDirectorEmulator | None = None
         self.vault: VaultEmulator | OpenBaoVault | None = None
+        self.foundations: dict[str, tuple[str, str]] = {}  # name -> (CC server key, UAA server key)
+        self.directors: dict[str, tuple[str, str]] = {}  # name -> (Director server key, its UAA's key)
 
     # -- life cycle -------------------------------------------------------------------
     def _serve(self, key: str, emulator: Any, secure: bool) -> EmulatorServer:
@@ -114,29 +116,42 @@ class MockStack:
         self.tls = make_tls(self.workdir / "tls", name="mockstack", hosts=DEFAULT_HOSTS + extra)
         a = self.auth
         cf_client, cf_user = a["cf_client"], a["cf_user"]
-        self.cf_uaa = UAAEmulator({cf_client["id"]: {"secret": cf_client["secret"], "authorities": CF_CLIENT_SCOPES}},
-                                  users={cf_user["username"]: cf_user["password"]}, expires_in=self.expires_in)
-        uaa_server = self._serve("uaa", self.cf_uaa, self.tls_everywhere)
-        self.cf_uaa.set_issuer(uaa_server.url)
-        self.cf = CloudControllerEmulator(self.world["cf"], uaa_url=uaa_server.url, authority=self.cf_uaa.authority,
-                                          rate_limits=self.cf_rate_limits)
-        self._serve("cf", self.cf, self.tls_everywhere)
+        # each foundation on its own port with its own UAA; the first keeps the keys "cf"/"uaa",
+        # the others are "cf:<name>"/"uaa:<name>" (set_faults("cf:eu", down=True))
+        for i, part in enumerate(parts(self.world, "cf")):
+            suffix = "" if i == 0 else f":{part['name']}"
+            uaa = UAAEmulator({cf_client["id"]: {"secret": cf_client["secret"], "authorities": CF_CLIENT_SCOPES}},
+                              users={cf_user["username"]: cf_user["password"]}, expires_in=self.expires_in)
+            uaa_server = self._serve("uaa" + suffix, uaa, self.tls_everywhere)
+            uaa.set_issuer(uaa_server.url)
+            cc = CloudControllerEmulator(part, uaa_url=uaa_server.url, authority=uaa.authority,
+                                         rate_limits=self.cf_rate_limits)
+            self._serve("cf" + suffix, cc, self.tls_everywhere)
+            self.foundations[part["name"]] = ("cf" + suffix, "uaa" + suffix)
+            if i == 0:
+                self.cf_uaa, self.cf = uaa, cc
 
-        bosh_kwargs: dict[str, Any] = {}
-        if a["bosh_auth"] == "uaa":
-            client = a["bosh_client"]
-            self.bosh_uaa = UAAEmulator({client["id"]: {"secret": client["secret"],
-                                                        "authorities": BOSH_CLIENT_SCOPES}},
-                                        expires_in=self.expires_in)
-            self.bosh_uaa.api = "bosh_uaa"
-            bosh_uaa_server = self._serve("bosh_uaa", self.bosh_uaa, True)
-            self.bosh_uaa.set_issuer(bosh_uaa_server.url)
-            bosh_kwargs.update(uaa_url=bosh_uaa_server.url, authority=self.bosh_uaa.authority)
         basic = a["bosh_basic"]
-        self.bosh = BoshDirectorEmulator(self.world["bosh"], auth=a["bosh_auth"],
-                                         basic=(basic["username"], basic["password"]),
-                                         task_steps=self.bosh_task_steps, tls=self.tls, **bosh_kwargs)
-        self._serve("bosh", self.bosh, True)
+        for i, part in enumerate(parts(self.world, "bosh")):
+            suffix = "" if i == 0 else f":{part['name']}"
+            bosh_kwargs: dict[str, Any] = {}
+            bosh_uaa = None
+            if a["bosh_auth"] == "uaa":
+                client = a["bosh_client"]
+                bosh_uaa = UAAEmulator({client["id"]: {"secret": client["secret"],
+                                                       "authorities": BOSH_CLIENT_SCOPES}},
+                                       expires_in=self.expires_in)
+                bosh_uaa.api = "bosh_uaa"
+                bosh_uaa_server = self._serve("bosh_uaa" + suffix, bosh_uaa, True)
+                bosh_uaa.set_issuer(bosh_uaa_server.url)
+                bosh_kwargs.update(uaa_url=bosh_uaa_server.url, authority=bosh_uaa.authority)
+            director = BoshDirectorEmulator({k: v for k, v in part.items() if k != "foundations"},
+                                            auth=a["bosh_auth"], basic=(basic["username"], basic["password"]),
+                                            task_steps=self.bosh_task_steps, tls=self.tls, **bosh_kwargs)
+            self._serve("bosh" + suffix, director, True)
+            self.directors[part["name"]] = ("bosh" + suffix, "bosh_uaa" + suffix)
+            if i == 0:
+                self.bosh_uaa, self.bosh = bosh_uaa, director
 
         if self.vault_backend == "openbao":  # a real server behind the recording front (same log and faults)
             if a["vault_token"].startswith(("hvs.", "hvb.", "hvr.", "s.", "b.", "r.")):
@@ -175,16 +190,23 @@ class MockStack:
         a, s = self.auth, self.servers
         ca = self.tls.ca_path if self.tls else None
         plain_ca = ca if self.tls_everywhere else None
-        bosh_uaa = s.get("bosh_uaa")
+        cfs = [{"name": name, "api_url": s[cc].url, "uaa_url": s[uaa].url,
+                "login_url": s[uaa].url, "client_id": a["cf_client"]["id"],
+                "client_secret": a["cf_client"]["secret"], "username": a["cf_user"]["username"],
+                "password": a["cf_user"]["password"], "ca_cert": plain_ca}
+               for name, (cc, uaa) in self.foundations.items()]
+        serves = {p["name"]: p.get("foundations") for p in parts(self.world, "bosh")}
+        directors = [{"name": name, "url": s[key].url, "auth": a["bosh_auth"],
+                      "uaa_url": s[uaa].url if uaa in s else None, "client_id": a["bosh_client"]["id"],
+                      "client_secret": a["bosh_client"]["secret"], "username": a["bosh_basic"]["username"],
+                      "password": a["bosh_basic"]["password"], "ca_cert": ca,
+                      **({"foundations": serves[name]} if serves.get(name) is not None else {})}
+                     for name, (key, uaa) in self.directors.items()]
         return {
-            "cf": {"name": self.world["cf"].get("name", "cf"), "api_url": s["cf"].url, "uaa_url": s["uaa"].url,
-                   "login_url": s["uaa"].url, "client_id": a["cf_client"]["id"],
-                   "client_secret": a["cf_client"]["secret"], "username": a["cf_user"]["username"],
-                   "password": a["cf_user"]["password"], "ca_cert": plain_ca},
-            "bosh": {"name": self.world["bosh"].get("name", "bosh"), "url": s["bosh"].url, "auth": a["bosh_auth"],
-                     "uaa_url": bosh_uaa.url if bosh_uaa else None, "client_id": a["bosh_client"]["id"],
-                     "client_secret": a["bosh_client"]["secret"], "username": a["bosh_basic"]["username"],
-                     "password": a["bosh_basic"]["password"], "ca_cert": ca},
+            "cf": cfs[0],
+            "bosh": directors[0],
+            "cf_foundations": cfs,
+            "bosh_directors": directors,
             "vault": {"address": s["vault"].url, "token": self.vault_client_token or a["vault_token"],
                       "mount": "secret",
                       "kv_version": self.vault_kv_version, "aws_role": a.get("vault_aws_role"), "ca_cert": plain_ca},

@@ -221,10 +221,14 @@ def _validate_cf(cf: Any) -> dict[str, Any]:
 
 def _validate_bosh(bosh: Any) -> dict[str, Any]:
     bosh = dict(_obj(bosh, "bosh"))
-    unknown = set(bosh) - {"name", "deployments", "uuid", "version"}
+    unknown = set(bosh) - {"name", "deployments", "uuid", "version", "foundations"}
     if unknown:
-        raise WorldError(f"bosh.{sorted(unknown)[0]}", "unknown key; accepted: name, deployments, uuid, version")
+        raise WorldError(f"bosh.{sorted(unknown)[0]}",
+                         "unknown key; accepted: name, deployments, uuid, version, foundations")
     bosh["name"] = _str(bosh.get("name", "bosh"), "bosh.name")
+    if bosh.get("foundations") is not None:  # the CF foundations this director deploys for (default: all)
+        bosh["foundations"] = [_str(f, "bosh.foundations[]") for f in _expect(bosh["foundations"], list,
+                                                                                "bosh.foundations", "a list")]
     deployments = _expect(bosh.get("deployments") if bosh.get("deployments") is not None else [], list,
                           "bosh.deployments", "a list")
     bosh["deployments"] = deployments
@@ -314,14 +318,41 @@ def validate_world(data: Any) -> dict[str, Any]:
     for key in ("cf", "bosh", "vault"):
         if key not in world:
             raise WorldError(key, "missing (a world has 'cf', 'bosh' and 'vault'; use {} for an empty part)")
-    world["cf"] = _validate_cf(world["cf"])
-    world["bosh"] = _validate_bosh(world["bosh"])
+    world["cf"] = _one_or_many(world["cf"], "cf", _validate_cf)
+    world["bosh"] = _one_or_many(world["bosh"], "bosh", _validate_bosh)
     world["vault"] = _validate_vault(world["vault"])
     if world.get("auth") is not None:
         world["auth"] = _validate_auth(world["auth"])
     if world.get("meta") is not None:
         _obj(world["meta"], "meta")
     return world
+
+
+def _one_or_many(value: Any, key: str, validate: Any) -> Any:
+    """``"cf": {...}`` (one foundation) or ``"cf": [{"name": ...}, ...]`` (several, each named, names unique)."""
+    if not isinstance(value, list):
+        return validate(value)
+    if not value:
+        raise WorldError(key, "an empty list; give one object or a list of named objects")
+    out, names = [], set()
+    for i, part in enumerate(value):
+        if not isinstance(part, Mapping) or not isinstance(part.get("name"), str) or not part["name"]:
+            raise WorldError(f"{key}[{i}]", "each entry of a list needs its own 'name'")
+        if part["name"] in names:
+            raise WorldError(f"{key}[{i}].name", f"{part['name']!r} is used twice; names must be unique")
+        names.add(part["name"])
+        try:
+            out.append(validate(part))
+        except WorldError as exc:
+            where = f"{key}[{i}]" + exc.path[len(key):] if exc.path.startswith(key) else f"{key}[{i}]"
+            raise WorldError(where, exc.problem) from None
+    return out
+
+
+def parts(world: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """The foundations (``key="cf"``) or directors (``"bosh"``) of a validated world, as a list."""
+    value = world[key]
+    return list(value) if isinstance(value, list) else [value]
 
 
 def load_world(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:

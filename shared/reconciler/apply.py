@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reconciler import backup as bk
+from reconciler.config.models import Settings
 from reconciler.errors import (
     CasConflict,
     CircuitOpen,
@@ -51,9 +52,11 @@ class BackupSettings:
             raise InvalidInput("backup retention_count / retention_days must be >= 0 (0 = unlimited)")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> BackupSettings:
+    def from_settings(cls, settings: Settings) -> BackupSettings:
         b = settings.reconciler.backup
-        return cls(**{f: getattr(b, f) for f in cls.__dataclass_fields__ if hasattr(b, f)})
+        return cls(enabled=b.enabled, retention_count=b.retention_count, retention_days=b.retention_days,
+                   compression_level=b.compression_level, cleanup_enabled=b.cleanup_enabled,
+                   backup_on_update=b.backup_on_update, backup_on_delete=b.backup_on_delete)
 
 
 # --- stored backups --------------------------------------------------------------------

@@ -40,10 +40,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from reconciler.config.models import BoshDirector, Settings
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError, Unavailable
 from reconciler.http_client import BasicAuth, HttpClient, UaaToken
 from reconciler.models import VM, BoshDeployment, DeploymentDetail, NameVersion, SourceStatus
 from reconciler.resilience import ApiPolicy, Resilience, make_session
+from reconciler.resilience.policy import typed_settings
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +98,28 @@ class BoshInventory:
 
 
 class BoshClient:
-    """One Director. ``director`` is the Settings' ``BoshDirector`` (duck-typed)."""
+    """One Director of the Settings (``settings.bosh_directors``); no settings: the defaults."""
 
-    def __init__(self, director: Any, settings: Any = None, *, store: Any = None, session: Any = None,
-                 vm_details: str | None = None, cache_ttl: float | None = None, poll_initial: float = 0.2,
+    def __init__(self, director: BoshDirector, settings: Settings | None = None, *, store: Any = None,
+                 session: Any = None, vm_details: str | None = None, cache_ttl: float | None = None,
+                 poll_initial: float = 0.2,
                  poll_max: float = 2.0, max_polls: int = MAX_POLLS, clock=time.time, sleep=time.sleep) -> None:
-        self.name = getattr(director, "name", None) or "bosh"
+        self.name = director.name or "bosh"
         self.director = director
-        url = getattr(director, "url", None)
+        url = director.url
         if not url:
             raise ConfigError(f"bosh director {self.name!r}: url is not set")
-        rec = getattr(settings, "reconciler", None)
-        self.vm_details = vm_details or getattr(getattr(rec, "bosh", None), "vm_details", None) or "instances"
+        settings = typed_settings(settings)
+        rec = settings.reconciler
+        self.vm_details = vm_details or rec.bosh.vm_details
         if self.vm_details not in ("task", "instances"):
             raise ConfigError(f"reconciler.bosh.vm_details {self.vm_details!r}: accepted 'task' or 'instances'")
-        self.cache_ttl = float(cache_ttl if cache_ttl is not None else getattr(rec, "cache_ttl", 300.0) or 0.0)
+        self.cache_ttl = float(cache_ttl if cache_ttl is not None else rec.cache_ttl or 0.0)
         self.store = store
         self.poll_initial, self.poll_max, self.max_polls = poll_initial, poll_max, max_polls
         self.sleep = sleep
         self.policy = ApiPolicy.from_settings(settings, "bosh", self.name)
-        self.session = session or make_session(self.policy, verify=_verify(director))
+        self.session = session or make_session(self.policy, verify=director.tls_verify())
         self.resilience = Resilience(self.policy, store, clock=clock, sleep=sleep)
         self.uaa_resilience = Resilience(ApiPolicy.from_settings(settings, "bosh", f"{self.name}:uaa"), store,
                                          clock=clock, sleep=sleep)
@@ -125,8 +129,8 @@ class BoshClient:
         self.cache_hits = self.cache_misses = 0
 
     @classmethod
-    def all_from_settings(cls, settings: Any, store: Any = None, **kwargs: Any) -> list[BoshClient]:
-        return [cls(d, settings, store=store, **kwargs) for d in getattr(settings, "bosh_directors", []) or []]
+    def all_from_settings(cls, settings: Settings, store: Any = None, **kwargs: Any) -> list[BoshClient]:
+        return [cls(d, settings, store=store, **kwargs) for d in settings.bosh_directors]
 
     # --- auth ------------------------------------------------------------------------------
 
@@ -148,15 +152,15 @@ class BoshClient:
         kind = ua.get("type")
         d = self.director
         if kind == "uaa":
-            base = getattr(d, "uaa_url", None) or (ua.get("options") or {}).get("url")
+            base = d.uaa_url or (ua.get("options") or {}).get("url")
             if not base:
                 raise InvalidInput(f"bosh:{self.name}: /info says uaa but gives no URL; set uaa_url")
-            if not getattr(d, "client_id", None) or getattr(d, "client_secret", None) is None:
+            if not d.client_id or d.client_secret is None:
                 raise ConfigError(f"bosh director {self.name!r} uses UAA: client_id and client_secret are needed")
             self.http.auth = UaaToken(base, d.client_id, d.client_secret, session=self.session,
                                       resilience=self.uaa_resilience, api=f"bosh:{self.name}")
         elif kind == "basic":
-            if not getattr(d, "username", None) or getattr(d, "password", None) is None:
+            if not d.username or d.password is None:
                 raise ConfigError(f"bosh director {self.name!r} uses basic auth: username and password are needed")
             self.http.auth = BasicAuth(d.username, d.password)
         else:
@@ -318,10 +322,3 @@ def _safe(name: str) -> str:
     return name
 
 
-def _verify(endpoint: Any) -> bool | str:
-    tls_verify = getattr(endpoint, "tls_verify", None)
-    if callable(tls_verify):
-        return tls_verify()
-    if getattr(endpoint, "insecure_skip_verify", False):
-        return False
-    return getattr(endpoint, "ca_cert", None) or True

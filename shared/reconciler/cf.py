@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from reconciler.config.models import CFFoundation, Settings
 from reconciler.errors import ConfigError, InvalidInput, NotFound, ReconcilerError
 from reconciler.http_client import HttpClient, UaaToken
 from reconciler.models import CatalogPlan, CFBinding, CFInstance, SourceStatus
@@ -95,17 +96,17 @@ class CFDiscovery:
 
 
 class CFClient:
-    """One CF foundation. ``foundation`` is the Settings' ``CFFoundation`` (duck-typed)."""
+    """One CF foundation of the Settings (``settings.cf_foundations``); no settings: the defaults."""
 
-    def __init__(self, foundation: Any, settings: Any = None, *, store: Any = None, session: Any = None,
-                 per_page: int = PER_PAGE, binding_chunk: int | None = None, clock=time.time,
+    def __init__(self, foundation: CFFoundation, settings: Settings | None = None, *, store: Any = None,
+                 session: Any = None, per_page: int = PER_PAGE, binding_chunk: int | None = None, clock=time.time,
                  sleep=time.sleep) -> None:
-        self.name = getattr(foundation, "name", None) or "cf"
+        self.name = foundation.name or "cf"
         self.foundation = foundation
-        api_url = getattr(foundation, "api_url", None)
+        api_url = foundation.api_url
         if not api_url:
             raise ConfigError(f"cf foundation {self.name!r}: api_url is not set")
-        if not (getattr(foundation, "broker_guid", None) or getattr(foundation, "broker_name", None)):
+        if not (foundation.broker_guid or foundation.broker_name):
             raise ConfigError(f"cf foundation {self.name!r}: set broker_name or broker_guid")
         if not 1 <= per_page <= 5000:
             raise ConfigError(f"per_page {per_page}: 1..5000 is accepted")
@@ -113,19 +114,18 @@ class CFClient:
         self.binding_chunk = max(1, binding_chunk or guids_per_request(str(api_url), per_page))
         self.policy = ApiPolicy.from_settings(settings, "cf", self.name)
         uaa_policy = ApiPolicy.from_settings(settings, "cf", f"{self.name}:uaa")
-        self.session = session or make_session(self.policy, verify=_verify(foundation))
+        self.session = session or make_session(self.policy, verify=foundation.tls_verify())
         self.resilience = Resilience(self.policy, store, clock=clock, sleep=sleep)
         self.uaa_resilience = Resilience(uaa_policy, store, clock=clock, sleep=sleep)
         self._root: dict[str, Any] | None = None
-        self.token = UaaToken(self._token_base, getattr(foundation, "client_id", "") or "",
-                              getattr(foundation, "client_secret", None), session=self.session,
-                              resilience=self.uaa_resilience, api=f"cf:{self.name}", clock=clock)
+        self.token = UaaToken(self._token_base, foundation.client_id or "", foundation.client_secret,
+                              session=self.session, resilience=self.uaa_resilience, api=f"cf:{self.name}", clock=clock)
         self.http = HttpClient(f"cf:{self.name}", api_url, self.session, self.resilience, self.token)
         self._broker: dict[str, str] | None = None
 
     @classmethod
-    def all_from_settings(cls, settings: Any, store: Any = None, **kwargs: Any) -> list[CFClient]:
-        return [cls(f, settings, store=store, **kwargs) for f in getattr(settings, "cf_foundations", []) or []]
+    def all_from_settings(cls, settings: Settings, store: Any = None, **kwargs: Any) -> list[CFClient]:
+        return [cls(f, settings, store=store, **kwargs) for f in settings.cf_foundations]
 
     # --- discovery of endpoints ----------------------------------------------------------
 
@@ -136,7 +136,7 @@ class CFClient:
         return self._root
 
     def _token_base(self) -> str:
-        configured = getattr(self.foundation, "uaa_url", None)
+        configured = self.foundation.uaa_url
         if configured:
             return configured
         links = self.root()
@@ -170,8 +170,8 @@ class CFClient:
 
     def broker(self) -> dict[str, str]:
         if self._broker is None:
-            guid = getattr(self.foundation, "broker_guid", None)
-            name = getattr(self.foundation, "broker_name", None)
+            guid = self.foundation.broker_guid
+            name = self.foundation.broker_name
             if guid:
                 try:
                     body = self.http.get_json(f"/v3/service_brokers/{guid}")
@@ -183,8 +183,8 @@ class CFClient:
                 found = self.list_all("/v3/service_brokers", {"names": name})
                 if not found:
                     raise ConfigError(f"cf:{self.name}: no service broker named {name!r} (broker_name) is "
-                                      f"registered or visible to client {getattr(self.foundation, 'client_id', '')!r}")
-                self._broker = {"guid": found[0]["guid"], "name": found[0].get("name", name)}
+                                      f"registered or visible to client {self.foundation.client_id!r}")
+                self._broker = {"guid": found[0]["guid"], "name": found[0].get("name", name or "")}
         return self._broker
 
     def catalog(self) -> list[CatalogPlan]:
@@ -338,10 +338,3 @@ def _retrievable(offering: dict[str, Any]) -> bool:
     return features.get("instances_retrievable") is True if isinstance(features, dict) else False
 
 
-def _verify(endpoint: Any) -> bool | str:
-    tls_verify = getattr(endpoint, "tls_verify", None)
-    if callable(tls_verify):
-        return tls_verify()
-    if getattr(endpoint, "insecure_skip_verify", False) or getattr(endpoint, "skip_ssl_validation", False):
-        return False
-    return getattr(endpoint, "ca_cert", None) or True

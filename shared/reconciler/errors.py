@@ -50,6 +50,9 @@ class RateLimited(ExternalAPIError):
 class Unavailable(ExternalAPIError):
     """Timeout, connection error or 5xx: the system is down or overloaded."""
 
+    tls = False  # a TLS verification failure: fails closed, never retried
+    not_sent = False  # the request never reached the server: safe to retry even when not idempotent
+
 
 class VaultSealed(Unavailable):
     """Vault is sealed: nothing can be read or written until an operator unseals it."""

@@ -120,7 +120,7 @@ def debug_enabled(settings: Any = None) -> bool:
     function's environment), or the configuration's ``reconciler.debug``."""
     if any((env.get(name) or "").strip().lower() in TRUE for name in DEBUG_VARIABLES):
         return True
-    return bool(getattr(settings, "debug", False))
+    return settings is not None and bool(settings.debug)
 
 
 def level_name(settings: Any = None) -> str:
@@ -240,6 +240,7 @@ RUN_METRICS: dict[str, tuple[str, str]] = {
     "CacheHits": ("Count", "cache_hits"),
     "CacheMisses": ("Count", "cache_misses"),
     "CredentialsRecovered": ("Count", "credentials_recovered"),
+    "CircuitsOpen": ("Count", "circuits_open"),  # breakers open at the end of the run (CircuitOpenAlarm)
     "InstancesNotReconciled": ("Count", "instances_not_reconciled"),
     **{kind.spec.metric: ("Count", kind.figure) for kind in FindingKind},
 }

@@ -51,6 +51,7 @@ class Action(StrEnum):
     WRITE = "write"  # a real run's write whose previous state was not read (KV v1, no cas)
     MIGRATE = "migrate"  # a legacy backup rewritten in the current format, the old record removed
     DELETE_BACKUP = "delete_backup"  # an expired backup removed (retention)
+    DELETE = "delete"  # a path of the instance's tree removed (remediation, e.g. archiving a Vault orphan)
     ARCHIVE = "archive"  # auto-remediation: an orphan's path removed after its verified backup (undo: restore)
     UPDATE_INDEX = "update_index"  # secret/db, entry by entry
 
@@ -134,8 +135,10 @@ def describe_change(change: Mapping[str, Any], instance_id: str, mount: str) -> 
         return out
     if op == "delete":  # outside backups only the archive of an orphan removes anything
         return {"action": Action.ARCHIVE, "path": path, "secret": is_secret_path(path, instance_id, mount)}
-    action = Action.WRITE if existed is None else Action.UPDATE if existed else Action.CREATE
     secret = is_secret_path(path, instance_id, mount)
+    if op == "delete":
+        return {"action": Action.DELETE, "path": path, "secret": secret}
+    action = Action.WRITE if existed is None else Action.UPDATE if existed else Action.CREATE
     out = {"action": action, "path": path, "secret": secret}
     if change.get("after") is not None:
         fields, unchanged = field_changes(change.get("before"), change.get("after"), secret=secret)
@@ -192,7 +195,8 @@ def _merge_index(first: Mapping[str, Any] | None, later: Mapping[str, Any] | Non
     """Two phases' index changes (the sync, then the archive of orphans) as one: entry by key,
     the later phase's word on a key last."""
     if not first or not later:
-        return dict(later or first) if (later or first) else None
+        chosen = later or first
+        return dict(chosen) if chosen else None
     entries = {e["key"]: e for e in first.get("entries") or []}
     for e in later.get("entries") or []:
         entries[e["key"]] = e

@@ -11,6 +11,7 @@ adapters and the fakes have every member.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -50,7 +51,7 @@ class KvStore(Protocol):
 
     def list(self, folder: str) -> list[str]: ...
 
-    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> list[str]: ...
+    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> builtins.list[str]: ...
 
     def read_tree(self, prefix: str, *, exclude: Iterable[str] = (),
                   known: Mapping[str, Any] | None = None) -> Tree: ...

@@ -13,6 +13,7 @@ A recorded change carries data only in a dry run, and only for the plan builder
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ class RecordingVault:
                 keys.add(key)
         return sorted(keys)
 
-    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> list[str]:
+    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> builtins.list[str]:
         if not self.dry_run:
             return self.inner.list_recursive(folder, exclude=exclude)
         skip = {e if e.endswith("/") else e + "/" for e in exclude}

@@ -16,6 +16,7 @@ adapter itself never retries, so a sealed Vault costs exactly one request per ca
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import logging
@@ -31,6 +32,7 @@ import hvac.exceptions as hx
 import requests
 from requests.adapters import HTTPAdapter
 
+from reconciler.config.models import Settings
 from reconciler.errors import (
     CasConflict,
     ConfigError,
@@ -132,23 +134,23 @@ class VaultClient:
         self._logged_in = auth == "token"
 
     @classmethod
-    def from_settings(cls, settings: Any, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
+    def from_settings(cls, settings: Settings, *, store: Any = None, policy: CallPolicy | None = None) -> VaultClient:
         """Build from ``Settings`` (config/models.py): ``settings.vault`` (address, auth, token, aws_role,
         aws_mount, aws_header_value, namespace, mount, kv_version, ca_cert, insecure_skip_verify)
         and ``settings.reconciler.apis.vault`` / ``retry`` for the resilience policy (rate limit
         and circuit breaker shared through ``store`` when given)."""
 
         v = settings.vault
-        if getattr(v, "address", None) is None:
+        if v.address is None:
             raise ConfigError("vault.address is not configured")
         api_policy = ApiPolicy.from_settings(settings, "vault")
-        ca_path = _ca_file(_reveal(getattr(v, "ca_cert", None)))
-        skip = bool(getattr(v, "skip_ssl_validation", False))
-        kv = str(getattr(v, "kv_version", "auto") or "auto")
-        return cls(str(v.address), token=_reveal(getattr(v, "token", None)), auth=v.auth,
-                   aws_role=getattr(v, "aws_role", None), aws_mount=getattr(v, "aws_mount", "aws") or "aws",
-                   aws_header_value=getattr(v, "aws_header_value", None), namespace=getattr(v, "namespace", None),
-                   mount=getattr(v, "mount", "secret") or "secret", ca_cert=ca_path, verify=not skip,
+        ca_path = _ca_file(_reveal(v.ca_cert))
+        skip = bool(v.skip_ssl_validation)
+        kv = str(v.kv_version or "auto")
+        return cls(str(v.address), token=_reveal(v.token), auth=v.auth,
+                   aws_role=v.aws_role, aws_mount=v.aws_mount or "aws",
+                   aws_header_value=v.aws_header_value, namespace=v.namespace,
+                   mount=v.mount or "secret", ca_cert=ca_path, verify=not skip,
                    timeout=api_policy.timeout, kv_version=None if kv == "auto" else int(kv),
                    policy=policy or Resilience(api_policy, store),
                    session=make_session(api_policy, ca_cert=ca_path, skip_ssl_validation=skip),
@@ -228,7 +230,8 @@ class VaultClient:
             return CasConflict(f"{where}: conflict ({status}): {reason or 'the secret changed'}", api="vault",
                                status=status)
         if status == 413:
-            size = answer.request.headers.get("Content-Length") if answer is not None and answer.request else None
+            size = str(answer.request.headers.get("Content-Length") or "") if answer is not None and answer.request \
+                else None
             return TooLarge(f"{where}: request too large for Vault (413{', ' + size + ' bytes' if size else ''}; "
                             "over the server's max_request_size)", api="vault", status=413)
         if status == 429:
@@ -372,7 +375,7 @@ class VaultClient:
         def fn() -> list[str]:
             resp = self._client.adapter.post("/v1/sys/capabilities-self", json={"paths": [api_path]})
             body = resp if isinstance(resp, dict) else {}
-            data = body.get("data") if isinstance(body.get("data"), dict) else body
+            data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else body
             caps = data.get(api_path, data.get("capabilities", []))
             return sorted(str(c) for c in caps) if isinstance(caps, list) else []
 
@@ -457,7 +460,7 @@ class VaultClient:
 
         return self._call("list", folder, fn)
 
-    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> list[str]:
+    def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> builtins.list[str]:
         """Every secret path (logical) below ``folder``; folders in ``exclude`` (logical,
         ending with '/') are not descended into."""
         skip = {e if e.endswith("/") else e + "/" for e in exclude}

@@ -36,8 +36,12 @@ def test_dashboard_shows_status_runs_orphans_and_api_health(api, browser, tmp_pa
         store.put_run({"run_id": f"run-{i}", "status": status, "started_at": f"2026-11-26T0{i}:00:00Z",
                        "finished_at": f"2026-11-26T0{i}:01:00Z", "duration_s": duration,
                        "figures": {"instances_found": 40 + i, "instances_synced": 39}})
+    mismatch, creating = "5387d29c-fc2b-432c-9b34-73342063e843", "75750c2b-561f-4bfe-9f93-693f6f00e7c4"
     store.put_orphans({"cf": {guid: {"first_seen": "2026-11-26T00:00:00Z", "checks": 3}},
-                       "bosh": {"redis-standalone-orphan": {"checks": 1}}, "vault": {}})
+                       "bosh": {"redis-standalone-orphan": {"checks": 1}}, "vault": {},
+                       "name_mismatch": {mismatch: {"checks": 2, "reason": (
+                           f"deployment redis-small-{mismatch.upper()}, broker derives redis-small-{mismatch}")}},
+                       "in_flight": {creating: {"checks": 1, "reason": "CF create in progress"}}})
     store.guard_update("cf:prod", UpdateExpression="SET cb = :s", ExpressionAttributeValues={":s": {"S": "open"}})
 
     page = browser.new_page()
@@ -48,6 +52,8 @@ def test_dashboard_shows_status_runs_orphans_and_api_health(api, browser, tmp_pa
     assert page.locator("#duration-chart rect").count() == 3
     orphans = page.locator("#orphans").inner_text()
     assert "CF 1, BOSH 1, Vault 0" in orphans and guid in orphans and "redis-standalone-orphan" in orphans
+    assert "Name mismatch 1" in orphans and "In flight 1" in orphans and "CF create in progress" in orphans
+    assert f"redis-small-{mismatch.upper()}" in orphans and f"broker derives redis-small-{mismatch}" in orphans
     assert "open" in page.locator("#apis").inner_text()
     runs = page.locator("#runs").inner_text()
     assert "run-1" in runs and "FAILED" in runs

@@ -26,8 +26,12 @@ from tests.integration.vault_fixtures import (
     SECRETS,
     index_world,
     instance_world,
+    vault_backend,  # noqa: F401 - fixture
     vault_env,
 )
+
+# every test against the emulator and a real OpenBao
+pytestmark = pytest.mark.usefixtures("vault_backend")
 
 NOW = 1_704_400_000.0
 LEGACY_SHA = "1" * 64

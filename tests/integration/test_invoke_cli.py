@@ -34,3 +34,13 @@ def test_user_mistakes_are_one_line_and_exit_2(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_run_with_built_artifacts_that_are_not_there_is_one_line(capsys, tmp_path):
+    world = tmp_path / "world.json"
+    assert main(["generate", "--instances", "3", "--seed", "1", "--out", str(world)]) == 0
+    capsys.readouterr()
+    argv = ["run", "--world", str(world), "--report", str(tmp_path / "r.json"), "--built", str(tmp_path / "no")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"run: --built {tmp_path / 'no'}: no template.yaml there; run `make build` first"

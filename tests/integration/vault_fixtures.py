@@ -101,8 +101,21 @@ class VaultEnv:
                 if (p == root or p.startswith(root + "/")) and not p.startswith(root + "/backups/")}
 
 
+_default_backend = ["emulator"]
+
+
+@pytest.fixture(params=BACKENDS)
+def vault_backend(request):
+    """A module that uses this fixture (``pytestmark = pytest.mark.usefixtures("vault_backend")``)
+    runs every ``vault_env`` of every test against both backends."""
+    _default_backend[0] = request.param
+    yield request.param
+    _default_backend[0] = "emulator"
+
+
 @contextlib.contextmanager
-def vault_env(world: dict, *, kv_version: int = 2, backend: str = "emulator", **client_kw) -> Iterator[VaultEnv]:
+def vault_env(world: dict, *, kv_version: int = 2, backend: str | None = None, **client_kw) -> Iterator[VaultEnv]:
+    backend = backend or _default_backend[0]
     aws_role = client_kw.pop("emulator_aws_role", None)
     if backend == "openbao":
         emu: VaultEmulator | OpenBaoVault = OpenBaoVault(world, token=TOKEN, kv_version=kv_version, mount="secret")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 from moto import mock_aws
 
+from mockstack import physics
 from mockstack.bench import AwsCallCounter, map_bound, render
 from reconciler.config import load_settings
 
@@ -45,16 +46,35 @@ def test_render_shows_every_figure():
            "history_events": 183, "max_state_payload_bytes": 1333, "requests": {"vault": {"GET": 1880}},
            "aws_calls": {"dynamodb": {"UpdateItem": 2929}}, "vault_writes": 0, "peak_rss_mib": 340.7,
            "output": {"phases": {"apply": {"instances_written": 0, "instances_failed": 0}}}}
+    run["physics"] = physics.physics(run, {"bosh": 2, "cf": 5, "vault": 1880}, {"bosh": 10, "cf": 20, "vault": 50})
+    run["cost"] = physics.cost(run, lambda_s=40.0)
     text = render({"instances": 300, "deployments": 305, "seed": 7, "generate_s": 0.1, "wall_s": 30.0,
-                   "runs": [run, run],
+                   "runs": [run, run], "rates": {"bosh": 10, "cf": 20, "vault": 50}, "prices": physics.PRICES,
                    "checks": {"payload_under_256KiB": True, "max_state_payload_bytes": 1333,
                               "history_far_below_25000": True, "max_history_events": 183},
                    "map_bound_50000": {"deployments": 50_833, "apply_batches": 1000, "apply_batch_size": 50,
                                        "scan_batches": 997, "scan_batch_size": 51, "max_map_items": 1000,
                                        "within_bound": True}})
     for expected in ("vault GET", "1880", "aws dynamodb UpdateItem", "2929", "12.3", "history events", "183",
-                     "apply 1000 batches of 50"):
+                     "apply 1000 batches of 50", "vault: requests / minimum", "1880 / 1880", "wall / bound",
+                     "37.6", "Lambda GB-s", "20.0", "cost total (USD)"):
         assert expected in text
+    assert run["physics"]["bound_s"] == 37.6 and run["physics"]["wall_over_bound"] == round(12.34 / 37.6, 3)
+
+
+def test_minimums_come_from_the_world():
+    from mockstack.generator import generate
+    from reconciler.config import load_settings
+
+    world, expected = generate(300, 7)
+    s = load_settings({}, "cf: {name: cf, api_url: 'https://api.example.com', client_id: c, client_secret: s}\n"
+                      "vault: {address: 'http://127.0.0.1:8200', token: t}\n")
+    low = physics.minimums(world, expected, s)
+    service = len(world["bosh"]["deployments"]) - len(expected["excluded_deployments"])
+    assert low["cold"]["bosh"] == 2 + 2 * service  # /info, /deployments, manifest + instances each
+    assert low["warm"]["bosh"] == 2 and low["warm_after_ttl"]["bosh"] == 3  # ... and one /events page
+    assert low["warm"]["cf"] < low["cold"]["cf"] and low["warm"]["vault"] > 4 * len(expected["matched"])
+    assert physics.rates(s) == {"bosh": 10.0, "cf": 20.0, "vault": 50.0}  # the spec's defaults
 
 
 def test_map_bound_follows_queue_size():

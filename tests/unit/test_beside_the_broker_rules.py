@@ -13,6 +13,7 @@ from typing import Any
 from mockstack.broker import BrokerModel, derived_deployment_name, filter_history
 from mockstack.generator import Drift, generate
 from reconciler.domain.broker import task_in_flight, unix_seconds
+from reconciler.models import DeploymentDetail
 from tests.unit.domain_support import WorldInputs
 from tests.unit.test_domain_generated_worlds import reconcile_once
 
@@ -170,6 +171,23 @@ def test_provision_in_flight_is_left_to_the_broker_then_settles():
     assert iid not in w.index
     _, batch, orphans, report = reconcile_once(w, clock.tick(), previous_orphans=orphans.state)
     assert iid not in w.index and iid not in orphans.state["cf"]  # still in flight: not re-added, not judged
+
+    # the provision completes: BOSH has the deployment, CF says succeeded, the broker's last index write
+    w.deployments.append(DeploymentDetail(director="bosh", name=f"{inst.plan_id}-{iid}"))
+    w.instances[-1] = inst.model_copy(update={"last_operation": {"type": "create", "state": "succeeded",
+                                                                 "updated_at": clock.iso()}})
+    broker.provision_request(iid, service_id=inst.service_id, plan_id=inst.plan_id,
+                             organization_guid=inst.organization_guid, space_guid=inst.space_guid)
+    broker.provision_started(iid)
+    broker.provision_completed(iid)
+    written = copy.deepcopy(w.index[iid])
+    result, _, orphans, report = reconcile_once(w, clock.tick(), previous_orphans=orphans.state)
+    assert iid not in result.in_flight and iid not in orphans.state["in_flight"]
+    assert not any(iid in orphans.state[k] for k in orphans.state)  # settled and healthy: no finding
+    assert all(w.index[iid][k] == v for k, v in written.items() if k != "reconciled_at")  # the broker's fields
+    assert w.index[iid]["deployment_name"] == f"{inst.plan_id}-{iid}"
+    changes, restored, _ = _cycle(w, broker, clock, orphans)
+    assert changes == 2 * restored
 
 
 def test_a_broker_index_write_racing_ours_is_repaired_next_run():

@@ -4,11 +4,10 @@ and never garbage such as one "IP address" per character of a string."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from reconciler.bosh import BoshClient
+from reconciler.config.models import BoshDirector
 
 
 class Answer:
@@ -20,9 +19,7 @@ class Answer:
 
 
 def client(manifest, instances) -> BoshClient:
-    director = SimpleNamespace(name="bosh", url="https://bosh.example", auth="basic", username="u", password="p",
-                               ca_cert=None, insecure_skip_verify=False, tls_verify=lambda: True, uaa_url=None,
-                               client_id=None, client_secret=None)
+    director = BoshDirector(name="bosh", url="https://bosh.example", auth="basic", username="u", password="p")
     c = BoshClient(director, vm_details="instances")
     answers = {"/deployments/dep": {"manifest": manifest}, "/deployments/dep/instances": instances}
     c._get = lambda path, params=None, **kw: Answer(answers[path])

@@ -4,11 +4,10 @@ crash of the discovery with a bare KeyError/AttributeError."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from reconciler.cf import CFClient
+from reconciler.config.models import CFFoundation
 from reconciler.models import SourceStatus
 
 BROKER = {"guid": "b0000000-0000-4000-8000-000000000000", "name": "blacksmith"}
@@ -43,9 +42,8 @@ class FakeHttp:
 
 
 def client(answers) -> CFClient:
-    foundation = SimpleNamespace(name="cf", api_url="https://api.example", client_id="c", client_secret="s",
-                                 broker_name="blacksmith", broker_guid=None, uaa_url="https://uaa.example",
-                                 ca_cert=None, insecure_skip_verify=False, tls_verify=lambda: True)
+    foundation = CFFoundation(name="cf", api_url="https://api.example", client_id="c", client_secret="s",
+                              broker_name="blacksmith", uaa_url="https://uaa.example")
     c = CFClient(foundation)
     c.http = FakeHttp(answers)
     return c

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import Settings, all_env_keys, load_settings, reconciler_env_keys
-from reconciler.config.models import MatchRule
+from reconciler.config.models import MatchRule, Webhook
 from reconciler.errors import ConfigError
 
 EXPECTED_DEFAULTS = json.loads((Path(__file__).parent / "fixtures" / "config_defaults.json").read_text())
@@ -57,6 +57,9 @@ def _sample(default, key=""):
     if key == "matching.rules":
         raw = '[{"name": "r", "manifest_path": "meta.id"}]'
         return raw, [MatchRule(name="r", manifest_path="meta.id")]
+    if key == "notifications.webhooks":
+        raw = '[{"url": "https://hooks.example.com/x", "events": ["run_failed"]}]'
+        return raw, [Webhook(url="https://hooks.example.com/x", events=["run_failed"])]
     if isinstance(default, list):
         return "a, b ,c", ["a", "b", "c"]
     if isinstance(default, dict):

@@ -89,7 +89,7 @@ def test_stale_manifest_only_manifest_and_history_written():
 
 
 def test_history_is_bounded():
-    history = [{"timestamp": f"t{i}", "action": "x"} for i in range(60)]
+    history = [{"timestamp": f"t{i}", "action": "reconcile"} for i in range(60)]
     vault = FakeVault({f"secret/{A}/metadata": {"history": history}})
     plan = _plan(vault, cfg=DomainConfig(history_limit=50))
     meta = next(w.data for w in plan.writes if w.path.endswith("/metadata"))
@@ -98,6 +98,16 @@ def test_history_is_bounded():
         and meta["history"][-1]["timestamp"] == unix_seconds(NOW)  # the broker keeps only numbers
         and meta["history"][0]["timestamp"] == "t11"
     )
+
+
+def test_only_our_history_entries_are_bounded_the_brokers_are_its_own():
+    broker = [{"timestamp": 1_760_000_000 + i, "action": "provision", "description": "b"} for i in range(70)]
+    ours = [{"timestamp": 1_760_100_000 + i, "action": "reconcile"} for i in range(10)]
+    vault = FakeVault({f"secret/{A}/metadata": {"history": broker + ours}})
+    plan = _plan(vault, cfg=DomainConfig(history_limit=5))
+    meta = next(w.data for w in plan.writes if w.path.endswith("/metadata"))
+    assert [e for e in meta["history"] if e["action"] == "provision"] == broker  # every one of the broker's
+    assert len([e for e in meta["history"] if e["action"] == "reconcile"]) == 5  # ours: the newest 5
 
 
 def test_unresolved_placeholder_marks_recovery_needed():

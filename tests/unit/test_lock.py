@@ -115,3 +115,16 @@ def test_runtime_stand_in_is_the_oldest_sdk_we_accept():
     floor = next(s.version for s in boto3.specifier if s.operator == ">=")
     assert runtime["boto3"].startswith(floor + "."), "the stand-in is the floor series of pyproject's boto3"
     assert all(_hashes(RUNTIME_FILE).values())
+
+
+def test_make_build_without_python312_stops_with_one_line(tmp_path):
+    import os
+    import subprocess
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
+    result = subprocess.run([str(ROOT / "tools" / "find-python312")], capture_output=True, text=True, env=env,
+                            timeout=60)
+    if result.returncode == 0 and os.path.realpath(result.stdout.strip()).startswith("/usr"):
+        pytest.skip("this machine has a system python3.12 in /usr/bin")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "no python3.12 found (on PATH or from pyenv)" in result.stderr

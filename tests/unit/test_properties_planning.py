@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.domain import DomainConfig, is_allowed_write_path, match, plan_instance
+from reconciler.domain.broker import OUR_HISTORY_ACTIONS
 from reconciler.domain.manifests import is_placeholder
 from reconciler.domain.types import USER_FIELDS
 from reconciler.models import VM, CFBinding
@@ -159,9 +160,15 @@ def test_plan_apply_plan_again_is_empty_and_nothing_is_lost(case, history_limit)
         else:
             assert set(old) <= set(new)  # nothing dropped
     meta = fv.data.get(f"secret/{uid}/metadata", {})
-    assert len(meta.get("history", [])) <= max(
-        history_limit, len(before.get(f"secret/{uid}/metadata", {}).get("history", []))
-    )
+    # our entries are bounded; the broker's (every other action) are its audit trail, all kept
+    old_history = before.get(f"secret/{uid}/metadata", {}).get("history", [])
+
+    def split(history: list) -> tuple[list, list]:
+        ours = [e for e in history if e.get("action") in OUR_HISTORY_ACTIONS]
+        return ours, [e.get("action") for e in history if e.get("action") not in OUR_HISTORY_ACTIONS]
+
+    (ours, theirs), (ours_before, theirs_before) = split(meta.get("history", [])), split(old_history)
+    assert len(ours) <= max(history_limit, len(ours_before)) and theirs == theirs_before
 
     again = _plan(uid, inst, dep, bindings, fv, params, "2026-06-01T00:00:00Z", cfg)
     assert again.writes == [], [w.path for w in again.writes]

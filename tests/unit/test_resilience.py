@@ -6,13 +6,13 @@ DynamoDB backend runs on moto, the in-process fallback on a private dict.
 
 import random
 import threading
-from types import SimpleNamespace
 
 import boto3
 import pytest
 import requests
 from moto import mock_aws
 
+from reconciler.config.models import Settings
 from reconciler.errors import (
     CircuitOpen,
     ExternalAPIError,
@@ -76,18 +76,17 @@ def failing(exc, calls):
     return fn
 
 
-# --- settings are read from the Settings model (duck-typed) -----------------------------
+# --- settings are read from the typed Settings model ------------------------------------
 
 
 def test_policy_from_settings_reads_every_key():
-    ns = SimpleNamespace
-    settings = ns(reconciler=ns(
-        apis=ns(bosh=ns(rate_limit=ns(requests_per_second=7, burst=3, wait_timeout=2.5),
-                        circuit_breaker=ns(enabled=False, failure_threshold=9, success_threshold=4, timeout=12,
-                                           max_concurrent=2),
-                        timeout=11, max_connections=6, keep_alive=20)),
-        retry=ns(max_attempts=4, initial_delay=0.5, max_delay=8, multiplier=3, jitter=0.2,
-                 retryable_errors=["flaky"])))
+    settings = Settings.model_validate({"reconciler": {
+        "apis": {"bosh": {"rate_limit": {"requests_per_second": 7, "burst": 3, "wait_timeout": 2.5},
+                          "circuit_breaker": {"enabled": False, "failure_threshold": 9, "success_threshold": 4,
+                                              "timeout": 12, "max_concurrent": 2},
+                          "timeout": 11, "max_connections": 6, "keep_alive": 20}},
+        "retry": {"max_attempts": 4, "initial_delay": 0.5, "max_delay": 8, "multiplier": 3, "jitter": 0.2,
+                  "retryable_errors": ["flaky"]}}})
     p = ApiPolicy.from_settings(settings, "bosh", "dir1")
     assert p.name == "bosh:dir1" and p.timeout == 11 and p.max_connections == 6 and p.keep_alive == 20
     assert p.rate_limit == RateLimit(7, 3, 2.5)

@@ -254,8 +254,14 @@ def get_orphans() -> Response:
 @app.get("/b/")
 def get_dashboard() -> Response:
     svc = services()
-    page = dashboard.render_dashboard(current_status(), svc.store.list_runs(limit=20), svc.store.get_orphans(),
-                                      refresh_s=svc.refresh_s)
+    event = app.current_event
+    run_id = (event.get_query_string_value("run", "") or "")[:200] or None
+    query = (event.get_query_string_value("q", "") or "")[:200]
+    selected = svc.store.get_run(run_id) if run_id else None
+    plan = svc.store.get_scratch(run_id, scratch_keys.PLAN) if selected else None
+    page = dashboard.render_dashboard(current_status(), svc.store.list_runs(limit=dashboard.CHART_RUNS),
+                                      svc.store.get_orphans(), refresh_s=svc.refresh_s, selected_run=selected,
+                                      selected_plan=plan, selected_run_id=run_id, query=query)
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=page)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from ..domain.findings import FindingKind
 
 SIGN = {"create": "+", "update": "~", "write": "~", "backup": "+", "restamp_backup": "~", "migrate": ">",
-        "delete_backup": "-", "update_index": "~"}
+        "delete_backup": "-", "delete": "-", "update_index": "~"}
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

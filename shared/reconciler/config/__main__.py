@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
-        text = None
+        file_text: str | None = None
         if args.file:
             with open(args.file, encoding="utf-8") as fh:
-                text = fh.read()
-        settings = load_settings(None, text, args.file or "blacksmith.conf")
+                file_text = fh.read()
+        settings = load_settings(None, file_text, args.file or "blacksmith.conf")
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -93,6 +93,12 @@ _EFFECTS: list[tuple[str, str]] = [
     ("matching.rules", "Custom matching rules, in order: a deployment -> (service, plan, instance) by a name regex "
                        "with named groups or a manifest path, with a confidence. Asked after the built-in "
                        "strategies found no instance, or first with `before: true`."),
+    ("notifications.webhooks", "Webhooks POSTed at a run's end: `url`, `events` (default all: run_failed, "
+                               "run_with_errors, new_findings, findings_resolved, credentials_recovered, "
+                               "circuit_opened), `secret` (HMAC-SHA256 key of `X-Blacksmith-Signature`). The stack's "
+                               "SNS topic gets every event too. See docs/operate.md#notifications."),
+    ("notifications.timeout", "Each webhook delivery attempt's timeout."),
+    ("notifications.attempts", "Delivery attempts per webhook and event (backoff 0.5 s, 1 s, 2 s ...)."),
     ("remediation.<kind>.action", "What is done about a finding kind (`cf_orphan`, `bosh_orphan`, "
                                   "`vault_orphan`, `failed_provision`, `name_mismatch`, `in_flight`): "
                                   "`report` (default: recorded and shown, nothing else). "

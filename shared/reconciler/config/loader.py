@@ -285,6 +285,12 @@ def _set_path(data: dict, path: Path, value: Any) -> None:
 
 
 def _apply_env(data: dict, env: Mapping[str, str], sources: _Sources, problems: list[str]) -> None:
+    _refuse_unknown_names(env, problems)
+    _one_endpoint_for_overrides(data, env, problems)
+    _apply_env_keys(data, env, sources, problems)
+
+
+def _refuse_unknown_names(env: Mapping[str, str], problems: list[str]) -> None:
     known: set[str] = {DEBUG_ENV, *RESERVED_ENV}
     for key in all_env_keys():
         known.update(key.names)
@@ -298,6 +304,9 @@ def _apply_env(data: dict, env: Mapping[str, str], sources: _Sources, problems: 
             hint = f" (did you mean {close[0]}?)" if close else ""
             problems.append(f"{name}: unknown environment variable{hint}; see docs/configuration.md for the list")
 
+
+def _one_endpoint_for_overrides(data: dict, env: Mapping[str, str], problems: list[str]) -> None:
+    """Single-endpoint variables (BLACKSMITH_CF_API_URL ...) need exactly one cf/bosh entry."""
     for section in ("cf", "bosh"):
         keys = [k for k in endpoint_env_keys() if k.path[0] == section]
         present = [(k, n) for k in keys for n in (*k.names, *k.secret_names) if _env_value(env, n) is not None]
@@ -316,6 +325,8 @@ def _apply_env(data: dict, env: Mapping[str, str], sources: _Sources, problems: 
         if not isinstance(current[0], dict):
             continue  # the model reports it
 
+
+def _apply_env_keys(data: dict, env: Mapping[str, str], sources: _Sources, problems: list[str]) -> None:
     for key in all_env_keys():
         found = [(n, _env_value(env, n)) for n in key.names if _env_value(env, n) is not None]
         if len({v for _, v in found}) > 1:
@@ -440,28 +451,11 @@ def load_settings(
                 "accepted: a mapping with the sections reconciler, cf, bosh, vault"
             )
     sources = _Sources(file_name, lines)
-    # A single 'cf:'/'bosh:' mapping means one entry; give it the list shape (and line keys).
-    for section in ("cf", "bosh"):
-        if isinstance(data.get(section), dict):
-            data[section] = [data[section]]
-            for path in [p for p in lines if p[:1] == (section,) and len(p) > 1]:
-                lines[(section, 0, *path[1:])] = lines[path]
-            if (section,) in lines:
-                lines[(section, 0)] = lines[(section,)]
+    _single_endpoints_as_lists(data, lines)
     _empty_sections(data, ())
     _mark_secret_origins(data, sources)
     _apply_env(data, env, sources, problems)
-
-    global_debug = False
-    raw_debug = _env_value(env, DEBUG_ENV)
-    if raw_debug is not None:
-        try:
-            global_debug = parse_bool(raw_debug)
-        except ValueError:
-            problems.append(
-                f"debug = {raw_debug!r} (environment variable {DEBUG_ENV}): not a boolean; "
-                "accepted: true/false/yes/no/1/0"
-            )
+    global_debug = _global_debug(env, problems)
 
     settings: Settings | None = None
     try:
@@ -475,6 +469,32 @@ def load_settings(
     settings._warnings = tuple(warnings)
     settings._source = file_name if file_text is not None else "defaults"
     return settings
+
+
+def _single_endpoints_as_lists(data: dict, lines: dict[Path, int]) -> None:
+    """A single 'cf:'/'bosh:' mapping means one entry; give it the list shape (and line keys)."""
+    for section in ("cf", "bosh"):
+        if isinstance(data.get(section), dict):
+            data[section] = [data[section]]
+            for path in [p for p in lines if p[:1] == (section,) and len(p) > 1]:
+                lines[(section, 0, *path[1:])] = lines[path]
+            if (section,) in lines:
+                lines[(section, 0)] = lines[(section,)]
+
+
+def _global_debug(env: Mapping[str, str], problems: list[str]) -> bool:
+    """``BLACKSMITH_DEBUG`` as a boolean (a problem when it is not one)."""
+    raw_debug = _env_value(env, DEBUG_ENV)
+    if raw_debug is None:
+        return False
+    try:
+        return parse_bool(raw_debug)
+    except ValueError:
+        problems.append(
+            f"debug = {raw_debug!r} (environment variable {DEBUG_ENV}): not a boolean; "
+            "accepted: true/false/yes/no/1/0"
+        )
+        return False
 
 
 def _join(problems: list[str]) -> str:

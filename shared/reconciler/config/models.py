@@ -333,6 +333,38 @@ class Matching(_Model):
         return None
 
 
+NOTIFICATION_EVENTS = ("run_failed", "run_with_errors", "new_findings", "findings_resolved",
+                       "credentials_recovered", "circuit_opened")
+
+
+def _parse_webhooks(value: Any) -> Any:
+    """A YAML list of webhooks, or JSON text of one (environment variable)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("not JSON text of a list of webhooks") from None
+    if isinstance(value, dict):
+        raise ValueError("a single webhook: give a list (start each with '- ')")
+    return value
+
+
+class Webhook(_Model):
+    """One webhook: where to POST, which events, and the HMAC key signing the body."""
+
+    url: Annotated[str, BeforeValidator(lambda v: _parse_url(v) if v else v), Kind("an http:// or https:// URL")]
+    events: Annotated[list[Literal[NOTIFICATION_EVENTS]], Kind(f"a list of {', '.join(NOTIFICATION_EVENTS)}")] = \
+        Field(default_factory=lambda: list(NOTIFICATION_EVENTS))  # default: every event
+    # the HMAC-SHA256 key of X-Blacksmith-Signature (a reference in production)
+    secret: Annotated[Secret, Kind("a string, or a reference ssm:/name, secretsmanager:name[#key]")] | None = None
+
+
+class Notifications(_Model):
+    webhooks: Annotated[
+        list[Webhook], BeforeValidator(_parse_webhooks), Kind("a list of webhooks (env: JSON text)")
+    ] = Field(default_factory=list)
+    timeout: PosDuration = 5.0  # each delivery attempt
+    attempts: PosInt = 3  # per webhook and event, with backoff (0.5 s, 1 s, 2 s ...)
 # --- reconciler.remediation --------------------------------------------------------------
 
 DEFAULT_ARCHIVE_AFTER_S = 30 * 86400.0
@@ -394,6 +426,7 @@ class ReconcilerSettings(_Model):
     backup: Backup = Field(default_factory=Backup)
     matching: Matching = Field(default_factory=Matching)
     bosh: BoshScan = Field(default_factory=BoshScan)
+    notifications: Notifications = Field(default_factory=Notifications)
     remediation: Remediation = Field(default_factory=Remediation)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -546,6 +579,9 @@ class BoshDirector(_Endpoint):
     client_secret: SecretField | None = None
     username: Str | None = None
     password: SecretField | None = None
+    # the CF foundations whose instances this director deploys (empty: all): a deployment is
+    # only matched to an instance of one of them, and only their outages keep its findings open
+    foundations: StrList = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _auth(self) -> BoshDirector:
@@ -608,6 +644,12 @@ class Settings(_Model):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{label}: names must be unique, repeated: {', '.join(dupes)}")
+        known = {f.name for f in self.cf_foundations}
+        for d in self.bosh_directors:
+            unknown = sorted(set(d.foundations) - known)
+            if unknown:
+                raise ValueError(f"bosh director {d.name!r}: foundations {', '.join(unknown)} are not configured; "
+                                 f"accepted: {', '.join(sorted(known)) or 'none (no cf section)'}")
         return self
 
     @property

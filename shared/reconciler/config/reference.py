@@ -22,7 +22,7 @@ def _default(path: tuple, settings: Settings) -> str:
         info = _list_item_model(path[0]).model_fields[path[-1]]
         if info.is_required():
             return "required"
-        value: Any = info.default
+        value: Any = info.default_factory() if info.default_factory is not None else info.default
     else:
         value = settings
         for part in path:

@@ -80,6 +80,18 @@ def history_in_broker_format(history: Sequence[Any]) -> tuple[list[Any], int]:
     return out, converted
 
 
+#: The history actions this reconciler writes; every other entry is the broker's (or a user's).
+OUR_HISTORY_ACTIONS = ("reconcile", "orphaned", "orphan_resolved")
+
+
+def bound_history(history: Sequence[Any], limit: int) -> list[Any]:
+    """``history`` with at most ``limit`` entries of ours (the oldest of ours dropped first).
+    The broker's entries are its audit trail: its own append bounds them (1000, 30 days)."""
+    ours = [i for i, e in enumerate(history) if isinstance(e, Mapping) and e.get("action") in OUR_HISTORY_ACTIONS]
+    drop = set(ours[: max(0, len(ours) - limit)])
+    return [e for i, e in enumerate(history) if i not in drop]
+
+
 def _describe(op: Mapping[str, Any]) -> str:
     return f"CF {op.get('type') or 'operation'} {op.get('state')}"
 

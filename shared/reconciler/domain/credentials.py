@@ -174,8 +174,8 @@ def _postgresql(manifest: dict[str, Any], vms: Sequence[VM], instance_id: str) -
     }
 
 
-def _rabbitmq(manifest: dict[str, Any], vms: Sequence[VM], instance_id: str) -> dict[str, Any]:
-    group, props = _group_with_job(manifest, ("rabbitmq", "rabbitmq-server"))
+def _rabbitmq_users(props: Any) -> tuple[str, str, str, str]:
+    """(user, password, admin user, admin password), each a literal from the manifest."""
     username = _literal(
         _first(dig(props, "rabbitmq", "default", "user"), dig(props, "rabbitmq", "default", "username")),
         "rabbitmq user (rabbitmq.default.user)",
@@ -200,6 +200,12 @@ def _rabbitmq(manifest: dict[str, Any], vms: Sequence[VM], instance_id: str) -> 
         ),
         "rabbitmq admin password (rabbitmq.admin.pass)",
     )
+    return username, password, admin_user, admin_pass
+
+
+def _rabbitmq(manifest: dict[str, Any], vms: Sequence[VM], instance_id: str) -> dict[str, Any]:
+    group, props = _group_with_job(manifest, ("rabbitmq", "rabbitmq-server"))
+    username, password, admin_user, admin_pass = _rabbitmq_users(props)
     port = _port(dig(props, "rabbitmq", "port"), 5672)
     mgmt_port = _port(dig(props, "rabbitmq", "management", "port"), 15672)
     host = _host(vms, group)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,6 @@ if set(SPECS) != set(FindingKind):  # a member without its spec is a bug at impo
     raise RuntimeError(f"finding kinds without a spec: {sorted(set(FindingKind) - set(SPECS))}")
 
 
-def empty_findings() -> dict[str, dict]:
+def empty_findings() -> dict[str, dict[str, Any]]:
     """``{kind: {}}`` for every kind: the shape of a state with nothing found."""
     return {kind.value: {} for kind in FindingKind}

@@ -65,9 +65,10 @@ def observations_from(
     if cf_available and instances is not None:
         for inst in instances:
             uid = normalize_uuid(inst.guid)
-            if uid is None or uid in out:
-                continue
+            if uid is None or uid in out or result.foundations.get(uid, inst.foundation) != inst.foundation:
+                continue  # a twin (the same guid in another foundation) is not the instance Vault holds
             m = matches.get(uid) if uid not in conflicted else None
+            m = m if m is None or m.in_cf else None  # a deployment of a director not serving the instance
             out[uid] = IndexObservation(
                 instance_id=uid,
                 service_id=inst.service_id or None,
@@ -83,6 +84,8 @@ def observations_from(
                 status=settled_status(inst.last_operation),
                 in_flight=result.in_flight.get(uid, ""),
                 deployment_known=bosh_available,
+                foundation=inst.foundation or None,
+                director=(m.director or None) if m else None,
             )
     else:
         indexed = {u for u in (normalize_uuid(k) for k in (index or {})) if u}
@@ -98,6 +101,7 @@ def observations_from(
                     deployment_name=m.deployment_name,
                     source="bosh",
                     in_flight=result.in_flight.get(m.instance_id, ""),
+                    director=m.director or None,
                 ),
             )
     return [out[k] for k in sorted(out)]
@@ -133,14 +137,14 @@ def _new_entry(obs: IndexObservation) -> dict[str, Any]:
     return entry
 
 
-def _observe(
+def _observe(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     uid: str, obs: IndexObservation, current: Mapping[str, Any], new: dict[str, Any], report: ValidationReport
 ) -> bool:
     """Merge one observation into ``new``; True when the entry changed."""
     if obs.in_flight:
         report.in_flight.append(uid)
         return False
-    entry = new.get(uid)
+    entry: dict[str, Any] | None = new.get(uid)
     if obs.source == "cf" and not obs.deployment_name and not obs.deployment_known:
         return False  # BOSH did not answer: whether it has a deployment is unknown this run
     if entry is None and obs.source == "cf" and not obs.deployment_name:
@@ -150,7 +154,7 @@ def _observe(
         report.left_for_broker.append(uid)  # the broker removes it within the hour; not ours to edit
         return False
     is_new = entry is None
-    if is_new:
+    if entry is None:
         # A legacy upper-case key for the same instance: copy its fields, keep the old key.
         legacy = next((k for k in current if k != uid and normalize_uuid(k) == uid), None)
         entry = dict(current[legacy]) if legacy is not None and isinstance(current[legacy], Mapping) else {}
@@ -173,7 +177,14 @@ def _observe(
                                                  derived_name=derived, advice=NAME_MISMATCH_ADVICE))
         if is_new:
             report.name_mismatch_restored.append(uid)
+    # where the instance lives (several foundations/directors): kept true once present, added
+    # when the entry is written anyway, so a healthy estate is not rewritten to gain them
+    placed = {f: getattr(obs, f) for f in ("foundation", "director") if getattr(obs, f)}
+    for field, value in placed.items():
+        if field in entry and entry[field] != value:
+            entry[field] = value
     if is_new or _stable(entry) != _stable(before):
+        entry.update(placed)
         new[uid] = entry
         (report.added if is_new else report.updated).append(uid)
         return True

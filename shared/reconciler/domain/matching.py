@@ -174,7 +174,7 @@ def _first_rule(
     return None
 
 
-def _examine(
+def _examine(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     dep: Deployment,
     catalog: Catalog,
     known_ids: set[str],
@@ -259,7 +259,7 @@ def _examine(
     return evidence, notes, hint
 
 
-def match(
+def match(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     instances: Sequence[CFInstance] | None,
     deployments: Sequence[Deployment],
     index: Mapping[str, Any] | None,
@@ -276,28 +276,24 @@ def match(
     cat = catalog if isinstance(catalog, Catalog) else build_catalog(catalog, index)
     result = MatchResult()
 
-    cf_by_id: dict[str, CFInstance] = {}
+    # an instance is (foundation, guid): the same guid in two foundations is two instances
+    cf_all: dict[str, dict[str, CFInstance]] = {}
     for inst in instances or []:
         uid = normalize_uuid(inst.guid)
         if uid is None:
             result.ignored_instances[inst.guid] = "CF instance guid is not a UUID"
             continue
-        if uid in cf_by_id:
+        if inst.foundation in cf_all.get(uid, {}):
             result.conflicts.append(
-                Conflict(
-                    kind="duplicate_cf_instance",
-                    instance_ids=[uid],
-                    facts=[
-                        f"foundation {cf_by_id[uid].foundation!r} has {uid}",
-                        f"foundation {inst.foundation!r} has {uid}",
-                    ],
-                )
-            )
+                Conflict(kind="duplicate_cf_instance", instance_ids=[uid],
+                         facts=[f"foundation {inst.foundation!r} lists {uid} twice"]))
             continue
-        cf_by_id[uid] = inst
+        cf_all.setdefault(uid, {})[inst.foundation] = inst
+    index_foundation = {u: e["foundation"] for u, e in ((normalize_uuid(k), v) for k, v in index.items())
+                        if u and isinstance(e, Mapping) and isinstance(e.get("foundation"), str)}
 
     index_ids = {u for u in (normalize_uuid(k) for k in index) if u}
-    known_ids = set(cf_by_id) | index_ids
+    known_ids = set(cf_all) | index_ids
     index_names = index_deployment_names(index)
 
     candidates: list[Match] = []
@@ -307,7 +303,7 @@ def match(
             uid = normalize_uuid(key)
             if uid and isinstance(entry, Mapping) and isinstance(entry.get("foundation"), str):
                 foundation_of[uid] = entry["foundation"]
-        foundation_of.update({uid: inst.foundation for uid, inst in cf_by_id.items()})
+        foundation_of.update({uid: next(iter(insts)) for uid, insts in cf_all.items() if len(insts) == 1})
     for dep in deployments:
         evidence, notes, hint = _examine(dep, cat, known_ids, index_names, cfg, result, foundation_of)
         primary = {e.instance_id for e in evidence if e.instance_id and e.strategy != Strategy.INDEX}
@@ -366,7 +362,13 @@ def match(
             notes.append(
                 "plan ids disagree: " + "; ".join(f"{e.strategy} says {e.plan_id}" for e in evidence if e.plan_id)
             )
-        cf = cf_by_id.get(uid)
+        cf, why = _instance_for(dep.director, uid, cf_all, index_foundation, cfg)
+        if why:
+            notes.append(why)
+        if cf is None and why.startswith("ambiguous"):
+            result.conflicts.append(Conflict(kind="instance_in_two_foundations", deployments=[dep.name],
+                                             instance_ids=[uid], facts=[why]))
+            continue
         if cf is not None:
             if plan_id and cf.plan_id and cf.plan_id != plan_id:
                 notes.append(f"CF plan {cf.plan_id!r} differs from deployment's plan {plan_id!r} (plan update?)")
@@ -386,6 +388,7 @@ def match(
                 service_id=service_id,
                 plan_id=plan_id,
                 in_cf=cf is not None,
+                foundation=cf.foundation if cf is not None else index_foundation.get(uid),
                 evidence=evidence,
                 notes=notes,
             )
@@ -409,10 +412,45 @@ def match(
             conflicted.add(uid)
     result.matches = [m for m in candidates if m.instance_id not in conflicted]
     result.conflicted_instances = sorted(conflicted)
-    matched = {m.instance_id for m in result.matches}
+    # a deployment of a director that does not serve the instance's foundation is not its deployment
+    matched = {m.instance_id for m in result.matches if m.in_cf or m.instance_id not in cf_all}
+    # each guid's instance for Vault: the matched one, else the one its index entry names, else
+    # the first foundation's; the same guid in another foundation is a twin (reported, never written)
+    cf_by_id: dict[str, CFInstance] = {}
+    by_instance = {m.instance_id: m for m in result.matches}
+    for uid, insts in cf_all.items():
+        hit = by_instance.get(uid)
+        pick = (hit.foundation if hit is not None and hit.in_cf else None) or index_foundation.get(uid)
+        chosen = insts[pick] if pick is not None and pick in insts else insts[sorted(insts)[0]]
+        cf_by_id[uid] = chosen
+        result.foundations[uid] = chosen.foundation
+        result.twin_instances += [f"{f}:{uid}" for f in sorted(insts) if f != chosen.foundation]
     result.unmatched_instances = sorted(u for u in cf_by_id if u not in matched and u not in conflicted)
     _flag_operations(result, cf_by_id, index)
     return result
+
+
+def _instance_for(director: str, uid: str, cf_all: Mapping[str, Mapping[str, CFInstance]],
+                  index_foundation: Mapping[str, str], cfg: DomainConfig) -> tuple[CFInstance | None, str]:
+    """The CF instance a deployment of ``director`` naming ``uid`` belongs to: only among the
+    foundations the director serves; of several, the one the index entry names. (instance, note)."""
+    insts = cf_all.get(uid) or {}
+    served = {f: i for f, i in insts.items() if cfg.serves(director, f)}
+    if not insts:
+        return None, ""
+    if not served:
+        return None, (f"instance {uid} is in foundation(s) {sorted(insts)}, which director {director!r} does not "
+                      "serve: no CF instance for this deployment")
+    if len(served) == 1:
+        only = next(iter(served.values()))
+        note = "" if len(insts) == 1 else (f"instance {uid} is in foundations {sorted(insts)}; director {director!r} "
+                                           f"serves only {only.foundation!r}")
+        return only, note
+    named = index_foundation.get(uid)
+    if named in served:
+        return served[named], f"instance {uid} is in foundations {sorted(served)}; its index entry names {named!r}"
+    return None, (f"ambiguous: instance {uid} is in foundations {sorted(served)}, all served by director "
+                  f"{director!r}, and no index entry names one")
 
 
 def _flag_operations(result: MatchResult, cf_by_id: Mapping[str, CFInstance], index: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from ..models import VM, CatalogPlan, CFBinding, CFInstance, DeploymentDetail, Record, VaultWrite
-from .broker import history_in_broker_format, task_in_flight, unix_seconds
+from .broker import bound_history, history_in_broker_format, task_in_flight, unix_seconds
 from .credentials import recover_credentials
 from .types import USER_FIELDS, DomainConfig, InstancePlan, Match, MatchResult
 from .uuids import instance_path, is_allowed_write_path, normalize_uuid
@@ -130,7 +130,7 @@ def _context(cf: CFInstance) -> dict[str, Any]:
     }
 
 
-def plan_instance(
+def plan_instance(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     instance_id: str,
     *,
     current: Tree,
@@ -339,7 +339,7 @@ def plan_instance(
                 "paths": parts or ["metadata"],
             }
         )
-        meta["history"] = history[-cfg.history_limit :]
+        meta["history"] = bound_history(history, cfg.history_limit)
         meta["updated_at"] = now
         why = "history entry" + (" and infrastructure" if infra else "")
         if converted:
@@ -386,7 +386,7 @@ class BatchPlan(Record):
         return {p.instance_id: p.credential_recovery_reason for p in self.plans if p.needs_credential_recovery}
 
 
-def build_plan_items(
+def build_plan_items(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     result: MatchResult,
     *,
     instances: Sequence[CFInstance] | None,
@@ -424,6 +424,8 @@ def build_plan_items(
 
     def item(uid: str, cf: CFInstance | None) -> PlanItem:
         m = matches.get(uid)
+        if m is not None and cf is not None and not m.in_cf:
+            m = None  # its director does not serve the instance's foundation: not its deployment
         dep = details.get(m.deployment_name) if m else None
         if m is not None and dep is None:
             dep = DeploymentDetail(director=m.director, name=m.deployment_name, error="deployment was not scanned")
@@ -442,8 +444,8 @@ def build_plan_items(
     if cf_available and instances is not None:
         for inst in instances:
             uid = normalize_uuid(inst.guid)
-            if uid is None or uid in items:
-                continue
+            if uid is None or uid in items or result.foundations.get(uid, inst.foundation) != inst.foundation:
+                continue  # the same guid in another foundation: a twin, whose data Vault does not hold
             items[uid] = item(uid, inst)
     else:
         known = set(idx_by_uid) | {u for u in (normalize_uuid(v) for v in vault_ids) if u}

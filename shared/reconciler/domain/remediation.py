@@ -90,8 +90,8 @@ def select_remediation(
             first_seen = str(entry.get("first_seen") or "")
             age = _seconds_between(first_seen, now)
             checks = int(entry.get("checks") or 0)
-            base = dict(kind=kind.value, key=key, instance_id=uid, action=policy.action, first_seen=first_seen,
-                        checks=checks, age_s=max(0.0, age or 0.0))
+            base: dict[str, Any] = dict(kind=kind.value, key=key, instance_id=uid, action=policy.action,
+                                        first_seen=first_seen, checks=checks, age_s=max(0.0, age or 0.0))
             missing: list[str] = []
             if kind.value not in done:
                 missing.append("a complete run (this one did not evaluate the kind)")

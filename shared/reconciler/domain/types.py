@@ -118,6 +118,9 @@ class DomainConfig(Record):
                 MatchingRule(index=i, **(r.model_dump() if hasattr(r, "model_dump") else dict(r)))
                 for i, r in enumerate(rules)
             ]
+        serves = {str(getattr(d, "name", "")): list(getattr(d, "foundations", None) or [])
+                  for d in getattr(settings, "bosh_directors", None) or []}
+        kwargs["director_foundations"] = {name: fs for name, fs in serves.items() if fs}
         policies = getattr(rec, "remediation", None)
         if policies is not None:
             out: dict[str, RemediationPolicy] = {}
@@ -189,6 +192,7 @@ class Match(Record):
     service_id: str | None = None
     plan_id: str | None = None
     in_cf: bool = False  # the instance is a CF instance of our broker (this run's CF data)
+    foundation: str | None = None  # the CF foundation of the instance (None: not known)
     evidence: list[Evidence] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
@@ -223,6 +227,8 @@ class MatchResult(Record):
     ignored_instances: dict[str, str] = Field(default_factory=dict)  # CF guid -> why ignored
     scan_failures: dict[str, str] = Field(default_factory=dict)  # unidentified deployment -> scan error
     conflicted_instances: list[str] = Field(default_factory=list)
+    foundations: dict[str, str] = Field(default_factory=dict)  # CF instance id -> the foundation Vault's is of
+    twin_instances: list[str] = Field(default_factory=list)  # "<foundation>:<id>": the same guid elsewhere
     #: instance id -> the operation the broker has in flight (CF last_operation, index status):
     #: no repair, no orphan mark, no index change for it this run
     in_flight: dict[str, str] = Field(default_factory=dict)
@@ -275,6 +281,8 @@ class IndexObservation(Record):
     status: str | None = None  # for an entry we add: what CF says (``provisioned``)
     in_flight: str = ""  # the broker's operation in flight: the entry is left alone
     deployment_known: bool = True  # False: BOSH did not answer, so "no deployment" means "unknown"
+    foundation: str | None = None  # the CF foundation of the instance
+    director: str | None = None  # the BOSH director of its deployment
 
 
 class NameMismatch(Record):
@@ -321,6 +329,7 @@ class OrphanCandidate(Record):
     instance_id: str | None = None
     deployment_name: str | None = None
     director: str | None = None
+    foundation: str | None = None
     reason: str = ""
 
 

@@ -179,7 +179,7 @@ class SourcesInput(Contract):
 
 
 class MatchOutput(Contract):
-    batches: list[int]  # the UpdateVault Map's items
+    batches: list[int] = Field(default_factory=list)  # the UpdateVault Map's items
 
 
 class BatchInput(Contract):

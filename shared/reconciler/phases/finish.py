@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import observability, plans, progress
 from ..domain import FindingKind
+from ..notify import notify_run
 from . import contracts, retry_first, runtime
 from .record_failure import duration_since
 
@@ -72,7 +73,7 @@ def item_times(**phases: dict[str, int]) -> dict[str, float]:
             for name, f in phases.items() if f.get("items") and f.get("busy_ms") is not None}
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, PLR0915 - too long: to split (issue 14)
     (run,) = contracts.read(contracts.FinishInput, event, "run")
     store = runtime.store()
     run_id = run["run_id"]
@@ -133,6 +134,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     }
     if dry_run:
         return finish_dry_run(store, run_id, summary, figures, duration)
+    breakers = store.get_breaker_states()
+    figures["circuits_open"] = sum(1 for b in breakers.values() if b.get("state") == "open")
     store.add_metrics(runs_total=1, runs_successful=1, duration_total_s=duration,
                       deployments_total=figures["deployments"], instances_found_total=figures["instances_found"],
                       instances_synced_total=figures["instances_synced"], errors_total=errors,
@@ -151,6 +154,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                      phase_durations=close_progress(store, run_id, summary["status"]))
     store.release_lock(run_id)
     log.info("run %s finished: %s in %.1fs", run_id, summary["status"], duration)
+    summary["notifications"] = notify_run(runtime.settings(), store, run_id, status=summary["status"],
+                                          update=store.get_scratch(run_id, contracts.ORPHANS), figures=figures,
+                                          breakers=breakers)
     return summary
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import observability, progress
+from ..notify import notify_run
 from . import runtime
 
 log = logging.getLogger("reconciler.phases.record_failure")
@@ -61,6 +62,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             log.warning("could not update run %s: %s", run_id, type(exc).__name__)
         store.release_lock(run_id)
     log.error("run %s failed in %s: %s", run_id, phase, name)
+    try:
+        settings = runtime.settings()
+    except Exception:  # noqa: BLE001 - the failure may be the configuration itself: no webhooks to read
+        settings = None
+    if settings is not None:
+        notify_run(settings, store, run_id, status="failed", update=None, figures={},
+                   breakers=store.get_breaker_states(), error={"error": name, "message": message, "phase": phase})
     if runtime.metrics_enabled():
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 0, "runs_failed": 1,
                                         "errors": 1, **({"duration_s": duration} if duration is not None else {})},

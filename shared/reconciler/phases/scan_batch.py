@@ -23,7 +23,7 @@ from . import contracts, runtime, sources
 log = logging.getLogger("reconciler.phases.scan_batch")
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, PLR0915 - too long: to split (issue 14)
     run_id, batch, offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
     progress.phase_started(store, run_id, "ScanDeployments")
@@ -32,7 +32,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     mine = [BoshDeployment.model_validate(d) for d in listing.get("deployments", [])[batch * size:(batch + 1) * size]]
     key = contracts.scan_details(batch)
     details: list[dict[str, Any]] = store.get_scratch(run_id, key, []) if offset else []
-    figures: dict[str, int] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
+    figures: dict[str, Any] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
     clients: dict[str, Any] = {}
     clients_lock = threading.Lock()
 

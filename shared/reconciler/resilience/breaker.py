@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import CircuitOpen
 
-from .state import CLOSED_CONDITION, ConditionFailed, Transition, closed
+from .policy import ApiPolicy, BreakerConfig
+from .state import CLOSED_CONDITION, ConditionFailed, DynamoGuardState, LocalGuardState, Transition, closed
 
 log = logging.getLogger("reconciler.resilience")
 
@@ -94,6 +96,18 @@ class Permit:
 
 class BreakerPath:
     """The breaker for :class:`Guard` (its ``__init__`` sets the attributes used here)."""
+
+    policy: ApiPolicy
+    state: DynamoGuardState | LocalGuardState
+    clock: Callable[[], float]
+    breaker: BreakerConfig
+    half_open_lease: float
+    _record_lock: threading.Lock
+    _streak: int
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
 
     def _breaker_path(self, old: dict[str, Any], now: float) -> Permit:
         cb = self.breaker

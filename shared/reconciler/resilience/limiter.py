@@ -4,10 +4,12 @@ over the shared state (design: the package docstring)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .state import CLOSED_CONDITION, ConditionFailed, Transition, closed
+from .policy import ApiPolicy
+from .state import CLOSED_CONDITION, ConditionFailed, DynamoGuardState, LocalGuardState, Transition, closed
 
 LATE_FLOOR_S = 0.01  # lateness tolerated before a slot is given up (at least T/2)
 MAX_LATE_RETRIES = 3  # then a late slot is used anyway (a slow store must not starve callers)
@@ -65,6 +67,18 @@ class Ticket:
 class SlotReservations:
     """Slot reservation for :class:`Guard` (its ``__init__`` sets the attributes used here)."""
 
+    policy: ApiPolicy
+    state: DynamoGuardState | LocalGuardState
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    _delays: list[float]
+    _ahead: float
+    _learn_lock: threading.Lock
+    _tat_seen: float | None
+    _group_lock: threading.Lock
+    _queue: list[Ticket]
+    _leading: bool
+
     def _take(self, T: float, tau: float, cb_on: bool) -> Grant:
         """A slot for this caller, reserved together with those of every other thread of this
         guard waiting at the same moment: one thread (the leader) makes one conditional write
@@ -91,7 +105,7 @@ class SlotReservations:
             del self._queue[:len(group)]
         grants: list[Grant | None] = [None] * len(group)
         try:
-            grants = self._reserve_slots(len(group), T, tau, cb_on)
+            grants = list(self._reserve_slots(len(group), T, tau, cb_on))
         finally:  # on an error the followers reserve alone (and meet the error themselves)
             with self._group_lock:
                 for t, g in zip(group[1:], grants[1:], strict=True):

@@ -8,41 +8,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-API_DEFAULTS: dict[str, dict[str, float]] = {
-    "bosh": {"rps": 10, "burst": 5, "wait": 5, "ft": 5, "st": 2, "cbt": 60, "mc": 1, "timeout": 30, "conns": 10},
-    "cf": {"rps": 20, "burst": 10, "wait": 5, "ft": 3, "st": 2, "cbt": 30, "mc": 2, "timeout": 15, "conns": 20},
-    "vault": {"rps": 50, "burst": 20, "wait": 3, "ft": 5, "st": 2, "cbt": 45, "mc": 3, "timeout": 10, "conns": 30},
-}
+from reconciler.config.models import CircuitBreaker, Retry, Settings
+
+_RETRY = Retry()  # the defaults live in config/models.py, once
+_BREAKER = CircuitBreaker()
 
 
-def setting(obj: Any, name: str, default: Any = None) -> Any:
-    """Read a setting from a settings object (attributes) or a mapping; duck-typed."""
-    if obj is None:
-        return default
-    value = obj.get(name, default) if isinstance(obj, Mapping) else getattr(obj, name, default)
-    if value is not None and hasattr(value, "total_seconds"):
-        value = value.total_seconds()
-    return default if value is None else value
+def typed_settings(settings: Settings | Mapping[str, Any] | None) -> Settings:
+    """The typed Settings (a mapping is validated as the configuration file would be)."""
+    if settings is None:
+        return Settings()
+    if isinstance(settings, Settings):
+        return settings
+    return Settings.model_validate(settings)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 3
-    initial_delay: float = 1.0
-    max_delay: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.1  # +-10% of each delay
-    retryable_errors: tuple[str, ...] = ("timeout", "connection refused", "rate limit", "temporary")
+    max_attempts: int = _RETRY.max_attempts
+    initial_delay: float = _RETRY.initial_delay
+    max_delay: float = _RETRY.max_delay
+    multiplier: float = _RETRY.multiplier
+    jitter: float = _RETRY.jitter  # +-10% of each delay
+    retryable_errors: tuple[str, ...] = tuple(_RETRY.retryable_errors)
 
     @classmethod
-    def from_settings(cls, retry: Any) -> RetryPolicy:
-        d = cls()
-        return cls(max_attempts=max(1, int(setting(retry, "max_attempts", d.max_attempts))),
-                   initial_delay=float(setting(retry, "initial_delay", d.initial_delay)),
-                   max_delay=float(setting(retry, "max_delay", d.max_delay)),
-                   multiplier=float(setting(retry, "multiplier", d.multiplier)),
-                   jitter=float(setting(retry, "jitter", d.jitter)),
-                   retryable_errors=tuple(setting(retry, "retryable_errors", d.retryable_errors) or ()))
+    def from_settings(cls, retry: Retry) -> RetryPolicy:
+        return cls(max_attempts=max(1, int(retry.max_attempts)), initial_delay=float(retry.initial_delay),
+                   max_delay=float(retry.max_delay), multiplier=float(retry.multiplier), jitter=float(retry.jitter),
+                   retryable_errors=tuple(retry.retryable_errors or ()))
 
     def patterns(self) -> list[re.Pattern[str]]:
         out = []
@@ -74,11 +68,11 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    enabled: bool = True
-    failure_threshold: int = 5
-    success_threshold: int = 2
-    timeout: float = 60.0  # open -> half-open after this many seconds
-    max_concurrent: int = 1  # trial calls at once while half-open
+    enabled: bool = _BREAKER.enabled
+    failure_threshold: int = _BREAKER.failure_threshold
+    success_threshold: int = _BREAKER.success_threshold
+    timeout: float = _BREAKER.timeout  # open -> half-open after this many seconds
+    max_concurrent: int = _BREAKER.max_concurrent  # trial calls at once while half-open
 
 
 @dataclass(frozen=True)
@@ -98,29 +92,22 @@ class ApiPolicy:
         return f"{self.api}:{self.endpoint}" if self.endpoint else self.api
 
     @classmethod
-    def from_settings(cls, settings: Any, api: str, endpoint: str = "") -> ApiPolicy:
-        """``settings`` is the Settings (``settings.reconciler.apis.<api>``,
-        ``settings.reconciler.retry``) or its ``reconciler`` part; read duck-typed."""
-        rec = setting(settings, "reconciler", settings)
-        apis = setting(rec, "apis")
-        a = setting(apis, api)
-        d = API_DEFAULTS.get(api, API_DEFAULTS["cf"])
-        rl, cb = setting(a, "rate_limit"), setting(a, "circuit_breaker")
+    def from_settings(cls, settings: Settings | Mapping[str, Any] | None, api: str, endpoint: str = "") -> ApiPolicy:
+        """``settings.reconciler.apis.<api>`` and ``settings.reconciler.retry`` (None: the defaults)."""
+        rec = typed_settings(settings).reconciler
+        a = rec.apis.get(api if api in ("bosh", "cf", "vault") else "cf")
+        rl, cb = a.rate_limit, a.circuit_breaker
         return cls(
             api=api, endpoint=endpoint,
-            timeout=float(setting(a, "timeout", d["timeout"])),
-            max_connections=max(1, int(setting(a, "max_connections", d["conns"]))),
-            keep_alive=float(setting(a, "keep_alive", 30.0)),
-            rate_limit=RateLimit(requests_per_second=float(setting(rl, "requests_per_second", d["rps"])),
-                                 burst=max(1, int(setting(rl, "burst", d["burst"]))),
-                                 wait_timeout=float(setting(rl, "wait_timeout", d["wait"]))),
-            circuit_breaker=BreakerConfig(enabled=bool(setting(cb, "enabled", True)),
-                                          failure_threshold=max(1, int(setting(cb, "failure_threshold", d["ft"]))),
-                                          success_threshold=max(1, int(setting(cb, "success_threshold", d["st"]))),
-                                          timeout=float(setting(cb, "timeout", d["cbt"])),
-                                          max_concurrent=max(1, int(setting(cb, "max_concurrent", d["mc"])))),
-            retry=RetryPolicy.from_settings(setting(rec, "retry")),
+            timeout=float(a.timeout),
+            max_connections=max(1, int(a.max_connections)),
+            keep_alive=float(a.keep_alive),
+            rate_limit=RateLimit(requests_per_second=float(rl.requests_per_second), burst=max(1, int(rl.burst)),
+                                 wait_timeout=float(rl.wait_timeout)),
+            circuit_breaker=BreakerConfig(enabled=bool(cb.enabled), failure_threshold=max(1, int(cb.failure_threshold)),
+                                          success_threshold=max(1, int(cb.success_threshold)),
+                                          timeout=float(cb.timeout), max_concurrent=max(1, int(cb.max_concurrent))),
+            retry=RetryPolicy.from_settings(rec.retry),
             # reconciler.timeouts.health_check, never longer than the API's own timeout
-            health_timeout=min(float(setting(a, "timeout", d["timeout"])),
-                               float(setting(setting(rec, "timeouts"), "health_check", 30.0))),
+            health_timeout=min(float(a.timeout), float(rec.timeouts.health_check)),
         )

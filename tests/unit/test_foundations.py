@@ -1,0 +1,95 @@
+"""Several foundations and directors in the domain: an instance is (foundation, guid), a
+deployment is matched only to instances its director serves."""
+
+from __future__ import annotations
+
+import pytest
+
+from mockstack.world import WorldError, parts, validate_world
+from reconciler.config import load_settings
+from reconciler.domain import DomainConfig, FindingKind, build_plan_items, match, observations_from, update_orphans
+from reconciler.errors import ConfigError
+from reconciler.models import BoshDeployment
+from tests.unit.domain_support import CATALOG, cf_instance
+
+G = "8bfe4c1b-9e18-45b1-83be-124163f31f9e"
+OK = {"cf": "ok", "bosh": "ok", "vault": "ok"}
+
+
+def dep(director, uid=G):
+    return BoshDeployment(director=director, name=f"redis-standalone-{uid}")
+
+
+def test_a_shared_guid_is_two_instances_and_the_director_decides_which_one_is_deployed():
+    us, eu = cf_instance(G, foundation="us"), cf_instance(G, foundation="eu")
+    cfg = DomainConfig(director_foundations={"east": ["us"]})
+    res = match([us, eu], [dep("east")], {}, CATALOG, cfg)
+    (m,) = res.matches
+    assert m.foundation == "us" and m.in_cf and res.foundations == {G: "us"}
+    assert res.twin_instances == [f"eu:{G}"] and res.unmatched_instances == []
+    (item,) = build_plan_items(res, instances=[us, eu])
+    assert item.cf.foundation == "us"  # Vault's record is the us instance's; the twin is never written
+    (obs,) = observations_from(res, [us, eu])
+    assert (obs.foundation, obs.director) == ("us", "east")
+    state = update_orphans({}, res, source_status=OK, now="2026-01-01T00:00:00Z").state
+    assert list(state[FindingKind.CF.value]) == [f"eu:{G}"]
+    assert state[FindingKind.CF.value][f"eu:{G}"]["foundation"] == "eu"
+
+
+def test_without_a_director_restriction_the_index_entry_decides_or_it_is_a_conflict():
+    us, eu = cf_instance(G, foundation="us"), cf_instance(G, foundation="eu")
+    res = match([us, eu], [dep("west")], {}, CATALOG, DomainConfig())
+    assert res.matches == [] and res.conflicts[0].kind == "instance_in_two_foundations"
+    res = match([us, eu], [dep("west")], {G: {"plan_id": "redis-standalone", "foundation": "eu"}}, CATALOG)
+    assert res.matches[0].foundation == "eu" and res.twin_instances == [f"us:{G}"]
+
+
+def test_a_deployment_is_never_matched_to_an_instance_of_a_foundation_its_director_does_not_serve():
+    res = match([cf_instance(G, foundation="eu")], [dep("east")], {}, CATALOG,
+                DomainConfig(director_foundations={"east": ["us"]}))
+    (m,) = res.matches
+    assert not m.in_cf and any("does not serve" in n for n in m.notes)  # a deployment without its CF instance
+    assert res.unmatched_instances == [G]
+
+
+def test_director_foundations_come_from_the_configuration_and_are_checked():
+    base = ("cf:\n  - {name: us, api_url: 'https://api.us', client_id: c, client_secret: s}\n"
+            "  - {name: eu, api_url: 'https://api.eu', client_id: c, client_secret: s}\n"
+            "bosh:\n  - {name: east, url: 'https://east:25555', client_id: c, client_secret: s, foundations: [us]}\n"
+            "  - {name: west, url: 'https://west:25555', client_id: c, client_secret: s}\n")
+    cfg = DomainConfig.from_settings(load_settings(env={}, file_text=base))
+    assert cfg.director_foundations == {"east": ["us"]} and cfg.serves("west", "eu") and not cfg.serves("east", "eu")
+    with pytest.raises(ConfigError, match="foundations ap are not configured; accepted: eu, us"):
+        load_settings(env={}, file_text=base.replace("foundations: [us]", "foundations: [ap]"))
+
+
+def test_world_files_hold_one_or_several_named_foundations_and_directors():
+    one = validate_world({"cf": {}, "bosh": {}, "vault": {}})
+    assert [p["name"] for p in parts(one, "cf")] == ["cf"]
+    many = validate_world({"cf": [{"name": "us"}, {"name": "eu"}], "bosh": [{"name": "a", "foundations": ["us"]}],
+                           "vault": {}})
+    assert [p["name"] for p in parts(many, "cf")] == ["us", "eu"] and parts(many, "bosh")[0]["foundations"] == ["us"]
+    for bad, where in (({"cf": [{}]}, "cf[0]"), ({"cf": [{"name": "x"}, {"name": "x"}]}, "cf[1].name"),
+                       ({"cf": []}, "cf"), ({"cf": [{"name": "x", "apps": 3}]}, "cf[0].apps")):
+        with pytest.raises(WorldError) as err:
+            validate_world({"cf": {}, "bosh": {}, "vault": {}, **bad})
+        assert err.value.path == where, (bad, err.value)
+
+
+def test_one_foundation_down_judges_only_the_healthy_share():
+    H = "0d4e1a6c-3f1e-4b8a-9c6d-2e7f8a9b0c1d"
+    us = cf_instance(G, foundation="us")
+    cfg = DomainConfig(director_foundations={"east": ["us"]})
+    deps = [dep("east", "5a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"), dep("west", H)]  # neither has a CF instance
+    res = match([us], deps, {}, CATALOG, cfg)
+    status = {"cf:us": "ok", "cf:eu": "failed", "bosh": "ok", "vault": "ok"}
+    old = {"bosh": {"old-west": {"key": "old-west", "director": "west", "first_seen": "x", "checks": 2}},
+           "vault": {H: {"key": H, "instance_id": H, "first_seen": "x", "checks": 1}}}
+    up = update_orphans(old, res, source_status=status, now="2026-01-01T00:00:00Z", index={H: {"plan_id": "p"}},
+                        serves=cfg.director_foundations)
+    assert sorted(up.state["cf"]) == [G]  # us answered, BOSH answered: judged
+    # east serves only us: judged; west serves eu too: not judged, its old finding kept as it was
+    assert sorted(up.state["bosh"]) == ["old-west", "redis-standalone-5a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"]
+    assert up.state["bosh"]["old-west"]["checks"] == 2
+    assert up.state["vault"] == old["vault"]  # no foundation known: kept
+    assert all(up.skipped[k].startswith("partly: foundation(s) eu") for k in ("cf", "bosh", "vault"))
