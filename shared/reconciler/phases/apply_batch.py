@@ -93,6 +93,34 @@ class ParameterFetcher:
         self.figures[name] = self.figures.get(name, 0) + 1
 
 
+def count_plans(plans: list[Any], again: list[str], flagged: set[str], figures: dict[str, Any]) -> None:
+    """The plans' figures (credential recovery, skips, operations in flight, history) and logs;
+    instances to be tried again are counted on their second try."""
+    for p in plans:
+        if p.instance_id in again:
+            continue  # counted on its second try
+        if p.credentials_recovered:
+            figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
+            log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
+        elif p.credential_recovery_deferred:  # not attempted: no scan this run; the next run tries
+            figures["credentials_pending"] = figures.get("credentials_pending", 0) + 1
+            log.warning("vault: instance %s: credential recovery pending: %s", p.instance_id,
+                        p.credential_recovery_reason)
+        elif p.needs_credential_recovery:
+            figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
+            log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,
+                      p.credential_recovery_reason or "no reason given")
+        if p.skipped:
+            log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
+            figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
+        if p.in_flight:
+            figures["instances_in_flight"] = figures.get("instances_in_flight", 0) + 1
+            if p.instance_id not in flagged:  # found in its task record: SyncIndex and Orphans skip it too
+                figures.setdefault("in_flight_tasks", {})[p.instance_id] = p.in_flight
+        if p.history_converted:
+            figures["history_converted"] = figures.get("history_converted", 0) + p.history_converted
+
+
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, PLR0915 - too long: to split (issue 14)
     run_id, batch, offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
     s, store = runtime.settings(), runtime.store()
@@ -243,29 +271,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, P
             figures_key = {"written": "instances_written", "unchanged": "instances_unchanged",
                            "failed": "instances_failed"}.get(name, name)
             figures[figures_key] = figures.get(figures_key, 0) + value
-        for p in plan.plans:
-            if p.instance_id in again:
-                continue  # counted on its second try
-            if p.credentials_recovered:
-                figures["credentials_recovered"] = figures.get("credentials_recovered", 0) + 1
-                log.info("vault: instance %s: credentials recovered from its manifest and VMs", p.instance_id)
-            elif p.credential_recovery_deferred:  # not attempted: no scan this run; the next run tries
-                figures["credentials_pending"] = figures.get("credentials_pending", 0) + 1
-                log.warning("vault: instance %s: credential recovery pending: %s", p.instance_id,
-                            p.credential_recovery_reason)
-            elif p.needs_credential_recovery:
-                figures["credentials_unrecoverable"] = figures.get("credentials_unrecoverable", 0) + 1
-                log.error("vault: instance %s: credential recovery failed: %s", p.instance_id,
-                          p.credential_recovery_reason or "no reason given")
-            if p.skipped:
-                log.debug("vault: instance %s skipped: %s", p.instance_id, p.skipped)
-                figures["instances_skipped"] = figures.get("instances_skipped", 0) + 1
-            if p.in_flight:
-                figures["instances_in_flight"] = figures.get("instances_in_flight", 0) + 1
-                if p.instance_id not in flagged:  # found in its task record: SyncIndex and Orphans skip it too
-                    figures.setdefault("in_flight_tasks", {})[p.instance_id] = p.in_flight
-            if p.history_converted:
-                figures["history_converted"] = figures.get("history_converted", 0) + p.history_converted
+        count_plans(plan.plans, again, flagged, figures)
         if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
             raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
         if sweep:
