@@ -99,6 +99,7 @@ def test_an_archive_is_notified_with_its_undo():
     notes = run_events("r1", status="succeeded", update=None, figures={}, breakers={},
                        remediation={"archived": archived})
     (note,) = [n for n in notes if n.event is Event.REMEDIATION]
-    assert note.details["archived"][0]["undo"].startswith(f"restore {A}") and "reason" not in note.details["archived"][0]
+    first = note.details["archived"][0]
+    assert first["undo"].startswith(f"restore {A}") and "reason" not in first
     assert not [n for n in run_events("r1", status="succeeded", update=None, figures={}, breakers={},
                                       remediation={"archived": []}) if n.event is Event.REMEDIATION]
