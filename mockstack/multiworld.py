@@ -72,6 +72,7 @@ def generate_multi(instances: int = 12, seed: int = 1, drift: Any = None) -> tup
         exp[key] = {**e1.get(key, {}), **e2.get(key, {})}
     exp["untouched_paths"] = sorted({*e1["untouched_paths"], *e2["untouched_paths"]} - collisions)
     exp["by_foundation"] = {"us": sorted(e1["matched"]), "eu": sorted(e2["matched"])}
+    exp["orphans_by_foundation"] = {"us": e1["orphans"], "eu": e2["orphans"]}
     exp["vault_paths"] = {"us": sorted(p for p in w1["vault"] if p.startswith("secret/") and p != "secret/db"),
                           "eu": sorted(p for p in w2["vault"] if p.startswith("secret/") and p != "secret/db"
                                        and p not in w1["vault"])}

@@ -195,8 +195,8 @@ def _merge_index(first: Mapping[str, Any] | None, later: Mapping[str, Any] | Non
     """Two phases' index changes (the sync, then the archive of orphans) as one: entry by key,
     the later phase's word on a key last."""
     if not first or not later:
-        either = later or first
-        return dict(either) if either else None
+        chosen = later or first
+        return dict(chosen) if chosen else None
     entries = {e["key"]: e for e in first.get("entries") or []}
     for e in later.get("entries") or []:
         entries[e["key"]] = e

@@ -108,7 +108,8 @@ def phase_durations(item: Mapping[str, Any], end: float | None = None) -> list[d
     """``[{phase, started_at, duration_s}]`` in run order; a phase lasts until the next one began
     (the last one until ``finished_at``, or ``end``: still going)."""
     parsed = [(p, _parse(item.get(f"started_{p}"))) for p in PHASES]
-    starts: list[tuple[str, float]] = sorted(((p, t) for p, t in parsed if t is not None), key=lambda pt: pt[1])
+    starts = [(p, t) for p, t in parsed if t is not None]
+    starts.sort(key=lambda pt: pt[1])
     stop = _parse(item.get("finished_at")) or end
     out = []
     for i, (phase, t) in enumerate(starts):

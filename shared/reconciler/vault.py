@@ -230,7 +230,8 @@ class VaultClient:
             return CasConflict(f"{where}: conflict ({status}): {reason or 'the secret changed'}", api="vault",
                                status=status)
         if status == 413:
-            size = answer.request.headers.get("Content-Length") if answer is not None and answer.request else None
+            size = str(answer.request.headers.get("Content-Length") or "") if answer is not None and answer.request \
+                else None
             return TooLarge(f"{where}: request too large for Vault (413{', ' + size + ' bytes' if size else ''}; "
                             "over the server's max_request_size)", api="vault", status=413)
         if status == 429:
@@ -374,7 +375,7 @@ class VaultClient:
         def fn() -> list[str]:
             resp = self._client.adapter.post("/v1/sys/capabilities-self", json={"paths": [api_path]})
             body = resp if isinstance(resp, dict) else {}
-            data = body.get("data") if isinstance(body.get("data"), dict) else body
+            data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else body
             caps = data.get(api_path, data.get("capabilities", []))
             return sorted(str(c) for c in caps) if isinstance(caps, list) else []
 

@@ -127,16 +127,16 @@ def test_budget_keeps_the_grace_period_before_the_first_deadline():
 # --- cooldown_period / batch.delay: pauses between batch waves --------------------------
 
 
-def test_pause_only_before_batches_after_the_first_wave(monkeypatch):
+def test_pause_only_before_batches_after_the_first_wave():
     slept = []
-    monkeypatch.setattr(runtime, "sleep", slept.append)
     s = settings("reconciler:\n  batch: {max_parallel_batch: 2}\n")
-    assert [runtime.pause_between_batches(b, 0, 0.25, s) for b in range(4)] == [0, 0, 0.25, 0.25]
-    assert runtime.pause_between_batches(3, 7, 0.25, s) == 0  # a continuation does not pause again
-    assert runtime.pause_between_batches(3, 0, 0.0, s) == 0
+    pause = runtime.pause_between_batches
+    assert [pause(b, 0, 0.25, s, sleep=slept.append) for b in range(4)] == [0, 0, 0.25, 0.25]
+    assert pause(3, 7, 0.25, s, sleep=slept.append) == 0  # a continuation does not pause again
+    assert pause(3, 0, 0.0, s, sleep=slept.append) == 0
     assert slept == [0.25, 0.25]
     wide = settings("reconciler:\n  max_concurrency: 5\n  batch: {max_parallel_batch: 4}\n")
-    assert runtime.pause_between_batches(3, 0, 0.25, wide) == 0  # still in the first wave of 4
+    assert pause(3, 0, 0.25, wide, sleep=slept.append) == 0  # still in the first wave of 4
 
 
 class FakeStore:

@@ -74,3 +74,22 @@ def test_world_files_hold_one_or_several_named_foundations_and_directors():
         with pytest.raises(WorldError) as err:
             validate_world({"cf": {}, "bosh": {}, "vault": {}, **bad})
         assert err.value.path == where, (bad, err.value)
+
+
+def test_one_foundation_down_judges_only_the_healthy_share():
+    H = "0d4e1a6c-3f1e-4b8a-9c6d-2e7f8a9b0c1d"
+    us = cf_instance(G, foundation="us")
+    cfg = DomainConfig(director_foundations={"east": ["us"]})
+    deps = [dep("east", "5a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"), dep("west", H)]  # neither has a CF instance
+    res = match([us], deps, {}, CATALOG, cfg)
+    status = {"cf:us": "ok", "cf:eu": "failed", "bosh": "ok", "vault": "ok"}
+    old = {"bosh": {"old-west": {"key": "old-west", "director": "west", "first_seen": "x", "checks": 2}},
+           "vault": {H: {"key": H, "instance_id": H, "first_seen": "x", "checks": 1}}}
+    up = update_orphans(old, res, source_status=status, now="2026-01-01T00:00:00Z", index={H: {"plan_id": "p"}},
+                        serves=cfg.director_foundations)
+    assert sorted(up.state["cf"]) == [G]  # us answered, BOSH answered: judged
+    # east serves only us: judged; west serves eu too: not judged, its old finding kept as it was
+    assert sorted(up.state["bosh"]) == ["old-west", "redis-standalone-5a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"]
+    assert up.state["bosh"]["old-west"]["checks"] == 2
+    assert up.state["vault"] == old["vault"]  # no foundation known: kept
+    assert all(up.skipped[k].startswith("partly: foundation(s) eu") for k in ("cf", "bosh", "vault"))

@@ -9,7 +9,7 @@ everything orphaned when a scan came back empty after an error).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ def _cf_without_deployment(ev: FindingEvidence) -> list[OrphanCandidate]:
 
 def _failed_provision(ev: FindingEvidence) -> list[OrphanCandidate]:
     return [OrphanCandidate(kind=FindingKind.FAILED_PROVISION, key=uid, instance_id=uid,
+                            foundation=ev.result.foundations.get(uid),
                             reason="CF create failed and no deployment exists: delete the instance in CF or retry")
             for uid in ev.result.failed_provisions]
 
@@ -67,13 +68,14 @@ def _name_mismatch(ev: FindingEvidence) -> list[OrphanCandidate]:
         if m.in_cf and derived and m.deployment_name != derived:
             out.append(OrphanCandidate(
                 kind=FindingKind.NAME_MISMATCH, key=m.instance_id, instance_id=m.instance_id,
-                deployment_name=m.deployment_name, director=m.director,
+                deployment_name=m.deployment_name, director=m.director, foundation=m.foundation,
                 reason=f"deployment {m.deployment_name}, broker derives {derived}: {NAME_MISMATCH_ADVICE}"))
     return out
 
 
 def _in_flight(ev: FindingEvidence) -> list[OrphanCandidate]:
-    return [OrphanCandidate(kind=FindingKind.IN_FLIGHT, key=uid, instance_id=uid, reason=op)
+    return [OrphanCandidate(kind=FindingKind.IN_FLIGHT, key=uid, instance_id=uid,
+                            foundation=ev.result.foundations.get(uid), reason=op)
             for uid, op in sorted(ev.result.in_flight.items())]
 
 
@@ -103,10 +105,17 @@ def _vault_without_either(ev: FindingEvidence) -> list[OrphanCandidate]:
             seen.add(uid)
             out.append(
                 OrphanCandidate(
-                    kind=FindingKind.VAULT, key=uid, instance_id=uid, reason="in Vault but neither in CF nor in BOSH"
+                    kind=FindingKind.VAULT, key=uid, instance_id=uid, reason="in Vault but neither in CF nor in BOSH",
+                    foundation=_foundation_named(ev.index, raw),
                 )
             )
     return out
+
+
+def _foundation_named(index: Mapping[str, Any], key: str) -> str | None:
+    entry = index.get(key)
+    value = entry.get("foundation") if isinstance(entry, Mapping) else None
+    return value if isinstance(value, str) and value else None
 
 
 #: Each kind's rule: the candidates this run's evidence shows, before any source-status check.
@@ -134,6 +143,59 @@ def orphan_candidates(
     return [c for kind in FindingKind for c in RULES[kind](evidence)]
 
 
+def _entry(kind: FindingKind, c: OrphanCandidate, old: Mapping[str, Any], now: str) -> dict[str, Any]:
+    return {
+        "type": kind.value,
+        "key": c.key,
+        "instance_id": c.instance_id,
+        "deployment_name": c.deployment_name,
+        "director": c.director,
+        **({"foundation": c.foundation} if c.foundation else {}),
+        "reason": c.reason,
+        "first_seen": old.get("first_seen") or now,
+        "last_seen": now,
+        "checks": int(old.get("checks") or 0) + 1,
+    }
+
+
+def _down(status: Mapping[str, Any]) -> list[str]:
+    return sorted(k.split(":", 1)[1] for k, v in status.items() if k.startswith("cf:") and str(v) != "ok")
+
+
+def _healthy_share(status: Mapping[str, Any], serves: Mapping[str, Sequence[str]]
+                   ) -> Callable[[str | None, str | None], bool] | None:
+    """With some foundations down (and the others ok): is a finding of (foundation, director)
+    judged on complete evidence? None when no foundation answered (nothing can be judged)."""
+    parts = {k.split(":", 1)[1]: str(v) == "ok" for k, v in status.items() if k.startswith("cf:")}
+    healthy = {f for f, ok in parts.items() if ok}
+    if not healthy or len(healthy) == len(parts):
+        return None
+
+    def ok(foundation: str | None, director: str | None) -> bool:
+        if foundation is not None:
+            return foundation in healthy
+        if director is not None:  # a deployment: every foundation its director serves answered
+            return set(serves.get(director) or parts) <= healthy
+        return False  # no foundation known (a Vault entry of an unknown foundation): not judged
+    return ok
+
+
+def _judge_share(update: OrphanUpdate, kind: FindingKind, prev: dict[str, dict[str, Any]],
+                 candidates: list[OrphanCandidate], share: Callable[[str | None, str | None], bool], now: str,
+                 down: list[str]) -> None:
+    """One kind judged on the healthy share: the others' findings kept as they were."""
+    partial = {k: v for k, v in prev.items() if not share(v.get("foundation"), v.get("director"))}
+    kept = len(partial)
+    for c in candidates:
+        if c.kind == kind and c.key not in partial and share(c.foundation, c.director):
+            partial[c.key] = _entry(kind, c, prev.get(c.key, {}), now)
+    update.state[kind.value] = partial
+    update.newly_orphaned[kind.value] = sorted(k for k in partial if k not in prev)
+    update.resolved[kind.value] = sorted(k for k in prev if k not in partial)
+    update.skipped[kind.value] = (f"partly: foundation(s) {', '.join(down)} did not answer; "
+                                  f"{kept} finding(s) of their share kept as they were")
+
+
 def update_orphans(
     previous: Mapping[str, Mapping[str, Mapping[str, Any]]] | None,
     result: MatchResult,
@@ -142,12 +204,19 @@ def update_orphans(
     now: str,
     index: Mapping[str, Any] | None = None,
     vault_ids: Iterable[str] = (),
+    serves: Mapping[str, Sequence[str]] | None = None,
 ) -> OrphanUpdate:
     """New finding state ``{kind: {key: entry}}`` (every FindingKind) from the previous one and this run.
 
     An entry: ``{type, key, instance_id, deployment_name, director, reason, first_seen,
     last_seen, checks}``. A key no longer a candidate (in an evaluated kind) is un-orphaned.
-    """
+
+    With several foundations (``source_status`` holds ``cf:<name>`` parts) and some of them
+    down, a kind that needs CF is judged on the healthy share only: a finding whose foundation
+    answered (and, for a deployment, whose director serves only foundations that answered;
+    ``serves`` maps a director to its foundations, absent: all) is evaluated; the rest keeps its
+    previous state. Such a kind is still reported in ``skipped`` (partly evaluated), so nothing
+    acts on it (auto-remediation needs a complete run)."""
     previous = previous or {}
     busy = set(result.in_flight)  # the broker's operation in flight: reported as such, not judged otherwise
     candidates = [c for c in orphan_candidates(result, index=index, vault_ids=vault_ids)
@@ -157,6 +226,10 @@ def update_orphans(
         prev = {k: dict(v) for k, v in (previous.get(kind.value) or {}).items() if isinstance(v, Mapping)}
         missing = [s for s in NEEDS[kind] if not source_ok(source_status, s)]
         why = ""
+        share = _healthy_share(source_status, serves or {}) if missing == ["cf"] else None
+        if share is not None and not (kind.spec.needs_full_scan and result.scan_failures):
+            _judge_share(update, kind, prev, candidates, share, now, _down(source_status))
+            continue
         if missing:
             why = "source(s) failed or skipped this run: " + ", ".join(missing)
         elif kind.spec.needs_full_scan and result.scan_failures:
@@ -173,19 +246,7 @@ def update_orphans(
         for c in candidates:
             if c.kind != kind or c.key in state:
                 continue
-            old = prev.get(c.key, {})
-            state[c.key] = {
-                "type": kind.value,
-                "key": c.key,
-                "instance_id": c.instance_id,
-                "deployment_name": c.deployment_name,
-                "director": c.director,
-                **({"foundation": c.foundation} if c.foundation else {}),
-                "reason": c.reason,
-                "first_seen": old.get("first_seen") or now,
-                "last_seen": now,
-                "checks": int(old.get("checks") or 0) + 1,
-            }
+            state[c.key] = _entry(kind, c, prev.get(c.key, {}), now)
         update.state[kind.value] = state
         update.newly_orphaned[kind.value] = sorted(k for k in state if k not in prev)
         update.resolved[kind.value] = sorted(k for k in prev if k not in state)

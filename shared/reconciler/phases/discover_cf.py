@@ -56,4 +56,6 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"source": "cf", "status": status, "foundations": len(results), "instances": len(data["instances"]),
             "bindings": len(data["bindings"]), "plans": len(data["catalog"]),
             "selective": bool(wanted_ids or wanted_services), "recorded": bool(failed),
+            "failed_foundations": sorted(r.foundation for r in failed),
+            "ok_foundations": sorted(r.foundation for r in results if str(r.status) == "ok"),
             "ignored": sum(r.ignored for r in results), "skipped_records": sum(len(r.skipped) for r in results)}

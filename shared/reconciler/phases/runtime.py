@@ -13,7 +13,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,10 +121,8 @@ def map_concurrency(s: Any) -> int:
     return max(1, min(rc.batch.max_parallel_batch, rc.max_concurrency))
 
 
-sleep = time.sleep  # tests replace it
-
-
-def pause_between_batches(batch: int, offset: int, delay_s: float, s: Any, budget: Budget | None = None) -> float:
+def pause_between_batches(batch: int, offset: int, delay_s: float, s: Any, budget: Budget | None = None, *,
+                          sleep: Callable[[float], None] = time.sleep) -> float:
     """Wait ``delay_s`` before a batch of the second and later waves (the first
     ``map_concurrency`` batches start at once), on its first invocation only. Returns the pause."""
     if offset or delay_s <= 0 or batch < map_concurrency(s):

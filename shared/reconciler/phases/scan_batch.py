@@ -32,7 +32,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, P
     mine = [BoshDeployment.model_validate(d) for d in listing.get("deployments", [])[batch * size:(batch + 1) * size]]
     key = contracts.scan_details(batch)
     details: list[dict[str, Any]] = store.get_scratch(run_id, key, []) if offset else []
-    figures: dict[str, int] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
+    figures: dict[str, Any] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
     clients: dict[str, Any] = {}
     clients_lock = threading.Lock()
 

@@ -29,8 +29,14 @@ def source_status(run: dict[str, Any], srcs: dict[str, Any]) -> dict[str, str]:
     """Evidence for orphan marking: a selective run evaluates nothing."""
     if run.get("selection"):
         return {"cf": "skipped", "bosh": "skipped", "vault": "skipped"}
-    return {"cf": (srcs.get("cf") or {}).get("status", "failed"),
-            "bosh": (srcs.get("bosh") or {}).get("status", "failed"), "vault": "ok"}
+    cf = srcs.get("cf") or {}
+    status = {"cf": cf.get("status", "failed"), "bosh": (srcs.get("bosh") or {}).get("status", "failed"),
+              "vault": "ok"}
+    if cf.get("failed_foundations") and cf.get("ok_foundations"):  # one foundation down: judge the others' share
+        status.pop("cf")
+        status.update({f"cf:{f}": "ok" for f in cf["ok_foundations"]})
+        status.update({f"cf:{f}": "failed" for f in cf["failed_foundations"]})
+    return status
 
 
 def in_flight_tasks(store: Any, run_id: str) -> dict[str, str]:
@@ -116,7 +122,7 @@ def sync(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result.in_flight.update(in_flight_tasks(store, run_id))
     previous = store.get_orphans()
     orphans = update_orphans(previous, result, source_status=status, now=now, index=current_index,
-                             vault_ids=vault_ids)
+                             serves=cfg.director_foundations, vault_ids=vault_ids)
     store.put_scratch(run_id, contracts.ORPHANS, orphans.model_dump(mode="json"), runtime.scratch_ttl(s))
     observations = observations_from(result, instances if cf_data is not None else None,
                                      cf_available=cf_data is not None,
