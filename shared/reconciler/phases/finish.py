@@ -156,7 +156,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, P
     log.info("run %s finished: %s in %.1fs", run_id, summary["status"], duration)
     summary["notifications"] = notify_run(runtime.settings(), store, run_id, status=summary["status"],
                                           update=store.get_scratch(run_id, contracts.ORPHANS), figures=figures,
-                                          breakers=breakers)
+                                          breakers=breakers,
+                                          remediation=(event.get("orphans") or {}).get("remediation"))
     return summary
 
 
