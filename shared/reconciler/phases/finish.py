@@ -188,6 +188,9 @@ def record_plan(store: Any, run_id: str, dry_run: bool, parts: list[str]) -> dic
     described = [got for key in parts if (got := store.get_scratch(run_id, key)) is not None]
     notes = [] if len(described) == len(parts) else [f"{len(parts) - len(described)} part(s) of the plan expired"]
     plan = plans.assemble(described, run_id=run_id, dry_run=dry_run, notes=notes)
+    decisions = plans.rule_decisions(store.get_scratch(run_id, contracts.MATCH) or {})
+    if decisions:  # what the custom matching rules decided, so a dry run shows them before they act
+        plan["match_decisions"] = decisions
     store.put_scratch(run_id, contracts.PLAN, plan, store.run_ttl_s)
     return plan
 
