@@ -22,6 +22,7 @@ Checks never carry a secret: names, URLs, scopes and capabilities only.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -137,7 +138,7 @@ def vault_checks(vault: Any) -> list[Check]:
         return out
     for family, (logical, needed) in VAULT_NEEDS.items():
         path = vault_kv_path(vault.mount, logical.format(mount=vault.mount), vault.kv_version)
-        out.append(_run(f"vault may {'/'.join(needed)} {family}", lambda p=path, n=needed: _capable(vault, p, n),
+        out.append(_run(f"vault may {'/'.join(needed)} {family}", functools.partial(_capable, vault, path, needed),
                         f"give the token's policy {list(needed)} on {path.replace(PROBE_ID, '*')}"))
     return out
 
@@ -163,11 +164,14 @@ def _capable(vault: Any, path: str, needed: tuple[str, ...]) -> str:
     return f"{path}: {', '.join(sorted(granted))}"
 
 
+def _table_status(store: Any, table: str) -> str:
+    return str(store.client.describe_table(TableName=table)["Table"]["TableStatus"])
+
+
 def aws_checks(store: Any, sfn: Any, state_machine_arn: str) -> list[Check]:
     out = []
     for table in (store.cache_table, store.state_table):
-        out.append(_run(f"dynamodb table {table}",
-                        lambda t=table: f"{store.client.describe_table(TableName=t)['Table']['TableStatus']}",
+        out.append(_run(f"dynamodb table {table}", functools.partial(_table_status, store, table),
                         "deploy the stack's tables (sam deploy) and give the function DescribeTable/GetItem"))
     out.append(_run("state machine", lambda: f"{sfn.describe_state_machine(stateMachineArn=state_machine_arn)['name']}",
                     "check STATE_MACHINE_ARN and the API role's states:DescribeStateMachine"))

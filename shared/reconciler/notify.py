@@ -52,6 +52,7 @@ class Event(StrEnum):
     FINDINGS_RESOLVED = "findings_resolved"
     CREDENTIALS_RECOVERED = "credentials_recovered"
     CIRCUIT_OPENED = "circuit_opened"
+    REMEDIATION = "remediation"  # auto-remediation archived findings (reconciler.remediation)
 
 
 @dataclass
@@ -82,7 +83,8 @@ def _ids(keys: list[str]) -> dict[str, Any]:
 
 
 def run_events(run_id: str, *, status: str, update: Mapping[str, Any] | None, figures: Mapping[str, Any],
-               breakers: Mapping[str, Mapping[str, Any]], error: Mapping[str, Any] | None = None) -> list[Notification]:
+               breakers: Mapping[str, Mapping[str, Any]], error: Mapping[str, Any] | None = None,
+               remediation: Mapping[str, Any] | None = None) -> list[Notification]:
     """The notifications a finished (or failed) run raises. ``update``: the run's orphan update
     (``newly_orphaned``/``resolved``: kind -> keys); ``figures``: the run's figures."""
     out: list[Notification] = []
@@ -111,6 +113,15 @@ def run_events(run_id: str, *, status: str, update: Mapping[str, Any] | None, fi
         out.append(Notification(Event.CREDENTIALS_RECOVERED, run_id,
                                 f"credentials of {recovered} instance(s) recovered from their manifests",
                                 {"count": recovered}))
+    archived = list((remediation or {}).get("archived") or [])
+    if archived:  # each with the backup sha that undoes it (restore <id> <sha>); ids and shas only
+        out.append(Notification(Event.REMEDIATION, run_id,
+                                f"{len(archived)} Vault orphan(s) archived (verified backup, then removed); "
+                                "restore undoes each",
+                                {"count": len(archived), "archived": [
+                                    {k: a.get(k) for k in ("event", "instance_id", "backup_sha256", "paths_removed",
+                                                           "index_entry_removed", "undo")}
+                                    for a in archived[:MAX_IDS]]}))
     opened = sorted(name for name, state in breakers.items() if state.get("state") == "open")
     if opened:
         out.append(Notification(Event.CIRCUIT_OPENED, run_id, f"circuit open for {', '.join(opened)}",

@@ -237,6 +237,20 @@ def assemble(parts: Sequence[Mapping[str, Any]], *, run_id: str, dry_run: bool,
     return plan
 
 
+def rule_decisions(match_result: Mapping[str, Any], limit: int = MAX_INSTANCES_IN_RECORD) -> list[dict[str, Any]]:
+    """The match decisions custom matching rules (``reconciler.matching.rules``) took part in:
+    deployment, instance, strategy, confidence, the rule and its reason (ids and names only)."""
+    out = []
+    for m in match_result.get("matches") or []:
+        rules = [e for e in m.get("evidence") or [] if e.get("rule")]
+        if rules:
+            out.append({"deployment": m.get("deployment_name"), "director": m.get("director"),
+                        "instance_id": m.get("instance_id"), "strategy": m.get("strategy"),
+                        "confidence": m.get("confidence"), "rule": rules[0]["rule"], "reason": m.get("reason"),
+                        "notes": list(m.get("notes") or [])})
+    return out[:limit]
+
+
 def summary_of(plan: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """What the run record keeps of a plan: its counts."""
     if not plan:

@@ -14,7 +14,6 @@ TO_SPLIT = {  # module: functions over the limit when the rule came (issue 14)
     "domain/matching.py": {"match", "_examine"},
     "phases/apply_batch.py": {"run"},
     "phases/scan_batch.py": {"run"},
-    "phases/finish.py": {"run"},
 }
 
 

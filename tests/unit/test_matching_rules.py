@@ -222,3 +222,14 @@ def test_any_yaml_for_a_rule_is_either_accepted_or_one_clear_error(regex, path):
         load_settings(env={}, file_text=text)
     except ConfigError as exc:
         assert "rules[0]" in str(exc) and "Traceback" not in str(exc)
+
+
+def test_the_plan_lists_the_decisions_rules_took_part_in():
+    from reconciler.plans import rule_decisions
+
+    cfg = cfg_of({"name": "legacy", "name_regex": r"^legacy--(?P<instance>.+)$"})
+    deps = [BoshDeployment(director="bosh", name=f"legacy--{A}"), BoshDeployment(director="bosh",
+                                                                                  name=f"redis-standalone-{B}")]
+    res = match([cf_instance(B)], deps, {}, CATALOG, cfg)
+    (d,) = rule_decisions(res.model_dump(mode="json"))
+    assert d["instance_id"] == A and d["rule"] == "rule 0 'legacy'" and d["strategy"] == "custom_rule"

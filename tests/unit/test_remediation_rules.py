@@ -89,3 +89,17 @@ def test_archive_needs_backups_on_delete():
     with pytest.raises(ConfigError, match="needs backup.enabled and backup.backup_on_delete"):
         load_settings(env={}, file_text="reconciler:\n  backup: {backup_on_delete: false}\n"
                                         "  remediation: {vault_orphan: archive}\n")
+
+
+def test_an_archive_is_notified_with_its_undo():
+    from reconciler.notify import Event, run_events
+
+    archived = [{"event": "archived", "instance_id": A, "backup_sha256": "ab" * 32, "paths_removed": 4,
+                 "index_entry_removed": True, "undo": f"restore {A} {'ab' * 32}", "reason": "x"}]
+    notes = run_events("r1", status="succeeded", update=None, figures={}, breakers={},
+                       remediation={"archived": archived})
+    (note,) = [n for n in notes if n.event is Event.REMEDIATION]
+    first = note.details["archived"][0]
+    assert first["undo"].startswith(f"restore {A}") and "reason" not in first
+    assert not [n for n in run_events("r1", status="succeeded", update=None, figures={}, breakers={},
+                                      remediation={"archived": []}) if n.event is Event.REMEDIATION]

@@ -8,12 +8,13 @@ on stderr; ``--json`` prints the API's answer as JSON on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from .. import backup as bk
@@ -294,21 +295,36 @@ class _Quiet(logging.Formatter):
         return redact_text(f"{PROG}: {record.levelname.lower()}: {record.getMessage()}")
 
 
-def quiet_logs() -> None:
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
     """The library's log lines (structured JSON on stdout, for Lambda) would mix with the output:
-    here only warnings and errors, one plain line each on stderr, masked like the logs."""
+    while a command runs, only warnings and errors, one plain line each on stderr, masked like
+    the logs; the logger is given back as it was (``main`` may be called in-process)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Quiet())
     std = logging.getLogger("reconciler")
-    for old in list(std.handlers):
+    saved = (list(std.handlers), std.level, std.propagate)
+    for old in saved[0]:
         std.removeHandler(old)
     std.addHandler(handler)
     std.setLevel(logging.WARNING)
     std.propagate = False
+    try:
+        yield
+    finally:
+        std.removeHandler(handler)
+        for old in saved[0]:
+            std.addHandler(old)
+        std.setLevel(saved[1])
+        std.propagate = saved[2]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    quiet_logs()
+    with quiet_logs():
+        return run_command(argv)
+
+
+def run_command(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

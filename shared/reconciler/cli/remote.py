@@ -50,10 +50,15 @@ class Answer:
 
 
 def aws_session(profile: str | None, region: str | None) -> Any:
+    """A boto3 session; the region from --region, AWS_REGION, AWS_DEFAULT_REGION or the profile."""
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
     try:
-        return boto3.Session(profile_name=profile or None, region_name=region or None)
+        session = boto3.Session(profile_name=profile or None, region_name=region)
     except ProfileNotFound:
         raise CliError(f"--profile {profile}: no such AWS profile (see ~/.aws/config)") from None
+    if not session.region_name:
+        raise CliError("no AWS region: pass --region, or set AWS_REGION (or a region in the profile)")
+    return session
 
 
 class StackClient:

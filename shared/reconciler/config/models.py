@@ -334,7 +334,7 @@ class Matching(_Model):
 
 
 NOTIFICATION_EVENTS = ("run_failed", "run_with_errors", "new_findings", "findings_resolved",
-                       "credentials_recovered", "circuit_opened")
+                       "credentials_recovered", "circuit_opened", "remediation")
 
 
 def _parse_webhooks(value: Any) -> Any:

@@ -73,7 +73,7 @@ def item_times(**phases: dict[str, int]) -> dict[str, float]:
             for name, f in phases.items() if f.get("items") and f.get("busy_ms") is not None}
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, PLR0915 - too long: to split (issue 14)
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (run,) = contracts.read(contracts.FinishInput, event, "run")
     store = runtime.store()
     run_id = run["run_id"]
@@ -103,48 +103,19 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, P
         "forced": run.get("forced", False),
         "selection": run.get("selection"),
         "duration_s": duration,
-        "phases": {
-            "discover_cf": cf,
-            "discover_bosh": {k: v for k, v in bosh.items() if k != "batches"} | {
-                "batches": len(bosh.get("batches") or [])},
-            "scan": scan,
-            "match": {k: v for k, v in match.items() if k != "batches"} | {"batches": len(match.get("batches") or [])},
-            "apply": apply,
-            "sync_index": event.get("index") or {},
-            "orphans": event.get("orphans") or {},
-        },
+        "phases": phase_summaries(event, cf, bosh, scan, match, apply),
         "errors": errors,
         "dry_run": dry_run,
         "plan": plans.summary_of(plan),
     }
-    for name, src in (("CF", cf), ("BOSH", bosh)):
-        if src.get("status") == "failed" and not src.get("recorded"):  # a discovery that raised (Pass state)
-            store.record_error(run_id, f"Discover{'CF' if name == 'CF' else 'Bosh'}", name.lower(),
-                               f"{src.get('error') or 'failed'}: {name} did not answer; this run went on without it")
-    synced = apply.get("instances_written", 0) + apply.get("instances_unchanged", 0)
+    record_discovery_failures(store, run_id, cf, bosh)
     orphan_counts = (event.get("orphans") or {}).get("orphans") or {}
-    # the run's figures (the spec's Metrics, per run): the store's totals, the run record, EMF
-    figures = {
-        "deployments": int(bosh.get("deployments") or 0), "instances_found": int(cf.get("instances") or 0),
-        "instances_synced": int(synced), "errors": errors, "backups_written": int(apply.get("backups_written", 0)),
-        "cache_hits": int(scan.get("cache_hits", 0)), "cache_misses": int(scan.get("cache_misses", 0)),
-        "credentials_recovered": int(apply.get("credentials_recovered", 0)),
-        "instances_not_reconciled": missed["count"], "not_reconciled_reasons": missed["reasons"],
-        **{kind.figure: int(orphan_counts[kind.value]) for kind in FindingKind if kind.value in orphan_counts},
-    }
+    figures = run_figures(cf, bosh, scan, apply, errors, missed, orphan_counts)
     if dry_run:
         return finish_dry_run(store, run_id, summary, figures, duration)
     breakers = store.get_breaker_states()
     figures["circuits_open"] = sum(1 for b in breakers.values() if b.get("state") == "open")
-    store.add_metrics(runs_total=1, runs_successful=1, duration_total_s=duration,
-                      deployments_total=figures["deployments"], instances_found_total=figures["instances_found"],
-                      instances_synced_total=figures["instances_synced"], errors_total=errors,
-                      backups_written_total=figures["backups_written"], cache_hits_total=figures["cache_hits"],
-                      cache_misses_total=figures["cache_misses"],
-                      runs_with_errors_total=1 if errors else 0, instances_not_reconciled_total=missed["count"])
-    store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
-                      last_run_status=summary["status"], last_run_instances_not_reconciled=missed["count"])
-    store.observe_run_duration(duration)
+    store_run_metrics(store, run_id, summary["status"], figures, duration, missed["count"])
     store.set_metrics(**item_times(scan=scan, apply=apply))
     if runtime.metrics_enabled():
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
@@ -156,8 +127,60 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, P
     log.info("run %s finished: %s in %.1fs", run_id, summary["status"], duration)
     summary["notifications"] = notify_run(runtime.settings(), store, run_id, status=summary["status"],
                                           update=store.get_scratch(run_id, contracts.ORPHANS), figures=figures,
-                                          breakers=breakers)
+                                          breakers=breakers,
+                                          remediation=(event.get("orphans") or {}).get("remediation"))
     return summary
+
+
+def phase_summaries(event: dict[str, Any], cf: dict[str, Any], bosh: dict[str, Any], scan: dict[str, Any],
+                    match: dict[str, Any], apply: dict[str, Any]) -> dict[str, Any]:
+    """What each phase found and did (the execution output's ``phases``): counts, no batch lists."""
+    return {
+        "discover_cf": cf,
+        "discover_bosh": {k: v for k, v in bosh.items() if k != "batches"} | {
+            "batches": len(bosh.get("batches") or [])},
+        "scan": scan,
+        "match": {k: v for k, v in match.items() if k != "batches"} | {"batches": len(match.get("batches") or [])},
+        "apply": apply,
+        "sync_index": event.get("index") or {},
+        "orphans": event.get("orphans") or {},
+    }
+
+
+def record_discovery_failures(store: Any, run_id: str, cf: dict[str, Any], bosh: dict[str, Any]) -> None:
+    for name, src in (("CF", cf), ("BOSH", bosh)):
+        if src.get("status") == "failed" and not src.get("recorded"):  # a discovery that raised (Pass state)
+            store.record_error(run_id, f"Discover{'CF' if name == 'CF' else 'Bosh'}", name.lower(),
+                               f"{src.get('error') or 'failed'}: {name} did not answer; this run went on without it")
+
+
+def run_figures(cf: dict[str, Any], bosh: dict[str, Any], scan: dict[str, Any], apply: dict[str, Any], errors: int,
+                missed: dict[str, Any], orphan_counts: dict[str, Any]) -> dict[str, Any]:
+    """The run's figures (the spec's Metrics, per run): the store's totals, the run record, EMF."""
+    synced = apply.get("instances_written", 0) + apply.get("instances_unchanged", 0)
+    return {
+        "deployments": int(bosh.get("deployments") or 0), "instances_found": int(cf.get("instances") or 0),
+        "instances_synced": int(synced), "errors": errors, "backups_written": int(apply.get("backups_written", 0)),
+        "cache_hits": int(scan.get("cache_hits", 0)), "cache_misses": int(scan.get("cache_misses", 0)),
+        "credentials_recovered": int(apply.get("credentials_recovered", 0)),
+        "instances_not_reconciled": missed["count"], "not_reconciled_reasons": missed["reasons"],
+        **{kind.figure: int(orphan_counts[kind.value]) for kind in FindingKind if kind.value in orphan_counts},
+    }
+
+
+def store_run_metrics(store: Any, run_id: str, status: str, figures: dict[str, Any], duration: float,
+                      not_reconciled: int) -> None:
+    """The totals across runs (counters), the last run's gauges and the duration histogram."""
+    errors = figures["errors"]
+    store.add_metrics(runs_total=1, runs_successful=1, duration_total_s=duration,
+                      deployments_total=figures["deployments"], instances_found_total=figures["instances_found"],
+                      instances_synced_total=figures["instances_synced"], errors_total=errors,
+                      backups_written_total=figures["backups_written"], cache_hits_total=figures["cache_hits"],
+                      cache_misses_total=figures["cache_misses"],
+                      runs_with_errors_total=1 if errors else 0, instances_not_reconciled_total=not_reconciled)
+    store.set_metrics(last_run_duration_s=duration, last_run_time=runtime.now_iso(), last_run_id=run_id,
+                      last_run_status=status, last_run_instances_not_reconciled=not_reconciled)
+    store.observe_run_duration(duration)
 
 
 def record_plan(store: Any, run_id: str, dry_run: bool, parts: list[str]) -> dict[str, Any]:
@@ -165,6 +188,9 @@ def record_plan(store: Any, run_id: str, dry_run: bool, parts: list[str]) -> dic
     described = [got for key in parts if (got := store.get_scratch(run_id, key)) is not None]
     notes = [] if len(described) == len(parts) else [f"{len(parts) - len(described)} part(s) of the plan expired"]
     plan = plans.assemble(described, run_id=run_id, dry_run=dry_run, notes=notes)
+    decisions = plans.rule_decisions(store.get_scratch(run_id, contracts.MATCH) or {})
+    if decisions:  # what the custom matching rules decided, so a dry run shows them before they act
+        plan["match_decisions"] = decisions
     store.put_scratch(run_id, contracts.PLAN, plan, store.run_ttl_s)
     return plan
 

@@ -3,8 +3,9 @@
 ``domain.select_remediation`` decides (pure); this does it: each due Vault orphan is archived
 (``apply.archive_instance``: verified backup, then its paths and index entry removed) through a
 :class:`RecordingVault`, so a dry run plans the archive without doing it and a real run
-records what it removed. Each archive is logged as a notification, recorded in the instance's
-history and in the run record; ``restore`` (the backup sha is in all three) undoes it.
+records what it removed. Each archive is logged, recorded in the instance's history and in the
+run record, and Finish sends it as the ``remediation`` notification; ``restore`` (the backup
+sha is in each) undoes it.
 """
 
 from __future__ import annotations
