@@ -248,12 +248,48 @@ def test_rate_limit_off_costs_nothing(clock, store):
     assert clock.slept == [] and res.guard.state.writes == 0 and res.guard.state.reads == 0
 
 
-def test_dynamodb_cost_is_one_write_per_request_when_healthy(clock, store):
+class CountingClient:
+    """The boto3 DynamoDB client (moto) counting the UpdateItem calls actually sent."""
+
+    def __init__(self, client):
+        self.client, self.update_items = client, 0
+
+    def update_item(self, **kwargs):
+        self.update_items += 1
+        return self.client.update_item(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_steady_traffic_leases_slots_at_most_a_quarter_write_per_request(clock, store):
+    """Steady traffic at the rate: slots are leased in groups, <= 0.25 UpdateItem per request
+    (it was 1.025: one reservation each plus the first fill)."""
+    counting = CountingClient(store.client)
+    store.client = counting
     res = make(policy(rps=20, burst=5, wait_timeout=10, breaker=BreakerConfig(True, 3, 2, 30, 1)), clock, store)
-    for _ in range(40):
-        res.call(lambda: None)
+    grants = []
+    for _ in range(200):
+        res.call(lambda: grants.append(clock.now))
     assert res.guard.state.reads == 0
-    assert res.guard.state.writes == 41  # one reservation each, plus the first fill of the bucket
+    print(f"\nlimiter: {counting.update_items} UpdateItem for 200 requests = {counting.update_items / 200:.3f}/request")
+    assert counting.update_items / 200 <= 0.25 and counting.update_items == res.guard.state.writes
+    assert max_in_window(grants) <= 20 + 5
+
+
+def test_leases_of_several_lambdas_keep_the_bound(clock, store):
+    """Several guards (simulated Lambdas) leasing from one table, each serving bursts of its
+    own callers: every 1-s window stays within rate + burst, and slots a Lambda leased but did
+    not use expire with their time (a later window does not get them)."""
+    lambdas = [make(policy(rps=20, burst=5, wait_timeout=10), clock, store) for _ in range(3)]
+    rng = random.Random(7)
+    grants = []
+    for _ in range(400):
+        lam = lambdas[rng.randrange(3)]
+        lam.call(lambda: grants.append(clock.now))
+        if rng.random() < 0.05:
+            clock.now += rng.choice([0.3, 1.5])  # a pause: some leased slots expire unused
+    assert max_in_window(grants) <= 20 + 5
 
 
 class SlowStore:

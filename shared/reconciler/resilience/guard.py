@@ -10,7 +10,7 @@ import time
 from reconciler.errors import RateLimited
 
 from .breaker import BreakerPath, Permit
-from .limiter import LATE_FLOOR_S, MAX_LATE_RETRIES, SlotReservations, Ticket
+from .limiter import LATE_FLOOR_S, MAX_LATE_RETRIES, Grant, SlotReservations, Ticket
 from .policy import ApiPolicy
 from .state import DynamoGuardState, LocalGuardState, closed
 
@@ -37,6 +37,9 @@ class Guard(SlotReservations, BreakerPath):
         self._group_lock = threading.Lock()
         self._queue: list[Ticket] = []  # threads waiting for the next group reservation
         self._leading = False  # a thread is reserving for a group right now
+        self._lease: list[Grant] = []  # slots reserved ahead in the shared bucket, not handed out yet
+        self._lease_k = 1  # slots the next reservation leases (grows while demand uses them on time)
+        self._lease_expired = False  # a leased slot expired unused since the last lease
         self._record_lock = threading.Lock()  # breaker outcomes applied one at a time (breaker.py)
         self._streak = 0  # consecutive failures as this guard's last breaker write left them
 

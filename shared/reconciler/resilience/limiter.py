@@ -17,6 +17,7 @@ ARRIVAL_AHEAD_MAX_S = 0.25  # how far ahead of now a reservation may place its a
 DELAY_SAMPLES = 50  # reservation round trips remembered per guard for that estimate
 MAX_GROUP = 16  # slots reserved in one write for threads of one guard waiting at the same moment
 FOLLOW_WAIT_S = 2.0  # a thread waits this long for its group's reservation before reserving alone
+LEASE_MAX = 16  # slots a guard may lease ahead in one write (handed out locally, each at its own time)
 
 
 def steady(breaker: bool) -> Transition:
@@ -78,6 +79,30 @@ class SlotReservations:
     _group_lock: threading.Lock
     _queue: list[Ticket]
     _leading: bool
+    _lease: list[Grant]
+    _lease_k: int
+    _lease_expired: bool
+
+    def _leased(self, tolerance: float) -> Grant | None:
+        """The next leased slot still on time (caller holds ``_group_lock``). A lease is slots
+        already reserved in the shared bucket, so using them keeps the global bound; a slot
+        whose time has passed expires (never used later, so it cannot bunch with a later window)."""
+        now = self.clock()
+        expired = False
+        while self._lease and self._lease[0].slot is not None and self._lease[0].slot < now - tolerance:
+            self._lease.pop(0)
+            expired = True
+        if expired:  # local demand is below the leased share: lease less
+            self._lease_k = max(1, self._lease_k // 2)
+            self._lease_expired = True
+        return self._lease.pop(0) if self._lease else None
+
+    def _keep_lease(self, extra: list[Grant]) -> None:
+        """Keep the group's extra slots for later callers of this guard (under ``_group_lock``)."""
+        self._lease.extend(g for g in extra if g.slot is not None)
+        if not self._lease_expired:  # the previous lease was used up on time: lease more
+            self._lease_k = min(LEASE_MAX, self._lease_k * 2)
+        self._lease_expired = False
 
     def _take(self, T: float, tau: float, cb_on: bool) -> Grant:
         """A slot for this caller, reserved together with those of every other thread of this
@@ -85,6 +110,9 @@ class SlotReservations:
         for the whole group (``tat += k*T``), exactly as k reservations one after another."""
         ticket = Ticket()
         with self._group_lock:
+            leased = self._leased(max(T / 2, LATE_FLOOR_S))
+            if leased is not None:
+                return leased
             self._queue.append(ticket)
             if not self._leading:
                 self._leading = ticket.lead = True
@@ -104,10 +132,17 @@ class SlotReservations:
             group = self._queue[:most]  # this leader's own ticket is first
             del self._queue[:len(group)]
         grants: list[Grant | None] = [None] * len(group)
+        # lease only once the burst is spent (slots paced by T): leased burst slots held by one
+        # Lambda while it sleeps would be lost to the others
+        paced = self._tat_seen is not None and self._tat_seen - tau >= self.clock()
+        n = min(most, max(len(group), self._lease_k if paced else 1))
         try:
-            grants = list(self._reserve_slots(len(group), T, tau, cb_on))
+            got = self._reserve_slots(n, T, tau, cb_on)
+            grants = list(got[:len(group)])
         finally:  # on an error the followers reserve alone (and meet the error themselves)
             with self._group_lock:
+                if grants[0] is not None:
+                    self._keep_lease(got[len(group):])
                 for t, g in zip(group[1:], grants[1:], strict=True):
                     t.grant = g
                     t.ready.set()
