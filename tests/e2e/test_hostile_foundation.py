@@ -28,7 +28,7 @@ def deployment(name: str, manifest: str | None, vms: list | None = None) -> dict
 
 
 def hostile_world() -> tuple[dict, dict]:
-    world, expected = generate(4, seed=3)
+    world, expected = generate(5, seed=0)
     world = copy.deepcopy(world)
     cf_orphan = expected["orphans"]["cf"][0]  # a CF instance without a deployment: a name could claim it
     matched = next(iter(expected["matched"]))

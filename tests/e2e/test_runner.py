@@ -38,7 +38,8 @@ def test_config_for_the_stack_references_secrets_never_inlines_them():
 def test_orphan_lists_from_store_state():
     state = {"cf": {"k1": {"instance_id": "b"}, "k2": {"instance_id": "a"}},
              "bosh": {"redis-x": {"deployment_name": "redis-x"}}, "vault": {}}
-    assert runner.orphan_lists(state) == {"cf": ["a", "b"], "bosh": ["redis-x"], "vault": []}
+    lists = runner.orphan_lists(state)
+    assert lists == {kind.value: [] for kind in FindingKind} | {"cf": ["a", "b"], "bosh": ["redis-x"], "vault": []}
 
 
 def test_report_of_a_run(small_world, tmp_path):
