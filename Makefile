@@ -10,7 +10,7 @@ SAM_VERSION := 1.170.0
 SAM := $(SAM_VENV)/bin/sam
 BUILD := .aws-sam/build
 
-.PHONY: demo bench test lint unit venv sam build validate lock clean
+.PHONY: demo bench test test-faults lint unit venv sam build validate lock clean
 
 venv: $(STAMP)
 
@@ -57,7 +57,12 @@ lint: $(STAMP)
 test: lint
 	@$(MAKE) --no-print-directory sam >/dev/null 2>&1 || \
 	  echo "aws-sam-cli could not be installed into $(SAM_VENV): sam validate and the built-artifact tests will skip"
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not faults"
+
+# The fault-convergence scenario suite (20 % errors per API, hourly separation): long, and
+# random by nature, so it runs apart from make test (docs/reliability.md).
+test-faults: $(STAMP)
+	$(PY) -m pytest -m faults tests/e2e/test_fault_convergence.py
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -13,7 +13,7 @@ import pytest
 from mockstack.faults import run_scenario, scenarios
 from mockstack.generator import generate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 INSTANCES, SEED = 60, 7
 # the breakers, retries and rate limits of the spec's defaults; only the pauses and retry
