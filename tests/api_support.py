@@ -29,7 +29,9 @@ def load_api_handler():
 def api(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    with mock_aws():
+    # execute mode off explicitly: a server-mode engine earlier in the process turns it on in moto's
+    # process-wide config, and an executing machine would finish before the 409 check
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         ddb = boto3.client("dynamodb")
         create_tables(ddb, "cache", "state")
         store = Store("cache", "state", ddb)
