@@ -11,7 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_ctrl_c_while_generating_is_one_line(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mockstack.demo", "--instances", "40000", "--out", str(tmp_path)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as in a terminal: a runner started in the background ignores SIGINT, and
+                            # a child inherits that (Python then installs no KeyboardInterrupt handler)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(3)  # past start-up, inside the generator (40,000 instances take longer than that)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
