@@ -500,6 +500,11 @@ class VaultClient:
         if not ((len(parts) >= 3 and parts[0] == "backups") or (len(parts) >= 3 and parts[1] == "backups")):
             raise InvalidInput(f"refusing to delete {path}: only backups ({self.mount}/backups/<id>/<sha> or "
                                f"{self.mount}/<id>/backups/<sha>) may be deleted")
+        self._delete_all_versions(path, rel)
+
+
+    def _delete_all_versions(self, path: str, rel: str) -> None:
+        """Remove ``rel`` and every version of it: the one delete both guarded entry points share."""
         kv = self.kv_version
 
         def fn() -> None:
@@ -509,7 +514,6 @@ class VaultClient:
                 self._client.secrets.kv.v1.delete_secret(path=rel, mount_point=self.mount)
 
         self._call("delete", path, fn)
-
 
     def delete_archived(self, path: str, *, backup_path: str) -> None:
         """Remove one path of an instance's tree (all versions) that ``backup_path`` holds: the
@@ -527,15 +531,7 @@ class VaultClient:
             raise InvalidInput(f"refusing to archive {path}: {backup_path} is not a backup of instance {uid}")
         if self.read(backup_path) is None:
             raise InvalidInput(f"refusing to archive {path}: its backup {backup_path} does not exist")
-        kv = self.kv_version
-
-        def fn() -> None:
-            if kv == 2:
-                self._client.secrets.kv.v2.delete_metadata_and_all_versions(path=rel, mount_point=self.mount)
-            else:
-                self._client.secrets.kv.v1.delete_secret(path=rel, mount_point=self.mount)
-
-        self._call("delete", path, fn)
+        self._delete_all_versions(path, rel)
 
 
 def _reveal(value: Any) -> Any:
