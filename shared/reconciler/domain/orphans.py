@@ -204,7 +204,8 @@ def update_orphans(
     ``bosh:<name>`` parts) and some of them down, a kind is judged on the healthy share only
     (``domain/shares.py``: a finding of a foundation that answered and whose directors all
     answered; a deployment of a director that answered and whose foundations all answered;
-    ``serves`` maps a director to its foundations, absent: all); the rest keeps its previous state. Such a kind is still reported in ``skipped`` (partly evaluated), so nothing
+    ``serves`` maps a director to its foundations, absent: all); the rest keeps its previous
+    state. Such a kind is still reported in ``skipped`` (partly evaluated), so nothing
     acts on it (auto-remediation needs a complete run)."""
     previous = previous or {}
     busy = set(result.in_flight)  # the broker's operation in flight: reported as such, not judged otherwise
