@@ -104,11 +104,16 @@ class BackupOutcome:
 
 def backup_instance(vault: KvStore, instance_id: str, *, tree: Mapping[str, tuple[dict, int | None]],
                     index_entry: Mapping[str, Any] | None, settings: BackupSettings, now: float,
-                    stored: list[StoredBackup] | None = None) -> BackupOutcome:
+                    stored: list[StoredBackup] | None = None,
+                    planned: Mapping[str, Mapping[str, Any]] | None = None) -> BackupOutcome:
     """Store the current tree + index entry unless an identical backup exists (dedup by sha).
     When the identical backup is not the newest one (content went A -> B -> A), it is
-    re-stamped so retention treats the state just before this change as the newest."""
-    if not tree and index_entry is None:
+    re-stamped so retention treats the state just before this change as the newest.
+    Nothing to protect, no backup: no tree and no index entry, or (``planned``: the writes about
+    to be made) a tree that is only part of those writes with the same data, i.e. what an
+    earlier attempt of the same plan wrote into an empty tree before it failed half-way."""
+    ours = planned is not None and all(p in planned and not _differs(d, planned[p]) for p, (d, _v) in tree.items())
+    if (not tree or ours) and index_entry is None:
         return BackupOutcome(None)
     built = bk.build_backup(instance_id, {p: d for p, (d, _v) in tree.items()}, index_entry,
                             compression_level=settings.compression_level, now=now, mount=vault.mount)
@@ -339,7 +344,7 @@ def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite
     if settings.enabled and settings.backup_on_update:
         stored = scan_backups(vault, instance_id)
         outcome = backup_instance(vault, instance_id, tree=tree, index_entry=index_entry, settings=settings,
-                                  now=now, stored=stored)
+                                  now=now, stored=stored, planned={w.path: w.data for w in writes})
         result.backup_sha256, result.backup_created = outcome.sha256, outcome.created
     for w in bk.order_writes(effective, instance_id, mount):
         cas = w.cas

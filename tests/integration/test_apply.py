@@ -133,6 +133,24 @@ def test_a_path_the_plan_read_as_absent_is_not_read_again_for_the_backup():
         assert env.emulator.read(f"secret/{IID}") == {"x": 1}
 
 
+def test_second_attempt_over_its_own_half_written_tree_takes_no_backup():
+    """A lost tree (no index entry) gets no backup: nothing to protect. When the first attempt
+    wrote only its credentials and failed, the second attempt finds nothing but its own writes
+    and takes none either; a path holding other data is backed up as always."""
+    lost = {k: v for k, v in world2().items() if not k.startswith(f"secret/{IID}")}
+    plan = plan_for(IID) + [VaultWrite(path=f"secret/{IID}/credentials", data={"password": "recovered"})]
+    with vault_env(lost) as env:
+        env.client.write(f"secret/{IID}/credentials", {"password": "recovered"}, cas=0)  # the failed first try
+        result = apply_instance(env.client, IID, plan, settings=BackupSettings(), now=NOW)
+        assert (result.status, result.writes, result.writes_skipped) == ("written", 3, 1)
+        assert result.backup_sha256 is None and env.backup_keys(IID) == []
+    with vault_env(lost) as env:
+        env.client.write(f"secret/{IID}/credentials", {"password": "recovered"}, cas=0)
+        env.client.write(f"secret/{IID}/manifest", {"manifest": "someone else's"}, cas=0)
+        result = apply_instance(env.client, IID, plan, settings=BackupSettings(), now=NOW)
+        assert result.status == "written" and result.backup_created and len(env.backup_keys(IID)) == 1
+
+
 def test_backup_on_update_false_writes_without_backup():
     with vault_env(world2()) as env:
         apply_instance(env.client, IID, plan_for(IID), settings=BackupSettings(backup_on_update=False), now=NOW)
