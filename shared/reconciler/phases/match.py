@@ -114,6 +114,8 @@ def match_phase(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                         "dry_run": bool(run.get("dry_run")),
                                         "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
                                         "kv_version": vault.kv_version,  # detected once per run
+                                        # UAA's links from the CF API root: ApplyBatch's clients skip it
+                                        "cf_endpoints": (cf_data or {}).get("endpoints") or {},
                                         "apply_batches": count}, ttl)
     log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts, "
              "%d with an operation in flight, %d failed provisions", len(result.matches),
