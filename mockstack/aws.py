@@ -473,6 +473,7 @@ class AwsEngine:
         self._mock: Any = None
         self._server: Any = None
         self._saved_env: dict[str, str | None] = {}
+        self._saved_moto_config: dict[str, Any] | None = None
         self._started = False
         self.engine_id = uuid.uuid4().hex[:12]
 
@@ -518,6 +519,11 @@ class AwsEngine:
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID") or "test",
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY") or "test",
         })
+        from moto.core.config import default_user_config
+
+        # moto's config endpoint replaces process-wide settings: keep ours to put back on stop,
+        # or a later in-process mock would inherit execute mode
+        self._saved_moto_config = copy.deepcopy(dict(default_user_config))
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         response = requests.post(f"{self.endpoint_url}/moto-api/config",
@@ -544,6 +550,11 @@ class AwsEngine:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._saved_moto_config is not None:
+            from moto.core.config import default_user_config
+
+            default_user_config.update(self._saved_moto_config)  # type: ignore[typeddict-item]
+            self._saved_moto_config = None
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -67,6 +67,16 @@ def test_forced_run_refused_while_the_lock_is_held(api):  # noqa: F811
     assert response.status_code == 409 and response.json()["execution_arn"].endswith(":r9")
 
 
+def test_forced_run_refused_while_another_request_is_starting_one(api):  # noqa: F811
+    """Between a POST's "is one running?" check and its StartExecution, a second POST finds the
+    first one's start claim (the check alone let both start a run)."""
+    url, store, sfn, machine = api
+    assert store.claim_start("forced-20261202T070000-abcdef12", 60) is None
+    response = requests.post(f"{url}/b/reconcile", timeout=10)
+    assert response.status_code == 409 and response.json()["run"] == "forced-20261202T070000-abcdef12"
+    assert sfn.list_executions(stateMachineArn=machine)["executions"] == []
+
+
 @pytest.mark.parametrize("body", ['{"instances": ["nope"]}', '{"extra": 1}', "not json", "[]"])
 def test_bad_reconcile_body_is_400_saying_what_is_accepted(api, body):  # noqa: F811
     url, _, sfn, machine = api

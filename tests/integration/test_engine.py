@@ -114,7 +114,9 @@ def _free_port() -> int:
 
 def test_server_mode_reached_by_localstack_client():
     from localstack_client.session import Session
+    from moto.core.config import default_user_config
 
+    before = json.dumps(default_user_config, sort_keys=True)
     port = _free_port()
     with AwsEngine(FIXTURE, stack_name="served", mode="server", port=port) as engine:
         session = Session(localstack_host=f"127.0.0.1:{port}", region_name="us-east-1")
@@ -131,3 +133,5 @@ def test_server_mode_reached_by_localstack_client():
                                                   Payload=b'{"via": "localstack-client"}')["Payload"].read()
         assert json.loads(payload)["event"] == {"via": "localstack-client"}
     assert "MOTO_PORT" not in os.environ or os.environ["MOTO_PORT"] != str(port)
+    # the server's config call switched execute mode on process-wide; stop puts it back
+    assert json.dumps(default_user_config, sort_keys=True) == before

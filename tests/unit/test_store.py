@@ -177,6 +177,25 @@ def test_lock_race_has_one_winner(store):
     assert len(winners) == 1 and len(losers) == 5
 
 
+def test_start_claim_has_one_holder_until_it_expires_or_is_released(store, clock):
+    claims = []
+    threads = [threading.Thread(target=lambda i=i: claims.append(store.claim_start(f"run-{i}", 60)))
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    holders = {c["name"] for c in claims if c is not None}
+    assert claims.count(None) == 1 and len(holders) == 1 and store.current_lock() is None
+    (holder,) = holders
+    store.release_start("someone-else")  # not theirs: the claim stays
+    assert store.claim_start("late", 60) == {"name": holder, "expires_at": int(clock.now) + 60}
+    clock.now += 61
+    assert store.claim_start("late", 60) is None
+    store.release_start("late")
+    assert store.claim_start("after", 60) is None
+
+
 def test_scratch_small_and_large_values_round_trip(store, clock):
     store.put_scratch("run-1", "instances", [{"guid": "a"}], ttl_s=3600)
     assert store.get_scratch("run-1", "instances") == [{"guid": "a"}]

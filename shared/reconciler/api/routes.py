@@ -43,6 +43,7 @@ ROUTES = {
     "/b/runs": {"GET"}, "/b/orphans": {"GET"}, "/b/health": {"GET"}, "/b/restore": {"POST"},
 }
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+START_CLAIM_S = 60  # a POST's claim to start a run; by then the execution lists as RUNNING
 
 
 @dataclass
@@ -158,13 +159,20 @@ def post_reconcile() -> Response:
     now = datetime.now(UTC)
     kind = "dryrun" if request.dry_run else "forced" if request.force else "run"
     name = f"{kind}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    started = svc.sfn.start_execution(
-        stateMachineArn=svc.state_machine_arn,
-        name=name,
-        input=json.dumps({"source": "api", "force": request.force, "dry_run": request.dry_run,
-                          "requested_at": now.isoformat(),
-                          "selection": {"instances": request.instances, "services": request.services}}),
-    )
+    claim = svc.store.claim_start(name, START_CLAIM_S)
+    if claim is not None:  # a concurrent POST passed the check first and is starting its run
+        return _json(409, {"error": "a reconciliation is already being started", "run": claim["name"]})
+    try:
+        started = svc.sfn.start_execution(
+            stateMachineArn=svc.state_machine_arn,
+            name=name,
+            input=json.dumps({"source": "api", "force": request.force, "dry_run": request.dry_run,
+                              "requested_at": now.isoformat(),
+                              "selection": {"instances": request.instances, "services": request.services}}),
+        )
+    except Exception:
+        svc.store.release_start(name)
+        raise
     logger.info("run started on request", extra={"execution_arn": started["executionArn"], "run_id": name,
                                                  "selective": request.selective, "dry_run": request.dry_run})
     return _json(202, {"execution_arn": started["executionArn"], "run": name, "forced": request.force,

@@ -60,6 +60,31 @@ class RunLock(Tables):
             return False
         return True
 
+    def claim_start(self, name: str, hold_s: float) -> dict | None:
+        """Claim the right to start an execution for ``hold_s`` seconds (the API's POST: between
+        its "is one running?" check and StartExecution, another request must not start one too).
+        ``None`` when claimed; the current claim (``name``, ``expires_at``) when another holds it."""
+        now = self.clock()
+        item = {"pk": "lock", "sk": "start", "name": name, "expires_at": int(math.ceil(now + hold_s))}
+        try:
+            self._call("put_item", TableName=self.state_table, Item=to_dynamo(item)["M"],
+                       ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                       ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                       ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as exc:
+            old = item_to_dict(exc.response.get("Item")) or self._get(self.state_table, "lock", "start") or {}
+            return {"name": old.get("name", "?"), "expires_at": old.get("expires_at")}
+        return None
+
+    def release_start(self, name: str) -> None:
+        """Give a start claim back (StartExecution failed), if it is still ``name``'s."""
+        try:
+            self._call("delete_item", TableName=self.state_table, Key=item_key("lock", "start"),
+                       ConditionExpression="#n = :name", ExpressionAttributeNames={"#n": "name"},
+                       ExpressionAttributeValues={":name": {"S": name}})
+        except ClientError:
+            log.warning("release_start: the start claim is no longer %s's", name)
+
     def current_lock(self) -> dict | None:
         item = self._get(self.state_table, "lock", "run")
         return None if item is None else {k: v for k, v in item.items() if k not in ("pk", "sk")}
