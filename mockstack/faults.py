@@ -1,8 +1,9 @@
 """Fault convergence: does the reconciler reach the same Vault under faults as without?
 
-``python -m mockstack.faults [--instances 150] [--seed 7] [--error-rate 0.2] [--runs 3]
-[--scenarios cf,bosh,vault,all] [--json OUT]`` generates one world, runs the reconciler on it
-``--runs`` times without faults (the reference: the Vault after each run), then, per scenario,
+``python -m mockstack.faults [--instances 150] [--seed 7] [--fault-seeds 7,8,...] [--error-rate 0.2]
+[--runs 3] [--scenarios cf,bosh,vault,all] [--quick] [--json OUT]`` generates one world (``--seed``),
+runs the reconciler on it ``--runs`` times without faults (the reference: the Vault after each
+run), then, per scenario and per fault seed (``--fault-seeds``, default ``--seed``: which requests fail),
 on a fresh copy of the same world with the scenario's faults injected, run after run until the
 Vault equals the fault-free one after as many runs (or ``--runs`` is reached). The fault-free
 lines show how many paths its own later runs still changed. Runs are separated as an hourly
@@ -37,6 +38,18 @@ TIMESTAMP_KEYS = frozenset({"updated_at", "reconciled_at", "timestamp", "since",
 WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 APIS = ("cf", "bosh", "vault")
 UUID_TAIL = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+# ``--quick`` (and tests/e2e/test_fault_convergence.py): the breakers, retries and rate limits of
+# the spec's defaults; only the pauses and retry delays shortened (they sleep in real time)
+QUICK_CONFIG = """\
+reconciler:
+  retry: {initial_delay: 200ms, max_delay: 2s}
+  batch: {delay: 0s}
+  concurrency: {cooldown_period: 0s}
+  apis:
+    cf: {rate_limit: {wait_timeout: 60s}}
+    bosh: {rate_limit: {wait_timeout: 60s}}
+    vault: {rate_limit: {wait_timeout: 60s}}
+"""
 
 
 def scenarios(error_rate: float, seed: int) -> dict[str, dict[str, dict[str, Any]]]:
@@ -204,17 +217,22 @@ def run_scenario(name: str, world: Mapping[str, Any], expected: Mapping[str, Any
                 if until_converged:
                     break
         final = scenario.vault_contents()
-        outside = writes_outside(scenario.stack.requests(), ours)
+        logged = scenario.stack.requests()
+        outside = writes_outside(logged, ours)
+    errors = {api: sum(1 for r in logged if r.api == api and (r.status >= 500 or r.status == 0)) for api in APIS}
     lost = expected.get("lost_binding_credentials") or {}
     return {"scenario": name, "faults": faults, "runs": runs, "converged_after": converged_after,
             "credentials_changed": credentials_changed(world["vault"], final, expected.get("untouched_paths") or []),
             "writes_outside_allowed": outside, "bindings_not_restored": bindings_missing(final, world["cf"], lost),
+            "errors_answered": errors,  # 5xx and resets the emulators gave: the faults were there
             "final_vault": final, "vaults": vaults}
 
 
 def suite(instances: int = 150, seed: int = 7, error_rate: float = 0.2, max_runs: int = 3,
           names: Iterable[str] = ("cf", "bosh", "vault", "all"), config_text: str | None = None,
-          progress: Any = None) -> dict[str, Any]:
+          progress: Any = None, fault_seeds: Iterable[int] | None = None) -> dict[str, Any]:
+    """The fault-free timeline of the world of ``seed``, then every scenario of ``names`` once
+    per fault seed (default: ``seed``), each against that timeline."""
     import mockstack.aws  # noqa: F401  (puts shared/ on the path)
     from mockstack.generator import generate
 
@@ -231,16 +249,18 @@ def suite(instances: int = 150, seed: int = 7, error_rate: float = 0.2, max_runs
     results = [base]
     if progress:
         progress(base)
-    table = scenarios(error_rate, seed)
+    seeds = list(fault_seeds or [seed])
     for name in names:
-        result = run_scenario(name, world, expected, table[name], references, max_runs=max_runs,
-                              config_text=config_text)
-        result.pop("final_vault")
-        result.pop("vaults")
-        results.append(result)
-        if progress:
-            progress(result)
-    return {"instances": instances, "seed": seed, "error_rate": error_rate, "max_runs": max_runs,
+        for fault_seed in seeds:
+            result = run_scenario(name, world, expected, scenarios(error_rate, fault_seed)[name], references,
+                                  max_runs=max_runs, config_text=config_text)
+            result.pop("final_vault")
+            result.pop("vaults")
+            result["fault_seed"] = fault_seed
+            results.append(result)
+            if progress:
+                progress(result)
+    return {"instances": instances, "seed": seed, "fault_seeds": seeds, "error_rate": error_rate, "max_runs": max_runs,
             "deployments": len(world["bosh"]["deployments"]), "wall_s": round(time.monotonic() - started, 1),
             "lost_binding_credentials": sum(len(v) for v in (expected.get("lost_binding_credentials") or {}).values()),
             "scenarios": results}
@@ -250,7 +270,9 @@ def render(result: Mapping[str, Any]) -> str:
     lines = []
     for r in result.get("scenarios", [result]):
         conv = r["converged_after"]
-        lines.append(f"{r['scenario']}: {'converged after ' + str(conv) + ' run(s)' if conv else 'NOT converged'}; "
+        seed = f" (fault seed {r['fault_seed']})" if "fault_seed" in r else ""
+        outcome = f"converged after {conv} run(s)" if conv else "NOT converged"
+        lines.append(f"{r['scenario']}{seed}: {outcome}; "
                      f"credentials changed {len(r['credentials_changed'])}, writes outside allowed paths "
                      f"{len(r['writes_outside_allowed'])}, lost binding credentials not restored "
                      f"{len(r['bindings_not_restored'])}")
@@ -268,7 +290,11 @@ def render(result: Mapping[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mockstack.faults", description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=150, help="service instances to generate (default 150)")
-    parser.add_argument("--seed", type=int, default=7, help="generator and fault seed (default 7)")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed (and fault seed by default; default 7)")
+    parser.add_argument("--fault-seeds", default="", help="comma-separated fault seeds, each scenario run once per "
+                        "seed against the one fault-free timeline (default: --seed)")
+    parser.add_argument("--quick", action="store_true", help="the test suite's configuration (retry delays and "
+                        "pauses shortened, breakers and rate limits as the spec's defaults)")
     parser.add_argument("--error-rate", type=float, default=0.2, help="share of requests failed (default 0.2)")
     parser.add_argument("--runs", type=int, default=3, help="runs at most per scenario (default 3)")
     parser.add_argument("--scenarios", default="cf,bosh,vault,all",
@@ -278,9 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in scenarios(0, 0)]
-    if unknown or args.instances < 1 or args.runs < 1 or not 0 <= args.error_rate <= 1:
-        print(f"faults: bad arguments ({', '.join(unknown) or 'counts'}); accepted scenarios: "
-              f"{', '.join(scenarios(0, 0))}; --instances, --runs >= 1; --error-rate 0..1", file=sys.stderr)
+    seeds = [n.strip() for n in args.fault_seeds.split(",") if n.strip()]
+    bad_seeds = [n for n in seeds if not n.isdigit()]
+    if unknown or bad_seeds or args.instances < 1 or args.runs < 1 or not 0 <= args.error_rate <= 1:
+        print(f"faults: bad arguments ({', '.join(unknown + bad_seeds) or 'counts'}); accepted scenarios: "
+              f"{', '.join(scenarios(0, 0))}; --fault-seeds whole numbers >= 0; --instances, --runs >= 1; "
+              "--error-rate 0..1", file=sys.stderr)
         return 2
     from mockstack.runner import logs_to
 
@@ -292,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         print(render(r), file=sys.stderr, flush=True)
 
     with logs_to(log_path):
-        result = suite(args.instances, args.seed, args.error_rate, args.runs, names, progress=progress)
+        result = suite(args.instances, args.seed, args.error_rate, args.runs, names, progress=progress,
+                       config_text=QUICK_CONFIG if args.quick else None, fault_seeds=[int(n) for n in seeds])
     print(render(result))
     print(f"{result['instances']} instances, {result['deployments']} deployments, "
           f"{result['lost_binding_credentials']} lost binding credentials in the world; {result['wall_s']}s")

@@ -12,12 +12,20 @@ what a correct reconciler must send for that world:
 * CF: the API root, the broker lookup (none with ``broker_guid``), one page each of
   offerings, plans and instances per 5,000, and the bindings of our instances with as
   many guids per request as fit the 8 KB request line; cold, also the details of each
-  binding whose credentials Vault lost and the parameters of each instance that needs them.
+  binding whose credentials Vault lost and the parameters of each instance that needs them
+  (one request each: CF has no bulk form of either).
 * Vault reads: ``sys/mounts`` (none with ``kv_version`` set), the index in Match and again
-  for its cas write, the mount's LIST for Vault orphans, and per instance of our broker the
-  paths its plan needs (root, manifest, credentials, metadata, two per binding). The write
-  side (backups, writes, the LIST of each written instance's tree) depends on the drift a
-  run finds, so it is taken from the run: ``vault_writes`` in the table.
+  for its cas write, the mount's LIST for Vault orphans, and per instance of our broker that
+  is not in flight (CF or the index says so: Match skips it) the paths its plan needs: root,
+  manifest, credentials, metadata, the broker's ``deployment`` record (kept true where it
+  exists, and only a read tells whether it does), two per CF binding, and the broker's
+  ``task`` record only where CF cannot say when its last operation finished. Cold, also the
+  tree read before each write (an instance the generator drifted so that it must be
+  written): a LIST per folder of its tree, a GET per secret the plan did not read, the LIST
+  of its backups (dedup, retention) and Blacksmith's legacy folder where it exists; and the
+  metadata read before each orphan history entry of a BOSH or Vault orphan (trees no plan
+  read). The writes depend on the drift a run finds, so they are taken from the run:
+  ``vault_writes`` in the table.
 """
 
 from __future__ import annotations
@@ -53,6 +61,76 @@ def _our_instances(world: Mapping[str, Any], broker: Mapping[str, Any] | None) -
             and ((i.get("relationships") or {}).get("service_plan") or {}).get("data", {}).get("guid") in plans]
 
 
+# the generator's drift kinds (``expected["drift"]``) whose instances a correct cold run must
+# write (record, manifest, credentials or history repaired); an instance that lost binding
+# credentials or its parameters is written too. Index-only drift (``lost_index``), legacy
+# backups (migrated only when the instance is written or the run is forced) and drift that
+# cannot be repaired (``unrecoverable_credentials``) write no tree.
+TREE_DRIFT = ("lost_both", "lost_tree", "missing_credentials", "stale_manifest", "string_stamped_history",
+              "upper_case_names")
+
+
+def _planned(world: Mapping[str, Any], ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Our instances the plan reads: not those CF or the index says are in flight (Match skips them)."""
+    from reconciler.domain.broker import instance_in_flight
+
+    index = world["vault"].get("secret/db") or {}
+    return [i for i in ours if not instance_in_flight(i.get("last_operation"), index.get(i["guid"]))]
+
+
+def _plan_reads(instance: Mapping[str, Any], bindings: int) -> int:
+    """root, manifest, credentials, metadata, the broker's ``deployment`` record (kept true
+    where it exists, so it must be looked at), two per binding, and the broker's ``task``
+    record only where CF cannot say when its last operation finished."""
+    from reconciler.domain.broker import task_record_decides
+
+    return 5 + 2 * bindings + (1 if task_record_decides(instance.get("last_operation")) else 0)
+
+
+def _tree_reads(vault: Mapping[str, Any], iid: str, plan_paths: set[str], backups: bool) -> int:
+    """What the tree read before a write adds to the plan's reads, from the world's Vault: a
+    LIST of every folder of ``secret/<id>/`` (Vault lists one level), a GET of every secret the
+    plan did not read, and with backups on the LIST of ``secret/backups/<id>/`` (dedup and
+    retention) and, where Blacksmith's ``secret/<id>/backups/`` exists, its LIST and records."""
+    root = f"secret/{iid}"
+    legacy = f"{root}/backups/"
+    paths = [p for p in vault if p.startswith(root + "/")]
+    folders = {root + "/"}
+    for p in paths:
+        if p.startswith(legacy):
+            continue
+        parts = p[len(root) + 1:].split("/")[:-1]
+        folders |= {root + "/" + "/".join(parts[:n]) + "/" for n in range(1, len(parts) + 1)}
+    reads = sum(1 for p in paths if not p.startswith(legacy) and p not in plan_paths)
+    if not backups:
+        return len(folders) + reads
+    old = [p for p in paths if p.startswith(legacy)]
+    return len(folders) + reads + 1 + ((1 + len(old)) if old else 0)
+
+
+def _vault_cold_extra(world: Mapping[str, Any], expected: Mapping[str, Any], planned: list[dict[str, Any]],
+                      bound: Mapping[str, list[str]], settings: Any) -> int:
+    """The cold run's Vault reads beyond the plan's: each written instance's tree read, and
+    the metadata read before each orphan history entry of a tree the plan did not read."""
+    vault = world["vault"]
+    drift = expected.get("drift") or {}
+    ids = {i["guid"] for i in planned}
+    written = {iid for kind in TREE_DRIFT for iid in drift.get(kind) or []}
+    written |= set(expected.get("lost_binding_credentials") or {}) | set(expected.get("fetched_parameters") or {})
+    backup = settings.reconciler.backup
+    on = bool(backup.enabled and backup.backup_on_update)
+    extra = 0
+    for iid in sorted(written & ids):
+        plan_paths = {f"secret/{iid}{s}" for s in ("", "/manifest", "/credentials", "/metadata", "/deployment")}
+        plan_paths |= {f"secret/{iid}/bindings/{b}/{leaf}" for b in bound.get(iid) or [] for leaf in ("credentials",
+                                                                                                    "metadata")}
+        extra += _tree_reads(vault, iid, plan_paths, on)
+    orphans = expected.get("orphans") or {}
+    # BOSH orphans (by deployment) and Vault orphans: instances the plan never read
+    extra += len(orphans.get("bosh") or []) + len(orphans.get("vault") or [])
+    return extra
+
+
 def minimums(world: Mapping[str, Any], expected: Mapping[str, Any], settings: Any, *,
              api_url: str = "https://api.example.com") -> dict[str, dict[str, int]]:
     """``{"cold"|"warm"|"warm_after_ttl": {"bosh"|"cf"|"vault": requests}}``."""
@@ -62,14 +140,14 @@ def minimums(world: Mapping[str, Any], expected: Mapping[str, Any], settings: An
     service = len(deployments) - len(expected.get("excluded_deployments") or [])
     broker = expected.get("broker")
     ours = _our_instances(world, broker)
+    planned = _planned(world, ours)
     cf_world = world["cf"]
     ids = {i["guid"] for i in ours}
     bindings = [b for b in cf_world.get("service_credential_bindings") or []
                 if ((b.get("relationships") or {}).get("service_instance") or {}).get("data", {}).get("guid") in ids]
-    per_instance: dict[str, int] = {}
+    bound: dict[str, list[str]] = {}
     for b in bindings:
-        guid = b["relationships"]["service_instance"]["data"]["guid"]
-        per_instance[guid] = per_instance.get(guid, 0) + 1
+        bound.setdefault(b["relationships"]["service_instance"]["data"]["guid"], []).append(b["guid"])
     foundation = (settings.cf_foundations or [None])[0]
     broker_lookup = 0 if getattr(foundation, "broker_guid", None) else 1
     cf = (1 + broker_lookup + max(1, math.ceil(len(cf_world.get("service_offerings") or []) / PER_PAGE))
@@ -77,11 +155,14 @@ def minimums(world: Mapping[str, Any], expected: Mapping[str, Any], settings: An
           + max(1, math.ceil(len(cf_world.get("service_instances") or []) / PER_PAGE))
           + math.ceil(len(ids) / guids_per_request(str(getattr(foundation, "api_url", api_url) or api_url))))
     kv = str(getattr(settings.vault, "kv_version", "auto") or "auto")
-    vault = (0 if kv in ("1", "2") else 1) + 3 + sum(4 + 2 * per_instance.get(g, 0) for g in ids)
-    # a cold run also reads, for the drift it repairs, the CF details of bindings whose
-    # credentials Vault lost and the parameters of instances that need them
-    repairs = len(expected.get("lost_binding_credentials") or []) + len(expected.get("fetched_parameters") or [])
-    return {"cold": {"bosh": 2 + 2 * service, "cf": cf + repairs, "vault": vault},
+    vault = (0 if kv in ("1", "2") else 1) + 3 + sum(_plan_reads(i, len(bound.get(i["guid"]) or [])) for i in planned)
+    # a cold run also reads, for the drift it repairs, the CF details of each binding whose
+    # credentials Vault lost and the parameters of each instance that needs them (CF has no
+    # bulk form of either)
+    lost = expected.get("lost_binding_credentials") or {}
+    repairs = sum(len(v) for v in lost.values()) + len(expected.get("fetched_parameters") or [])
+    cold_vault = vault + _vault_cold_extra(world, expected, planned, bound, settings)
+    return {"cold": {"bosh": 2 + 2 * service, "cf": cf + repairs, "vault": cold_vault},
             "warm": {"bosh": 2, "cf": cf, "vault": vault},
             "warm_after_ttl": {"bosh": 3, "cf": cf, "vault": vault}}
 

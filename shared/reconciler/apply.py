@@ -104,11 +104,16 @@ class BackupOutcome:
 
 def backup_instance(vault: KvStore, instance_id: str, *, tree: Mapping[str, tuple[dict, int | None]],
                     index_entry: Mapping[str, Any] | None, settings: BackupSettings, now: float,
-                    stored: list[StoredBackup] | None = None) -> BackupOutcome:
+                    stored: list[StoredBackup] | None = None,
+                    planned: Mapping[str, Mapping[str, Any]] | None = None) -> BackupOutcome:
     """Store the current tree + index entry unless an identical backup exists (dedup by sha).
     When the identical backup is not the newest one (content went A -> B -> A), it is
-    re-stamped so retention treats the state just before this change as the newest."""
-    if not tree and index_entry is None:
+    re-stamped so retention treats the state just before this change as the newest.
+    Nothing to protect, no backup: no tree and no index entry, or (``planned``: the writes about
+    to be made) a tree that is only part of those writes with the same data, i.e. what an
+    earlier attempt of the same plan wrote into an empty tree before it failed half-way."""
+    ours = planned is not None and all(p in planned and not _differs(d, planned[p]) for p, (d, _v) in tree.items())
+    if (not tree or ours) and index_entry is None:
         return BackupOutcome(None)
     built = bk.build_backup(instance_id, {p: d for p, (d, _v) in tree.items()}, index_entry,
                             compression_level=settings.compression_level, now=now, mount=vault.mount)
@@ -258,7 +263,7 @@ def migrate_all_legacy(vault: KvStore, *, settings: BackupSettings, now: float |
 @dataclass
 class InstanceResult:
     instance_id: str
-    status: str = "unchanged"  # unchanged | written | failed | skipped
+    status: str = "unchanged"  # unchanged | written | failed | skipped | held
     writes: int = 0
     writes_skipped: int = 0  # planned writes equal to what Vault already holds
     backup_sha256: str | None = None
@@ -266,6 +271,12 @@ class InstanceResult:
     backups_removed: list[str] = field(default_factory=list)
     legacy_migrated: int = 0
     error: str | None = None
+    held: str = ""  # why nothing was written although the plan had writes (``hold``: an operation in flight)
+
+
+# ``hold(instance_id, tree)``: a reason not to write now, judged on the tree read just before
+# the backup and the writes ("" to go on); e.g. the broker's task record shows its operation
+Hold = Callable[[str, Mapping[str, tuple[dict[str, Any], int | None]]], str]
 
 
 @dataclass
@@ -278,7 +289,8 @@ class ApplyReport:
         r = self.instances
         return {"instances": len(r), "written": sum(i.status == "written" for i in r),
                 "unchanged": sum(i.status == "unchanged" for i in r), "failed": sum(i.status == "failed" for i in r),
-                "skipped": sum(i.status == "skipped" for i in r), "writes": sum(i.writes for i in r),
+                "skipped": sum(i.status == "skipped" for i in r), "held": sum(i.status == "held" for i in r),
+                "writes": sum(i.writes for i in r),
                 "backups_written": sum(i.backup_created for i in r),
                 "backups_removed": sum(len(i.backups_removed) for i in r),
                 "legacy_migrated": sum(i.legacy_migrated for i in r)}
@@ -294,13 +306,15 @@ def _differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite], *, settings: BackupSettings,
                    index_entry: Mapping[str, Any] | None = None, tree: VersionedTree | None = None,
                    now: float | None = None, migrate_legacy: bool = True,
-                   known: VersionedTree | None = None) -> InstanceResult:
+                   known: Mapping[str, Any] | None = None, hold: Hold | None = None) -> InstanceResult:
     """Apply one instance's planned writes. Writes equal to Vault's current data are dropped;
     when something remains: back up (if enabled and ``backup_on_update``), then write with
     cas in credential-first/root-last order, then retention and legacy migration. Raises
     domain errors (the batch wrapper records them); never writes after a failed backup.
-    ``known``: paths of the tree the plan just read, with their versions; only the rest of
-    the tree is read (a change in between fails the cas write of a path we write)."""
+    ``known``: paths of the tree the plan just read, with their versions (None: read and
+    absent); only the rest of the tree is read (a change in between fails the cas write of a
+    path we write). ``hold``: judged on that tree before anything is written; a reason
+    leaves the instance ``held`` with nothing written."""
     now = time.time() if now is None else now
     result = InstanceResult(instance_id)
     mount = vault.mount
@@ -316,6 +330,10 @@ def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite
     result.writes_skipped = len(writes) - len(effective)
     if not effective:
         return result
+    why = hold(instance_id, tree) if hold is not None else ""
+    if why:
+        result.status, result.held, result.writes_skipped = "held", why, len(writes)
+        return result
     for w in effective:
         if w.path in tree and bk.is_credential_path(w.path, instance_id, mount):
             lost = bk.overwritten_keys(tree[w.path][0], w.data)
@@ -326,7 +344,7 @@ def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite
     if settings.enabled and settings.backup_on_update:
         stored = scan_backups(vault, instance_id)
         outcome = backup_instance(vault, instance_id, tree=tree, index_entry=index_entry, settings=settings,
-                                  now=now, stored=stored)
+                                  now=now, stored=stored, planned={w.path: w.data for w in writes})
         result.backup_sha256, result.backup_created = outcome.sha256, outcome.created
     for w in bk.order_writes(effective, instance_id, mount):
         cas = w.cas
@@ -346,13 +364,13 @@ def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite
 def apply_plan(vault: KvStore, plans: Mapping[str, Sequence[VaultWrite]], *, settings: BackupSettings,
                index: Mapping[str, Any] | None = None, trees: Mapping[str, VersionedTree] | None = None,
                now: float | None = None, migrate_legacy: bool = True,
-               known: Mapping[str, VersionedTree] | None = None) -> ApplyReport:
+               known: Mapping[str, Mapping[str, Any]] | None = None, hold: Hold | None = None) -> ApplyReport:
     """Apply every instance's writes. A failure is recorded for that instance and the batch
     goes on (a request that failed after its retries included: one bad answer is that
     instance's problem); a sealed Vault or an open circuit (the breaker saw Vault fail
     ``failure_threshold`` times in a row) aborts the batch (the remaining instances are
     marked skipped) instead of hammering it. ``known``: per instance, the paths already
-    read (see :func:`apply_instance`)."""
+    read, and ``hold`` (see :func:`apply_instance`)."""
     now = time.time() if now is None else now
     report = ApplyReport()
     index = index or {}
@@ -366,7 +384,7 @@ def apply_plan(vault: KvStore, plans: Mapping[str, Sequence[VaultWrite]], *, set
         try:
             result = apply_instance(vault, instance_id, writes, settings=settings, index_entry=entry,
                                     tree=trees.get(instance_id), now=now, migrate_legacy=migrate_legacy,
-                                    known=known.get(instance_id))
+                                    known=known.get(instance_id), hold=hold)
         except (VaultSealed, CircuitOpen) as exc:  # Vault is down for everyone: stop asking
             report.aborted = f"{type(exc).__name__}: {exc}"
             result = InstanceResult(instance_id, status="failed", error=report.aborted)

@@ -86,13 +86,15 @@ class CFDiscovery:
     skipped: list[str] = field(default_factory=list)  # malformed records left out, with the reason
     ignored: int = 0  # other brokers' managed instances seen and left out
     api_calls: int = 0
+    endpoints: dict[str, str] = field(default_factory=dict)  # the API root's UAA links (CFClient.endpoints)
 
     def to_dict(self) -> dict[str, Any]:
         return {"foundation": self.foundation, "status": str(self.status), "error": self.error,
                 "broker": self.broker, "catalog": [p.model_dump(mode="json") for p in self.catalog],
                 "instances": [i.model_dump(mode="json") for i in self.instances],
                 "bindings": [b.model_dump(mode="json") for b in self.bindings],
-                "skipped": self.skipped, "ignored": self.ignored, "api_calls": self.api_calls}
+                "skipped": self.skipped, "ignored": self.ignored, "api_calls": self.api_calls,
+                "endpoints": self.endpoints}
 
 
 class CFClient:
@@ -134,6 +136,19 @@ class CFClient:
             body = self.http.get_json("/", authenticated=False, timeout=self.policy.health_timeout)
             self._root = body.get("links") or {} if isinstance(body, dict) else {}
         return self._root
+
+    def endpoints(self) -> dict[str, str]:
+        """The API root's links to UAA (``login``, ``uaa``: URLs, no secret) once read, so a
+        client of the same run in another Lambda can :meth:`use_endpoints` instead of asking again."""
+        links = self._root or {}
+        return {k: str(v["href"]) for k in ("login", "uaa")
+                if isinstance(v := links.get(k), dict) and isinstance(v.get("href"), str) and v["href"]}
+
+    def use_endpoints(self, endpoints: dict[str, str] | None) -> None:
+        """Take the UAA links another client of this run read from the API root (nothing to
+        take: the root is read when the token is first needed, as before)."""
+        if self._root is None and endpoints:
+            self._root = {k: {"href": v} for k, v in endpoints.items() if k in ("login", "uaa") and isinstance(v, str)}
 
     def _token_base(self) -> str:
         configured = self.foundation.uaa_url
@@ -319,6 +334,7 @@ class CFClient:
             result.error = f"cf:{self.name}: malformed answer from the Cloud Controller ({what})"
             log.warning("%s", result.error)
         result.api_calls = self.resilience.requests + self.uaa_resilience.requests
+        result.endpoints = self.endpoints()
         return result
 
     def take_counts(self) -> dict[str, int]:

@@ -86,3 +86,70 @@ def test_one_foundation_down_degrades_only_its_share():
     assert us_recoverable
     for iid in us_recoverable:
         assert after.get(f"secret/{iid}/credentials"), iid
+
+
+def test_one_director_down_degrades_only_the_share_it_serves():
+    """east (serving only us) down: eu's share (its instances, west's deployments, which serve
+    every foundation, and both foundations answered) is judged and written as usual; no us
+    instance is touched and no finding is judged on east's missing evidence."""
+    world, expected = generate_multi(12, seed=1)
+    with scenario(world) as sc:
+        sc.set_faults({"bosh": {"down": True}})  # the first director, east
+        before = sc.vault_contents()
+        run = sc.run_once()
+        after = sc.vault_contents()
+        keys = finding_keys(store_of(sc))
+
+    assert run["status"] == "SUCCEEDED", run["cause"]
+    out = run["output"]
+    assert out["status"] == "succeeded_with_errors"
+    bosh = out["phases"]["discover_bosh"]
+    assert bosh["failed_directors"] == ["east"] and bosh["ok_directors"] == ["west"]
+    eu = expected["orphans_by_foundation"]["eu"]
+    for kind in ("cf", "bosh", "failed_provision", "name_mismatch"):
+        assert keys[kind] == sorted(eu.get(kind, [])), kind  # eu's share judged, nothing of us's
+    # (the shared guid is neither: which foundation's instance Vault's record is may rest on east)
+    assert keys["in_flight"] == expected["orphans"]["in_flight"]  # CF's evidence alone: judged whole
+    assert keys["vault"] == []  # an index entry names no foundation: not judged while anything is down
+    not_evaluated = out["phases"]["orphans"]["not_evaluated"]
+    assert all("partly: director(s) east did not answer" in not_evaluated[k] for k in ("cf", "bosh", "vault"))
+    us_ids = set(expected["by_foundation"]["us"])
+    changed = changed_paths(before, after)
+    assert not {p for p in changed if any(f"/{i}" in p for i in us_ids)}
+    assert all(after["secret/db"].get(i) == before["secret/db"].get(i) for i in us_ids)
+    eu_recoverable = [i for i in expected["recoverable_credentials"] if i in expected["by_foundation"]["eu"]]
+    assert eu_recoverable
+    for iid in eu_recoverable:
+        assert after.get(f"secret/{iid}/credentials"), iid
+
+
+def test_a_director_serving_every_foundation_down_leaves_only_the_other_directors_deployments_judged():
+    """west (serving every foundation) down: no CF instance's finding can be judged (its
+    deployment could be on west), east's deployments without a CF instance are (east serves us, which answered);
+    us's instances matched on east are written as usual, eu's left as they are."""
+    world, expected = generate_multi(12, seed=1)
+    with scenario(world) as sc:
+        sc.set_faults({"bosh:west": {"down": True}})
+        before = sc.vault_contents()
+        run = sc.run_once()
+        after = sc.vault_contents()
+        keys = finding_keys(store_of(sc))
+
+    assert run["status"] == "SUCCEEDED", run["cause"]
+    out = run["output"]
+    assert out["status"] == "succeeded_with_errors"
+    assert out["phases"]["discover_bosh"]["failed_directors"] == ["west"]
+    us = expected["orphans_by_foundation"]["us"]
+    assert keys["bosh"] == sorted(us.get("bosh", []))  # east's deployments without a CF instance
+    # a finding of a us instance waits for every director serving us (west could hold another
+    # deployment of it): even the name mismatch of an instance matched on east
+    for kind in ("cf", "failed_provision", "vault", "name_mismatch"):
+        assert keys[kind] == [], kind
+    assert keys["in_flight"] == expected["orphans"]["in_flight"]
+    eu_ids = set(expected["by_foundation"]["eu"])
+    changed = changed_paths(before, after)
+    assert not {p for p in changed if any(f"/{i}" in p for i in eu_ids)}
+    us_recoverable = [i for i in expected["recoverable_credentials"] if i in expected["by_foundation"]["us"]]
+    assert us_recoverable
+    for iid in us_recoverable:
+        assert after.get(f"secret/{iid}/credentials"), iid

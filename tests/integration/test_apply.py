@@ -96,6 +96,61 @@ def test_write_order_credentials_first_root_last_and_cas():
         assert env.backup_keys(IID) == []  # backups disabled
 
 
+def test_hold_judges_the_tree_read_before_the_backup_and_nothing_is_written():
+    world = {**world2(), f"secret/{IID}/task": {"action": "update", "state": "in_progress", "updated_at": 1}}
+    with vault_env(world) as env:
+        seen = {}
+
+        def hold(iid, tree):
+            seen[iid] = dict(tree)
+            return "broker task update in_progress" if f"secret/{iid}/task" in tree else ""
+
+        env.server.log.clear()
+        report = apply_plan(env.client, {IID: plan_for(IID, manifest_extra="# changed\n"),
+                                         IID2: plan_for(IID2, manifest_extra="# changed\n")},
+                            settings=BackupSettings(), now=NOW, hold=hold)
+        held, written = report.instances
+        assert (held.status, held.held, held.writes, held.backup_sha256) == (
+            "held", "broker task update in_progress", 0, None)
+        assert written.status == "written" and report.figures["held"] == 1
+        assert seen[IID][f"secret/{IID}/task"][0]["state"] == "in_progress"  # the tree as read, task included
+        assert env.backup_keys(IID) == [] and "# changed" not in env.emulator.read(f"secret/{IID}/manifest")["manifest"]
+        assert not [e for e in env.server.log.entries("vault", "POST") if IID in e.path]
+
+
+def test_a_path_the_plan_read_as_absent_is_not_read_again_for_the_backup():
+    world = world2()
+    del world[f"secret/{IID}"]  # the root record is lost
+    with vault_env(world) as env:
+        plan_read = {f"secret/{IID}": None,
+                     f"secret/{IID}/manifest": env.client.read(f"secret/{IID}/manifest")}
+        env.server.log.clear()
+        apply_instance(env.client, IID, [VaultWrite(path=f"secret/{IID}", data={"x": 1})],
+                       settings=BackupSettings(), now=NOW, known=plan_read)
+        gets = [e.path for e in env.server.log.entries("vault", "GET")]
+        assert f"/v1/secret/data/{IID}" not in gets and f"/v1/secret/data/{IID}/manifest" not in gets
+        assert f"/v1/secret/data/{IID}/credentials" in gets  # the rest of the tree: read for the backup
+        assert env.emulator.read(f"secret/{IID}") == {"x": 1}
+
+
+def test_second_attempt_over_its_own_half_written_tree_takes_no_backup():
+    """A lost tree (no index entry) gets no backup: nothing to protect. When the first attempt
+    wrote only its credentials and failed, the second attempt finds nothing but its own writes
+    and takes none either; a path holding other data is backed up as always."""
+    lost = {k: v for k, v in world2().items() if not k.startswith(f"secret/{IID}")}
+    plan = plan_for(IID) + [VaultWrite(path=f"secret/{IID}/credentials", data={"password": "recovered"})]
+    with vault_env(lost) as env:
+        env.client.write(f"secret/{IID}/credentials", {"password": "recovered"}, cas=0)  # the failed first try
+        result = apply_instance(env.client, IID, plan, settings=BackupSettings(), now=NOW)
+        assert (result.status, result.writes, result.writes_skipped) == ("written", 3, 1)
+        assert result.backup_sha256 is None and env.backup_keys(IID) == []
+    with vault_env(lost) as env:
+        env.client.write(f"secret/{IID}/credentials", {"password": "recovered"}, cas=0)
+        env.client.write(f"secret/{IID}/manifest", {"manifest": "someone else's"}, cas=0)
+        result = apply_instance(env.client, IID, plan, settings=BackupSettings(), now=NOW)
+        assert result.status == "written" and result.backup_created and len(env.backup_keys(IID)) == 1
+
+
 def test_backup_on_update_false_writes_without_backup():
     with vault_env(world2()) as env:
         apply_instance(env.client, IID, plan_for(IID), settings=BackupSettings(backup_on_update=False), now=NOW)

@@ -151,6 +151,23 @@ def test_binding_details_and_parameters_only_on_request_and_secrets_stay_out_of_
         assert secret not in str(info.value)
 
 
+def test_a_later_client_takes_the_uaa_links_discovery_read_and_skips_the_api_root(cf, world):
+    _, facts = world
+    result = CFClient(cf.config(), settings()).discover()
+    assert result.endpoints == {"login": cf.cc.login_url, "uaa": cf.cc.uaa_url}  # URLs only, no secret
+    assert result.to_dict()["endpoints"] == result.endpoints
+    roots = [e for e in cf.server.log.entries() if e.path == "/"]
+    assert len(roots) == 1
+    later = CFClient(cf.config(), settings())  # e.g. an ApplyBatch Lambda of the same run
+    later.use_endpoints(result.endpoints)
+    assert later.instance_parameters(facts["mine"][0]) == {"size": 0}
+    assert [e for e in cf.server.log.entries() if e.path == "/"] == roots  # no second root read
+    fresh = CFClient(cf.config(), settings())
+    fresh.use_endpoints({})  # nothing known: the root is read when the token is first needed
+    fresh.instance_parameters(facts["mine"][0])
+    assert len([e for e in cf.server.log.entries() if e.path == "/"]) == 2
+
+
 def test_token_refreshed_before_expiry(cf):
     class Clock:
         now = 1_000_000.0

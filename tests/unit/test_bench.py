@@ -74,6 +74,29 @@ def test_minimums_come_from_the_world():
     assert low["cold"]["bosh"] == 2 + 2 * service  # /info, /deployments, manifest + instances each
     assert low["warm"]["bosh"] == 2 and low["warm_after_ttl"]["bosh"] == 3  # ... and one /events page
     assert low["warm"]["cf"] < low["cold"]["cf"] and low["warm"]["vault"] > 4 * len(expected["matched"])
+    lost = sum(len(v) for v in expected["lost_binding_credentials"].values())
+    assert low["cold"]["cf"] - low["warm"]["cf"] == lost + len(expected["fetched_parameters"])  # per binding
+    assert low["cold"]["vault"] > low["warm"]["vault"]  # the trees read before the writes, orphan histories
+
+
+def test_vault_minimum_skips_instances_in_flight_and_reads_the_task_only_where_cf_cannot_tell():
+    import copy
+
+    from mockstack.generator import generate
+
+    world, expected = generate(60, 3)
+    s = load_settings({}, "vault: {address: 'http://127.0.0.1:8200', token: t}\n")
+    base = physics.minimums(world, expected, s)["warm"]["vault"]
+    ours = physics._our_instances(world, expected["broker"])
+    settled = next(i for i in ours if i["guid"] in expected["matched"] and i["guid"] not in expected["in_flight"])
+    bindings = sum(1 for b in world["cf"]["service_credential_bindings"]
+                   if b["relationships"]["service_instance"]["data"]["guid"] == settled["guid"])
+    for change, delta in (({"state": "succeeded", "updated_at": None}, 1),  # CF cannot say when: read the task
+                          ({"state": "in progress"}, -(5 + 2 * bindings))):  # in flight: Match skips it
+        changed = copy.deepcopy(world)
+        inst = next(i for i in changed["cf"]["service_instances"] if i["guid"] == settled["guid"])
+        inst["last_operation"] = {**inst["last_operation"], **change}
+        assert physics.minimums(changed, expected, s)["warm"]["vault"] == base + delta, change
     assert physics.rates(s) == {"bosh": 10.0, "cf": 20.0, "vault": 50.0}  # the spec's defaults
 
 

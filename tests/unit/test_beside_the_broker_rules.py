@@ -12,7 +12,7 @@ from typing import Any
 
 from mockstack.broker import BrokerModel, derived_deployment_name, filter_history
 from mockstack.generator import Drift, generate
-from reconciler.domain.broker import task_in_flight, unix_seconds
+from reconciler.domain.broker import task_in_flight, task_record_decides, unix_seconds
 from reconciler.models import DeploymentDetail
 from tests.unit.domain_support import WorldInputs
 from tests.unit.test_domain_generated_worlds import reconcile_once
@@ -230,6 +230,13 @@ def test_task_record_counts_only_while_newer_than_cfs_settled_operation():
     assert task_in_flight(task, None, now=now)
     assert task_in_flight({**task, "updated_at": now - 3 * 86400}, None, now=now) == ""  # a record never cleared
     assert task_in_flight({**task, "state": "failed"}, None, now=now) == ""
+
+
+def test_the_task_record_decides_only_where_cf_cannot_say_when_its_last_operation_finished():
+    assert not task_record_decides({"state": "succeeded", "updated_at": "2026-01-01T00:00:00Z"})
+    assert not task_record_decides({"state": "failed", "updated_at": 1_800_000_000})
+    for op in (None, {}, {"state": "succeeded"}, {"state": "in progress", "updated_at": 1_800_000_000}):
+        assert task_record_decides(op), op
 
 
 def test_status_metrics_and_dashboard_show_in_flight_and_name_mismatch():

@@ -8,6 +8,7 @@ import pytest
 from mockstack.world import WorldError, parts, validate_world
 from reconciler.config import load_settings
 from reconciler.domain import DomainConfig, FindingKind, build_plan_items, match, observations_from, update_orphans
+from reconciler.domain.shares import hold_back, share_of
 from reconciler.errors import ConfigError
 from reconciler.models import BoshDeployment
 from tests.unit.domain_support import CATALOG, cf_instance
@@ -93,3 +94,48 @@ def test_one_foundation_down_judges_only_the_healthy_share():
     assert up.state["bosh"]["old-west"]["checks"] == 2
     assert up.state["vault"] == old["vault"]  # no foundation known: kept
     assert all(up.skipped[k].startswith("partly: foundation(s) eu") for k in ("cf", "bosh", "vault"))
+
+
+def test_one_director_down_judges_only_the_share_it_does_not_serve():
+    H = "0d4e1a6c-3f1e-4b8a-9c6d-2e7f8a9b0c1d"
+    us, eu = cf_instance(G, foundation="us"), cf_instance(H, foundation="eu")
+    cfg = DomainConfig(director_foundations={"east": ["us"]})
+    deps = [dep("west", "5a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d")]  # east did not answer; west's has no CF instance
+    res = match([us, eu], deps, {}, CATALOG, cfg)
+    status = {"cf": "ok", "bosh:east": "failed", "bosh:west": "ok", "vault": "ok"}
+    old = {"cf": {G: {"key": G, "instance_id": G, "foundation": "us", "first_seen": "x", "checks": 3}},
+           "bosh": {"old-east": {"key": "old-east", "director": "east", "first_seen": "x", "checks": 2}}}
+    up = update_orphans(old, res, source_status=status, now="2026-01-01T00:00:00Z", serves=cfg.director_foundations)
+    # eu is served by west alone, which answered: judged; us may have its deployment on east: kept as it was
+    assert up.state["cf"][G]["checks"] == 3 and sorted(up.state["cf"]) == sorted([G, H])
+    assert up.newly_orphaned["cf"] == [H] and up.resolved["cf"] == []
+    # west serves every foundation and both answered: judged; east's old finding kept
+    assert sorted(up.state["bosh"]) == ["old-east", "redis-standalone-5a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"]
+    assert up.skipped["cf"].startswith("partly: director(s) east did not answer")
+    # the same with every director up: east's old finding is judged (resolved)
+    whole = update_orphans(old, res, source_status=OK, now="2026-01-01T00:00:00Z", serves=cfg.director_foundations)
+    assert "old-east" not in whole.state["bosh"] and "cf" not in whole.skipped
+
+
+def test_a_director_down_holds_back_the_instances_whose_deployment_it_may_hold():
+    H = "0d4e1a6c-3f1e-4b8a-9c6d-2e7f8a9b0c1d"
+    cfg = DomainConfig(director_foundations={"east": ["us"]})
+    insts = [cf_instance(G, foundation="us"), cf_instance(H, foundation="eu"), cf_instance(G, foundation="eu")]
+    res = match(insts, [], {}, CATALOG, cfg)
+    items = build_plan_items(res, instances=insts)
+    held = {i.instance_id: i.skip_reason for i in hold_back(items, ["east"], cfg, res)}
+    assert held[H] == ""  # eu: east does not serve it
+    assert held[G].startswith("BOSH director(s) east did not answer")  # a guid of us (and eu): east may hold it
+    assert all(not i.skip_reason for i in hold_back(items, [], cfg, res))
+    assert {i.instance_id: bool(i.skip_reason) for i in hold_back(items, ["west"], cfg, res)} == {G: True, H: True}
+
+
+def test_share_of_is_none_when_nothing_is_split_or_a_whole_source_is_down():
+    assert share_of(OK) is None
+    assert share_of({"cf": "failed", "bosh:a": "ok", "bosh:b": "failed", "vault": "ok"}) is None
+    assert share_of({"cf:x": "failed", "cf:y": "failed", "bosh": "ok"}) is None
+    s = share_of({"cf:x": "ok", "cf:y": "failed", "bosh:a": "ok", "bosh:b": "failed"}, {"a": ["x"]})
+    assert s is not None and s.why() == "foundation(s) y and director(s) b did not answer"
+    assert not s.judged("x", None)  # b serves every foundation and is down
+    assert s.judged(None, "a")  # a serves x only, and both answered
+    assert not s.judged(None, None)

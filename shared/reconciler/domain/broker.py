@@ -108,6 +108,21 @@ def index_in_flight(entry: Mapping[str, Any] | None) -> str:
     return f"broker status {status}" if status in IN_FLIGHT_STATUSES else ""
 
 
+def cf_settled_at(last_operation: Mapping[str, Any] | None) -> float | None:
+    """When CF's last operation finished (Unix seconds), or None: not finished, or no time."""
+    op = last_operation or {}
+    return unix_seconds(op.get("updated_at")) if op.get("state") in ("succeeded", "failed") else None
+
+
+def task_record_decides(last_operation: Mapping[str, Any] | None) -> bool:
+    """Whether ``secret/<id>/task`` must be read to plan the instance: CF cannot say when its
+    last operation finished (CF unavailable, no last operation, none finished or no time).
+    Otherwise only a task newer than that finish counts (:func:`task_in_flight`), which means
+    an operation CF started after this run read it: the tree read before any write (the
+    backup's) sees it, so an instance that gets no write needs no task read."""
+    return cf_settled_at(last_operation) is None
+
+
 def task_in_flight(task: Mapping[str, Any] | None, last_operation: Mapping[str, Any] | None, *, now: float) -> str:
     """``"broker task provision in_progress"`` when ``secret/<id>/task`` is under way: its state
     is in progress and CF has not settled an operation since (``last_operation.updated_at``),
@@ -117,8 +132,7 @@ def task_in_flight(task: Mapping[str, Any] | None, last_operation: Mapping[str, 
     updated = unix_seconds(task.get("updated_at"))
     if updated is None:
         return ""
-    op = last_operation or {}
-    settled = unix_seconds(op.get("updated_at")) if op.get("state") in ("succeeded", "failed") else None
+    settled = cf_settled_at(last_operation)
     if settled is not None:
         if updated <= settled:
             return ""

@@ -16,6 +16,7 @@ from typing import Any
 from ..models import SourceStatus
 from .broker import NAME_MISMATCH_ADVICE, derived_deployment_name
 from .findings import FindingKind
+from .shares import SPLIT_SOURCES, Share, share_of
 from .types import MatchResult, OrphanCandidate, OrphanKind, OrphanUpdate
 from .uuids import normalize_uuid
 
@@ -158,42 +159,30 @@ def _entry(kind: FindingKind, c: OrphanCandidate, old: Mapping[str, Any], now: s
     }
 
 
-def _down(status: Mapping[str, Any]) -> list[str]:
-    return sorted(k.split(":", 1)[1] for k, v in status.items() if k.startswith("cf:") and str(v) != "ok")
-
-
-def _healthy_share(status: Mapping[str, Any], serves: Mapping[str, Sequence[str]]
-                   ) -> Callable[[str | None, str | None], bool] | None:
-    """With some foundations down (and the others ok): is a finding of (foundation, director)
-    judged on complete evidence? None when no foundation answered (nothing can be judged)."""
-    parts = {k.split(":", 1)[1]: str(v) == "ok" for k, v in status.items() if k.startswith("cf:")}
-    healthy = {f for f, ok in parts.items() if ok}
-    if not healthy or len(healthy) == len(parts):
-        return None
-
-    def ok(foundation: str | None, director: str | None) -> bool:
-        if foundation is not None:
-            return foundation in healthy
-        if director is not None:  # a deployment: every foundation its director serves answered
-            return set(serves.get(director) or parts) <= healthy
-        return False  # no foundation known (a Vault entry of an unknown foundation): not judged
-    return ok
-
-
 def _judge_share(update: OrphanUpdate, kind: FindingKind, prev: dict[str, dict[str, Any]],
-                 candidates: list[OrphanCandidate], share: Callable[[str | None, str | None], bool], now: str,
-                 down: list[str]) -> None:
-    """One kind judged on the healthy share: the others' findings kept as they were."""
-    partial = {k: v for k, v in prev.items() if not share(v.get("foundation"), v.get("director"))}
+                 candidates: list[OrphanCandidate], share: Share, now: str) -> None:
+    """One kind judged on the healthy share: the others' findings kept as they were. A guid that
+    is an instance of several foundations is judged only when all of them are (which one Vault's
+    record belongs to may rest on the missing evidence)."""
+    homes: dict[str, set[str]] = {}
+    for c in candidates:
+        if c.instance_id and c.foundation:
+            homes.setdefault(c.instance_id, set()).add(c.foundation)
+
+    def judged(entry: Mapping[str, Any]) -> bool:
+        known = {f for f in (entry.get("foundation"), *homes.get(str(entry.get("instance_id") or ""), ())) if f}
+        director = entry.get("director")
+        return all(share.judged(f, director) for f in known) if known else share.judged(None, director)
+
+    partial = {k: v for k, v in prev.items() if not judged(v)}
     kept = len(partial)
     for c in candidates:
-        if c.kind == kind and c.key not in partial and share(c.foundation, c.director):
+        if c.kind == kind and c.key not in partial and judged(c.model_dump()):
             partial[c.key] = _entry(kind, c, prev.get(c.key, {}), now)
     update.state[kind.value] = partial
     update.newly_orphaned[kind.value] = sorted(k for k in partial if k not in prev)
     update.resolved[kind.value] = sorted(k for k in prev if k not in partial)
-    update.skipped[kind.value] = (f"partly: foundation(s) {', '.join(down)} did not answer; "
-                                  f"{kept} finding(s) of their share kept as they were")
+    update.skipped[kind.value] = f"partly: {share.why()}; {kept} finding(s) of their share kept as they were"
 
 
 def update_orphans(
@@ -211,11 +200,12 @@ def update_orphans(
     An entry: ``{type, key, instance_id, deployment_name, director, reason, first_seen,
     last_seen, checks}``. A key no longer a candidate (in an evaluated kind) is un-orphaned.
 
-    With several foundations (``source_status`` holds ``cf:<name>`` parts) and some of them
-    down, a kind that needs CF is judged on the healthy share only: a finding whose foundation
-    answered (and, for a deployment, whose director serves only foundations that answered;
-    ``serves`` maps a director to its foundations, absent: all) is evaluated; the rest keeps its
-    previous state. Such a kind is still reported in ``skipped`` (partly evaluated), so nothing
+    With several foundations or directors (``source_status`` holds ``cf:<name>`` /
+    ``bosh:<name>`` parts) and some of them down, a kind is judged on the healthy share only
+    (``domain/shares.py``: a finding of a foundation that answered and whose directors all
+    answered; a deployment of a director that answered and whose foundations all answered;
+    ``serves`` maps a director to its foundations, absent: all); the rest keeps its previous
+    state. Such a kind is still reported in ``skipped`` (partly evaluated), so nothing
     acts on it (auto-remediation needs a complete run)."""
     previous = previous or {}
     busy = set(result.in_flight)  # the broker's operation in flight: reported as such, not judged otherwise
@@ -226,9 +216,9 @@ def update_orphans(
         prev = {k: dict(v) for k, v in (previous.get(kind.value) or {}).items() if isinstance(v, Mapping)}
         missing = [s for s in NEEDS[kind] if not source_ok(source_status, s)]
         why = ""
-        share = _healthy_share(source_status, serves or {}) if missing == ["cf"] else None
+        share = share_of(source_status, serves) if missing and set(missing) <= set(SPLIT_SOURCES) else None
         if share is not None and not (kind.spec.needs_full_scan and result.scan_failures):
-            _judge_share(update, kind, prev, candidates, share, now, _down(source_status))
+            _judge_share(update, kind, prev, candidates, share, now)
             continue
         if missing:
             why = "source(s) failed or skipped this run: " + ", ".join(missing)

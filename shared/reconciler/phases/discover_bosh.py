@@ -39,23 +39,11 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"source": "bosh", "status": "skipped", "error": "no BOSH director configured", "deployments": 0,
                 "batches": []}
     cfg = DomainConfig.from_settings(s)
-    ttl = float(s.reconciler.cache_ttl)
-    deployments, excluded = [], []
     kept: dict[str, str] = {}  # "director/name" -> "fresh" | "revalidated" (answered from the cache)
     feed_figures: dict[str, int] = {}
-    for name, client in sources.bosh_clients(s, store).items():
-        listed = []
-        for dep in sources.list_deployments(client):
-            if is_excluded_name(dep.name, cfg.excluded_deployments):
-                excluded.append(dep)
-                log.debug("bosh:%s deployment %s excluded (not a service deployment)", name, dep.name)
-            else:
-                listed.append(dep)
-        log.info("bosh:%s: %d deployments listed", name, len(listed) + sum(d.director == name for d in excluded))
-        if ttl > 0 and not run.get("forced"):
-            verdicts = freshness(store, client, name, [d.name for d in listed], ttl, feed_figures)
-            kept.update({f"{name}/{n}": v for n, v in verdicts.items() if v != "read"})
-        deployments += listed
+    deployments, excluded, failed = list_directors(s, store, run, cfg, kept, feed_figures)
+    if failed:
+        record_down(store, run["run_id"], failed)
     reads = [d for d in deployments if key_of(d) not in kept]
     chosen, deferred = choose_reads(s, store, reads)
     chosen_keys = {key_of(d) for d in chosen}
@@ -82,7 +70,50 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "to_scan": len(deployments), "to_read": len(chosen), "fresh": len(kept) - revalidated,
             "revalidated": revalidated, **feed_figures,
             "excluded": len(excluded), "deferred": len(deferred), "batch_size": size,
-            "batches": list(range(count))}
+            "batches": list(range(count)), "directors": len(s.bosh_directors),
+            "failed_directors": sorted(failed),
+            "ok_directors": sorted(d.name for d in s.bosh_directors if d.name not in failed)}
+
+
+def list_directors(s: Any, store: Any, run: dict[str, Any], cfg: DomainConfig, kept: dict[str, str],
+                   feed_figures: dict[str, int]) -> tuple[list[Any], list[Any], dict[str, str]]:
+    """Every director's service deployments and excluded ones, and ``{director: error}`` of the
+    directors that did not answer. One director down degrades only its share (the run goes on
+    with the others); every director down raises the last error (BOSH is down: the state
+    machine retries, then goes on without BOSH)."""
+    ttl = float(s.reconciler.cache_ttl)
+    deployments: list[Any] = []
+    excluded: list[Any] = []
+    failed: dict[str, str] = {}
+    clients = sources.bosh_clients(s, store)
+    for name, client in clients.items():
+        try:
+            listing = sources.list_deployments(client)
+        except ReconcilerError as exc:
+            if len(failed) + 1 == len(clients):
+                raise
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        listed = []
+        for dep in listing:
+            if is_excluded_name(dep.name, cfg.excluded_deployments):
+                excluded.append(dep)
+                log.debug("bosh:%s deployment %s excluded (not a service deployment)", name, dep.name)
+            else:
+                listed.append(dep)
+        log.info("bosh:%s: %d deployments listed", name, len(listing))
+        if ttl > 0 and not run.get("forced"):
+            verdicts = freshness(store, client, name, [d.name for d in listed], ttl, feed_figures)
+            kept.update({f"{name}/{n}": v for n, v in verdicts.items() if v != "read"})
+        deployments += listed
+    return deployments, excluded, failed
+
+
+def record_down(store: Any, run_id: str, failed: dict[str, str]) -> None:
+    """A director that did not answer: recorded (the run ends with errors), its share degraded."""
+    for name, error in sorted(failed.items()):
+        log.error("bosh:%s: deployment list failed; its share is not judged this run: %s", name, error)
+        store.record_error(run_id, "DiscoverBosh", f"bosh:{name}", error[:500])
 
 
 

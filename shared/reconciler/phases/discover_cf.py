@@ -27,7 +27,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     selection = run.get("selection") or {}
     wanted_ids = set(selection.get("instances") or [])
     wanted_services = set(selection.get("services") or [])
-    data: dict[str, list[Any]] = {"instances": [], "catalog": [], "bindings": [], "brokers": []}
+    data: dict[str, Any] = {"instances": [], "catalog": [], "bindings": [], "brokers": [], "endpoints": {}}
     for r in results:
         d = r.to_dict()
         instances = d["instances"]
@@ -38,6 +38,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         data["catalog"] += d["catalog"]
         data["bindings"] += [b for b in d["bindings"] if b["instance_guid"] in keep]
         data["brokers"].append({"foundation": r.foundation, **d["broker"]})
+        data["endpoints"][r.foundation] = d["endpoints"]  # UAA's links: later phases' clients skip the root
     for r in failed:
         store.record_error(run["run_id"], "DiscoverCF", f"cf:{r.foundation}", r.error or "discovery failed")
         log.error("cf:%s: service broker discovery failed: %s", r.foundation, r.error or "unknown error")

@@ -92,7 +92,8 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                                                (event.get("orphans") or {}).get("plan_part")])])
     duration = duration_since(run.get("started_at")) or 0.0
     errors = scan.get("scan_failed", 0) + scan["batches_missing"] + missed["count"] \
-        + sum(1 for src in (cf, bosh) if src.get("status") == "failed")
+        + sum(1 for src in (cf, bosh) if src.get("status") == "failed") \
+        + len(bosh.get("failed_directors") or [])  # a director down: the others' share went on
     if not dry_run:  # the next run tries these first
         retry_first.put(store, instances=failed_ids, deployments=failed_deployments)
     summary = {

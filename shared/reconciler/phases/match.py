@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import progress
 from ..domain import DomainConfig, build_plan_items, match
+from ..domain.shares import hold_back
 from ..models import BoshDeployment, DeploymentDetail
 from . import contracts, retry_first, runtime, sources
 
@@ -95,6 +96,7 @@ def match_phase(event: dict[str, Any], context: Any) -> dict[str, Any]:
     items = build_plan_items(result, instances=instances if cf_available else None,
                              details={d.name: d for d in details}, index=index, bindings=bindings,
                              cf_available=cf_available, catalog=catalog)
+    items = hold_back(items, (srcs.get("bosh") or {}).get("failed_directors") or [], cfg, result)  # a director down
     selected = set(((run.get("selection") or {}).get("instances")) or [])
     if selected and not cf_available:
         items = [i for i in items if i.instance_id in selected]
@@ -112,6 +114,8 @@ def match_phase(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                         "dry_run": bool(run.get("dry_run")),
                                         "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
                                         "kv_version": vault.kv_version,  # detected once per run
+                                        # UAA's links from the CF API root: ApplyBatch's clients skip it
+                                        "cf_endpoints": (cf_data or {}).get("endpoints") or {},
                                         "apply_batches": count}, ttl)
     log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts, "
              "%d with an operation in flight, %d failed provisions", len(result.matches),

@@ -27,11 +27,16 @@ def discover_cf(s: Any, store: Any) -> list[Any]:
     return discover_all(s, store, with_bindings=True)
 
 
-def cf_clients(s: Any, store: Any) -> dict[str, CloudController]:
-    """``{foundation name: client}``; the client reads one binding's credentials."""
+def cf_clients(s: Any, store: Any, endpoints: dict[str, dict[str, str]] | None = None) -> dict[str, CloudController]:
+    """``{foundation name: client}``; the client reads one binding's credentials.
+    ``endpoints``: per foundation the UAA links DiscoverCF read from the API root this run
+    (the run's flags), so these clients do not read the root again."""
     from ..cf import CFClient  # cold start: a Lambda loads only the clients it uses
 
-    return {c.name: c for c in CFClient.all_from_settings(s, store)}
+    clients = CFClient.all_from_settings(s, store)
+    for c in clients:
+        c.use_endpoints((endpoints or {}).get(c.name))
+    return {c.name: c for c in clients}
 
 
 def binding_credentials(client: CloudController, binding: CFBinding) -> CFBinding:

@@ -32,10 +32,11 @@ def source_status(run: dict[str, Any], srcs: dict[str, Any]) -> dict[str, str]:
     cf = srcs.get("cf") or {}
     status = {"cf": cf.get("status", "failed"), "bosh": (srcs.get("bosh") or {}).get("status", "failed"),
               "vault": "ok"}
-    if cf.get("failed_foundations") and cf.get("ok_foundations"):  # one foundation down: judge the others' share
-        status.pop("cf")
-        status.update({f"cf:{f}": "ok" for f in cf["ok_foundations"]})
-        status.update({f"cf:{f}": "failed" for f in cf["failed_foundations"]})
+    for name, src, members in (("cf", cf, "foundations"), ("bosh", srcs.get("bosh") or {}, "directors")):
+        if src.get(f"failed_{members}") and src.get(f"ok_{members}"):  # some down: judge the others' share
+            status.pop(name)
+            status.update({f"{name}:{m}": "ok" for m in src[f"ok_{members}"]})
+            status.update({f"{name}:{m}": "failed" for m in src[f"failed_{members}"]})
     return status
 
 
