@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import CasConflict
+from .vault import secrets_below
 
 Tree = dict[str, tuple[dict[str, Any], int | None]]
 
@@ -107,18 +108,7 @@ class RecordingVault:
     def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> builtins.list[str]:
         if not self.dry_run:
             return self.inner.list_recursive(folder, exclude=exclude)
-        skip = {e if e.endswith("/") else e + "/" for e in exclude}
-        out, todo = [], [folder.rstrip("/") + "/"]
-        while todo:
-            current = todo.pop()
-            for key in self.list(current):
-                full = current + key
-                if key.endswith("/"):
-                    if full not in skip:
-                        todo.append(full)
-                else:
-                    out.append(full)
-        return sorted(out)
+        return secrets_below(self.list, folder, exclude)
 
     def read_tree(self, prefix: str, *, exclude: Iterable[str] = (), known: Mapping[str, Any] | None = None) -> Tree:
         if not self.dry_run:

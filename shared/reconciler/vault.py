@@ -78,6 +78,24 @@ def _errors_text(exc: hx.VaultError) -> str:
     return " ".join(str(e) for e in errs) if isinstance(errs, list) else str(errs)
 
 
+def secrets_below(list_folder: Callable[[str], builtins.list[str]], folder: str,
+                  exclude: Iterable[str] = ()) -> builtins.list[str]:
+    """Every secret path below ``folder``, walking its folders with ``list_folder`` (keys, a
+    folder's ending with '/'), except the folders in ``exclude``; sorted."""
+    skip = {e if e.endswith("/") else e + "/" for e in exclude}
+    out, todo = [], [folder.rstrip("/") + "/"]
+    while todo:
+        current = todo.pop()
+        for key in list_folder(current):
+            full = current + key
+            if key.endswith("/"):
+                if full not in skip:
+                    todo.append(full)
+            else:
+                out.append(full)
+    return sorted(out)
+
+
 class VaultClient:
     """One Vault server and one KV mount.
 
@@ -463,19 +481,7 @@ class VaultClient:
     def list_recursive(self, folder: str, *, exclude: Iterable[str] = ()) -> builtins.list[str]:
         """Every secret path (logical) below ``folder``; folders in ``exclude`` (logical,
         ending with '/') are not descended into."""
-        skip = {e if e.endswith("/") else e + "/" for e in exclude}
-        base = folder.rstrip("/") + "/"
-        out, todo = [], [base]
-        while todo:
-            current = todo.pop()
-            for key in self.list(current):
-                full = current + key
-                if key.endswith("/"):
-                    if full not in skip:
-                        todo.append(full)
-                else:
-                    out.append(full)
-        return sorted(out)
+        return secrets_below(self.list, folder, exclude)
 
     def read_tree(self, prefix: str, *, exclude: Iterable[str] = (), known: Mapping[str, Any] | None = None) -> Tree:
         """``{path: (data, version)}`` for ``prefix`` itself (if it is a secret) and every secret

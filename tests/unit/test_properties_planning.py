@@ -163,9 +163,15 @@ def test_plan_apply_plan_again_is_empty_and_nothing_is_lost(case, history_limit)
     # our entries are bounded; the broker's (every other action) are its audit trail, all kept
     old_history = before.get(f"secret/{uid}/metadata", {}).get("history", [])
 
-    def split(history: list) -> tuple[list, list]:
-        ours = [e for e in history if e.get("action") in OUR_HISTORY_ACTIONS]
-        return ours, [e.get("action") for e in history if e.get("action") not in OUR_HISTORY_ACTIONS]
+    def is_ours(entry: object) -> bool:
+        return isinstance(entry, dict) and entry.get("action") in OUR_HISTORY_ACTIONS
+
+    def split(history: object) -> tuple[list, list]:
+        # a history that is not a list is no audit trail: the plan starts a list in its place;
+        # entries that are not objects are the broker's (or a user's) and are kept as they are
+        entries = history if isinstance(history, list) else []
+        theirs = [e.get("action") if isinstance(e, dict) else e for e in entries if not is_ours(e)]
+        return [e for e in entries if is_ours(e)], theirs
 
     (ours, theirs), (ours_before, theirs_before) = split(meta.get("history", [])), split(old_history)
     assert len(ours) <= max(history_limit, len(ours_before)) and theirs == theirs_before

@@ -271,10 +271,34 @@ def test_steady_traffic_leases_slots_at_most_a_quarter_write_per_request(clock, 
     grants = []
     for _ in range(200):
         res.call(lambda: grants.append(clock.now))
-    assert res.guard.state.reads == 0
+    # a leased slot rereads the breaker (one GetItem, no write); a reserved one learns it from its write
+    assert 0 < res.guard.state.reads <= 200 - counting.update_items + 1
     print(f"\nlimiter: {counting.update_items} UpdateItem for 200 requests = {counting.update_items / 200:.3f}/request")
     assert counting.update_items / 200 <= 0.25 and counting.update_items == res.guard.state.writes
     assert max_in_window(grants) <= 20 + 5
+
+
+def test_a_breaker_that_opened_stops_requests_holding_leased_slots(clock, store):
+    """A Lambda holds leased slots (reserved while the breaker was closed); another Lambda's
+    failures open the breaker: the next request is refused without touching the network, and
+    the lease is dropped."""
+    cfg = BreakerConfig(enabled=True, failure_threshold=3, success_threshold=2, timeout=30, max_concurrent=1)
+    a = make(policy(rps=20, burst=5, wait_timeout=10, breaker=cfg), clock, store)
+    for _ in range(60):  # steady traffic: the burst is spent, slots are leased ahead
+        a.call(lambda: None)
+    assert a.guard._lease, "the test needs a lease held"
+    held_until = a.guard._lease[-1].slot
+    other = make(policy(breaker=cfg), clock, store)  # another Lambda (its rate limit off: no slot, no clock)
+    calls: list[str] = []
+    down = failing(Unavailable("HTTP 503", api="cf", status=503), calls)
+    for _ in range(3):
+        with pytest.raises(Unavailable):
+            other.call(down)
+    assert a.guard.current() == "open" and clock.now < held_until  # the leased slots are still on time
+    calls.clear()
+    with pytest.raises(CircuitOpen):
+        a.call(lambda: calls.append("network"))
+    assert calls == [] and not a.guard._lease
 
 
 def test_leases_of_several_lambdas_keep_the_bound(clock, store):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..models import BoshDeployment, CatalogPlan, CFInstance, DeploymentDetail
@@ -174,7 +175,7 @@ def _first_rule(
     return None
 
 
-def _examine(  # noqa: C901, PLR0915 - too long: to split (issue 14)
+def _examine(
     dep: Deployment,
     catalog: Catalog,
     known_ids: set[str],
@@ -188,20 +189,46 @@ def _examine(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     Custom rules: the first ``before`` rule that applies decides (built-in evidence for another
     instance becomes a note); the other rules are asked, in order, only when the built-in
     strategies found no instance."""
-    evidence: list[Evidence] = []
     notes: list[str] = []
-    name = dep.name
     foundation_of = foundation_of or {}
-
-    manifest = None
-    if isinstance(dep, DeploymentDetail) and dep.manifest_text is not None:
-        parsed = parse_manifest(dep.manifest_text)
-        if parsed.error:
-            result.malformed_manifests[name] = parsed.error
-        else:
-            manifest = parsed.data
+    manifest = _readable_manifest(dep, result)
     ruled = _first_rule([r for r in cfg.rules if r.before], dep, manifest, foundation_of, catalog, cfg, notes)
+    evidence = _builtin_evidence(dep.name, manifest, catalog, known_ids, index_names, notes)
+    if ruled is not None:
+        for e in evidence:
+            if e.instance_id and e.instance_id != ruled.instance_id:
+                notes.append(f"{e.strategy} says instance {e.instance_id}; {ruled.rule} (before) takes precedence")
+        evidence = [ruled, *(e for e in evidence if e.instance_id == ruled.instance_id)]
+    elif not any(e.instance_id for e in evidence):
+        later = _first_rule([r for r in cfg.rules if not r.before], dep, manifest, foundation_of, catalog, cfg, notes)
+        if later is not None:
+            evidence.append(later)
+    hint = service_from_releases(_release_names(dep, manifest), cfg.release_services)
+    return evidence, notes, hint
 
+
+def _readable_manifest(dep: Deployment, result: MatchResult) -> dict[str, Any] | None:
+    """The scanned deployment's parsed manifest; a malformed one is recorded in ``result``."""
+    if not isinstance(dep, DeploymentDetail) or dep.manifest_text is None:
+        return None
+    parsed = parse_manifest(dep.manifest_text)
+    if parsed.error:
+        result.malformed_manifests[dep.name] = parsed.error
+        return None
+    return parsed.data
+
+
+def _builtin_evidence(
+    name: str,
+    manifest: dict[str, Any] | None,
+    catalog: Catalog,
+    known_ids: set[str],
+    index_names: Mapping[str, str],
+    notes: list[str],
+) -> list[Evidence]:
+    """The built-in strategies' evidence: name pattern, manifest, index, then the weaker name
+    guesses (a known instance id at the end of, or anywhere in, the name)."""
+    evidence: list[Evidence] = []
     split = split_deployment_name(name, catalog.prefixes)
     if split:
         prefix, uid = split
@@ -216,50 +243,52 @@ def _examine(  # noqa: C901, PLR0915 - too long: to split (issue 14)
                 detail=f"name = plan {prefix!r} + instance {uid}{legacy}",
             )
         )
-
     if manifest is not None:
         evidence.extend(_manifest_evidence(manifest, notes))
-
     if name in index_names:
         uid = index_names[name]
         evidence.append(Evidence(strategy=Strategy.INDEX, instance_id=uid, detail=f"secret/db entry {uid} names it"))
-
     if not split:
-        tail = trailing_uuid(name)
-        if tail and tail[1] in known_ids:
-            evidence.append(
-                Evidence(
-                    strategy=Strategy.UUID_SUFFIX,
-                    instance_id=tail[1],
-                    detail=f"name ends in known instance {tail[1]}; prefix {tail[0]!r} is not a catalog plan id",
-                )
+        evidence.extend(_known_id_in_name(name, known_ids, found_already=bool(evidence)))
+    return evidence
+
+
+def _known_id_in_name(name: str, known_ids: set[str], *, found_already: bool) -> list[Evidence]:
+    """A known instance id ending the name; else, when nothing else was found, any in it."""
+    tail = trailing_uuid(name)
+    if tail and tail[1] in known_ids:
+        return [
+            Evidence(
+                strategy=Strategy.UUID_SUFFIX,
+                instance_id=tail[1],
+                detail=f"name ends in known instance {tail[1]}; prefix {tail[0]!r} is not a catalog plan id",
             )
-        elif not evidence:
-            for uid in embedded_uuids(name):
-                if uid in known_ids:
-                    evidence.append(
-                        Evidence(
-                            strategy=Strategy.NAME_PATTERN,
-                            instance_id=uid,
-                            detail=f"name contains known instance {uid}",
-                        )
-                    )
-
-    if ruled is not None:
-        for e in evidence:
-            if e.instance_id and e.instance_id != ruled.instance_id:
-                notes.append(f"{e.strategy} says instance {e.instance_id}; {ruled.rule} (before) takes precedence")
-        evidence = [ruled, *(e for e in evidence if e.instance_id == ruled.instance_id)]
-    elif not any(e.instance_id for e in evidence):
-        later = _first_rule([r for r in cfg.rules if not r.before], dep, manifest, foundation_of, catalog, cfg, notes)
-        if later is not None:
-            evidence.append(later)
-
-    hint = service_from_releases(_release_names(dep, manifest), cfg.release_services)
-    return evidence, notes, hint
+        ]
+    if found_already:
+        return []
+    return [
+        Evidence(strategy=Strategy.NAME_PATTERN, instance_id=uid, detail=f"name contains known instance {uid}")
+        for uid in embedded_uuids(name)
+        if uid in known_ids
+    ]
 
 
-def match(  # noqa: C901, PLR0915 - too long: to split (issue 14)
+@dataclass
+class _Run:
+    """What matching one estate knows while it examines each deployment."""
+
+    cat: Catalog
+    cfg: DomainConfig
+    result: MatchResult
+    #: an instance is (foundation, guid): the same guid in two foundations is two instances
+    cf_all: dict[str, dict[str, CFInstance]]
+    index_foundation: dict[str, str]
+    known_ids: set[str]
+    index_names: Mapping[str, str]
+    foundation_of: dict[str, str | None]
+
+
+def match(
     instances: Sequence[CFInstance] | None,
     deployments: Sequence[Deployment],
     index: Mapping[str, Any] | None,
@@ -273,10 +302,41 @@ def match(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     """
     cfg = cfg or DomainConfig()
     index = index if isinstance(index, Mapping) else {}
-    cat = catalog if isinstance(catalog, Catalog) else build_catalog(catalog, index)
     result = MatchResult()
+    cf_all = _cf_instances_by_uid(instances, result)
+    index_foundation = {u: e["foundation"] for u, e in ((normalize_uuid(k), v) for k, v in index.items())
+                        if u and isinstance(e, Mapping) and isinstance(e.get("foundation"), str)}
+    foundation_of: dict[str, str | None] = {}
+    if cfg.rules:
+        foundation_of.update(index_foundation)
+        foundation_of.update({uid: next(iter(insts)) for uid, insts in cf_all.items() if len(insts) == 1})
+    run = _Run(
+        cat=catalog if isinstance(catalog, Catalog) else build_catalog(catalog, index),
+        cfg=cfg,
+        result=result,
+        cf_all=cf_all,
+        index_foundation=index_foundation,
+        known_ids=set(cf_all) | {u for u in (normalize_uuid(k) for k in index) if u},
+        index_names=index_deployment_names(index),
+        foundation_of=foundation_of,
+    )
+    candidates = [m for m in (_match_deployment(run, dep) for dep in deployments) if m is not None]
+    conflicted = _flag_duplicate_deployments(candidates, result)
+    result.matches = [m for m in candidates if m.instance_id not in conflicted]
+    result.conflicted_instances = sorted(conflicted)
+    # a deployment of a director that does not serve the instance's foundation is not its deployment
+    matched = {m.instance_id for m in result.matches if m.in_cf or m.instance_id not in cf_all}
+    cf_by_id = _instance_of_each_guid(run)
+    result.unmatched_instances = sorted(u for u in cf_by_id if u not in matched and u not in conflicted)
+    _flag_operations(result, cf_by_id, index)
+    return result
 
-    # an instance is (foundation, guid): the same guid in two foundations is two instances
+
+def _cf_instances_by_uid(
+    instances: Sequence[CFInstance] | None, result: MatchResult
+) -> dict[str, dict[str, CFInstance]]:
+    """``{uid: {foundation: instance}}``; a guid that is no UUID, or listed twice by one
+    foundation, is recorded in ``result`` instead."""
     cf_all: dict[str, dict[str, CFInstance]] = {}
     for inst in instances or []:
         uid = normalize_uuid(inst.guid)
@@ -289,112 +349,115 @@ def match(  # noqa: C901, PLR0915 - too long: to split (issue 14)
                          facts=[f"foundation {inst.foundation!r} lists {uid} twice"]))
             continue
         cf_all.setdefault(uid, {})[inst.foundation] = inst
-    index_foundation = {u: e["foundation"] for u, e in ((normalize_uuid(k), v) for k, v in index.items())
-                        if u and isinstance(e, Mapping) and isinstance(e.get("foundation"), str)}
+    return cf_all
 
-    index_ids = {u for u in (normalize_uuid(k) for k in index) if u}
-    known_ids = set(cf_all) | index_ids
-    index_names = index_deployment_names(index)
 
-    candidates: list[Match] = []
-    foundation_of: dict[str, str | None] = {}
-    if cfg.rules:
-        for key, entry in index.items():
-            uid = normalize_uuid(key)
-            if uid and isinstance(entry, Mapping) and isinstance(entry.get("foundation"), str):
-                foundation_of[uid] = entry["foundation"]
-        foundation_of.update({uid: next(iter(insts)) for uid, insts in cf_all.items() if len(insts) == 1})
-    for dep in deployments:
-        evidence, notes, hint = _examine(dep, cat, known_ids, index_names, cfg, result, foundation_of)
-        primary = {e.instance_id for e in evidence if e.instance_id and e.strategy != Strategy.INDEX}
-        if primary:
-            # A stale index entry is what we are here to fix: it never outvotes name or manifest.
-            for e in evidence:
-                if e.strategy == Strategy.INDEX and e.instance_id not in primary:
-                    notes.append(
-                        f"secret/db entry {e.instance_id} names this deployment, but name/manifest say otherwise"
-                    )
-            evidence = [e for e in evidence if e.strategy != Strategy.INDEX or e.instance_id in primary]
-        ids = sorted({e.instance_id for e in evidence if e.instance_id})
-        if len(ids) > 1:
-            result.conflicts.append(
-                Conflict(
-                    kind="instance_mismatch",
-                    deployments=[dep.name],
-                    instance_ids=ids,
-                    facts=[f"{e.strategy}: {e.detail}" for e in evidence if e.instance_id],
-                )
-            )
-            continue
-        if not ids:
-            if is_excluded_name(dep.name, cfg.excluded_deployments):
-                result.excluded_deployments.append(dep.name)
-                continue
-            scan_error = dep.error if isinstance(dep, DeploymentDetail) else None
-            if scan_error:
-                result.scan_failures[dep.name] = scan_error
-            reason = "no instance id in name, manifest or index"
-            if hint:
-                reason += f"; releases suggest service {hint!r}"
-            if notes:
-                reason += "; " + "; ".join(notes)
-            result.unidentified_deployments.append(
-                UnidentifiedDeployment(
-                    name=dep.name,
-                    director=dep.director,
-                    service_hint=hint,
-                    strategy=Strategy.RELEASE if hint else None,
-                    confidence=CONFIDENCE[Strategy.RELEASE] if hint else 0.0,
-                    reason=reason,
-                )
-            )
-            continue
-        uid = ids[0]
-        best = max(evidence, key=lambda e: e.weight)
-        strategies = {e.strategy for e in evidence}
-        confidence = best.weight
-        if len(strategies) > 1:  # independent agreeing evidence
-            confidence = min(1.0, confidence + 0.05 * (len(strategies) - 1))
-        plan_id = next((e.plan_id for e in evidence if e.plan_id), None)
-        service_id = next((e.service_id for e in evidence if e.service_id), None)
-        plans = {e.plan_id for e in evidence if e.plan_id}
-        if len(plans) > 1:
-            notes.append(
-                "plan ids disagree: " + "; ".join(f"{e.strategy} says {e.plan_id}" for e in evidence if e.plan_id)
-            )
-        cf, why = _instance_for(dep.director, uid, cf_all, index_foundation, cfg)
-        if why:
-            notes.append(why)
-        if cf is None and why.startswith("ambiguous"):
-            result.conflicts.append(Conflict(kind="instance_in_two_foundations", deployments=[dep.name],
-                                             instance_ids=[uid], facts=[why]))
-            continue
-        if cf is not None:
-            if plan_id and cf.plan_id and cf.plan_id != plan_id:
-                notes.append(f"CF plan {cf.plan_id!r} differs from deployment's plan {plan_id!r} (plan update?)")
-            plan_id, service_id = cf.plan_id or plan_id, cf.service_id or service_id
-        elif service_id is None and plan_id:
-            service_id = cat.service_of(plan_id)
-        if service_id is None and hint:
-            notes.append(f"service inferred from releases: {hint}")
-        candidates.append(
-            Match(
-                instance_id=uid,
-                deployment_name=dep.name,
-                director=dep.director,
-                strategy=best.strategy,
-                confidence=round(confidence, 3),
-                reason="; ".join(f"{e.strategy}: {e.detail}" for e in evidence),
-                service_id=service_id,
-                plan_id=plan_id,
-                in_cf=cf is not None,
-                foundation=cf.foundation if cf is not None else index_foundation.get(uid),
-                evidence=evidence,
-                notes=notes,
+def _match_deployment(run: _Run, dep: Deployment) -> Match | None:
+    """The candidate match of one deployment; None when it names no instance, or several
+    (recorded in ``run.result`` as unidentified, excluded or a conflict)."""
+    evidence, notes, hint = _examine(dep, run.cat, run.known_ids, run.index_names, run.cfg, run.result,
+                                     run.foundation_of)
+    evidence = _without_stale_index(evidence, notes)
+    ids = sorted({e.instance_id for e in evidence if e.instance_id})
+    if len(ids) > 1:
+        run.result.conflicts.append(
+            Conflict(
+                kind="instance_mismatch",
+                deployments=[dep.name],
+                instance_ids=ids,
+                facts=[f"{e.strategy}: {e.detail}" for e in evidence if e.instance_id],
             )
         )
+        return None
+    if not ids:
+        _record_unidentified(run, dep, hint, notes)
+        return None
+    return _candidate(run, dep, ids[0], evidence, notes, hint)
 
-    # One instance, several deployments: flag, don't pick.
+
+def _without_stale_index(evidence: list[Evidence], notes: list[str]) -> list[Evidence]:
+    """A stale index entry is what we are here to fix: it never outvotes name or manifest."""
+    primary = {e.instance_id for e in evidence if e.instance_id and e.strategy != Strategy.INDEX}
+    if not primary:
+        return evidence
+    for e in evidence:
+        if e.strategy == Strategy.INDEX and e.instance_id not in primary:
+            notes.append(f"secret/db entry {e.instance_id} names this deployment, but name/manifest say otherwise")
+    return [e for e in evidence if e.strategy != Strategy.INDEX or e.instance_id in primary]
+
+
+def _record_unidentified(run: _Run, dep: Deployment, hint: str | None, notes: list[str]) -> None:
+    """A deployment naming no instance: excluded by name, or reported as unidentified."""
+    if is_excluded_name(dep.name, run.cfg.excluded_deployments):
+        run.result.excluded_deployments.append(dep.name)
+        return
+    scan_error = dep.error if isinstance(dep, DeploymentDetail) else None
+    if scan_error:
+        run.result.scan_failures[dep.name] = scan_error
+    reason = "no instance id in name, manifest or index"
+    if hint:
+        reason += f"; releases suggest service {hint!r}"
+    if notes:
+        reason += "; " + "; ".join(notes)
+    run.result.unidentified_deployments.append(
+        UnidentifiedDeployment(
+            name=dep.name,
+            director=dep.director,
+            service_hint=hint,
+            strategy=Strategy.RELEASE if hint else None,
+            confidence=CONFIDENCE[Strategy.RELEASE] if hint else 0.0,
+            reason=reason,
+        )
+    )
+
+
+def _candidate(
+    run: _Run, dep: Deployment, uid: str, evidence: list[Evidence], notes: list[str], hint: str | None
+) -> Match | None:
+    """The match of ``dep`` to instance ``uid`` that agreeing ``evidence`` makes; None (and a
+    conflict) when the instance is in two foundations the director serves."""
+    best = max(evidence, key=lambda e: e.weight)
+    strategies = {e.strategy for e in evidence}
+    confidence = best.weight
+    if len(strategies) > 1:  # independent agreeing evidence
+        confidence = min(1.0, confidence + 0.05 * (len(strategies) - 1))
+    plan_id = next((e.plan_id for e in evidence if e.plan_id), None)
+    service_id = next((e.service_id for e in evidence if e.service_id), None)
+    if len({e.plan_id for e in evidence if e.plan_id}) > 1:
+        notes.append("plan ids disagree: " + "; ".join(f"{e.strategy} says {e.plan_id}" for e in evidence if e.plan_id))
+    cf, why = _instance_for(dep.director, uid, run.cf_all, run.index_foundation, run.cfg)
+    if why:
+        notes.append(why)
+    if cf is None and why.startswith("ambiguous"):
+        run.result.conflicts.append(Conflict(kind="instance_in_two_foundations", deployments=[dep.name],
+                                             instance_ids=[uid], facts=[why]))
+        return None
+    if cf is not None:
+        if plan_id and cf.plan_id and cf.plan_id != plan_id:
+            notes.append(f"CF plan {cf.plan_id!r} differs from deployment's plan {plan_id!r} (plan update?)")
+        plan_id, service_id = cf.plan_id or plan_id, cf.service_id or service_id
+    elif service_id is None and plan_id:
+        service_id = run.cat.service_of(plan_id)
+    if service_id is None and hint:
+        notes.append(f"service inferred from releases: {hint}")
+    return Match(
+        instance_id=uid,
+        deployment_name=dep.name,
+        director=dep.director,
+        strategy=best.strategy,
+        confidence=round(confidence, 3),
+        reason="; ".join(f"{e.strategy}: {e.detail}" for e in evidence),
+        service_id=service_id,
+        plan_id=plan_id,
+        in_cf=cf is not None,
+        foundation=cf.foundation if cf is not None else run.index_foundation.get(uid),
+        evidence=evidence,
+        notes=notes,
+    )
+
+
+def _flag_duplicate_deployments(candidates: Sequence[Match], result: MatchResult) -> set[str]:
+    """One instance, several deployments: flag, don't pick. Returns every conflicted instance."""
     by_uid: dict[str, list[Match]] = {}
     for m in candidates:
         by_uid.setdefault(m.instance_id, []).append(m)
@@ -410,24 +473,24 @@ def match(  # noqa: C901, PLR0915 - too long: to split (issue 14)
                 )
             )
             conflicted.add(uid)
-    result.matches = [m for m in candidates if m.instance_id not in conflicted]
-    result.conflicted_instances = sorted(conflicted)
-    # a deployment of a director that does not serve the instance's foundation is not its deployment
-    matched = {m.instance_id for m in result.matches if m.in_cf or m.instance_id not in cf_all}
-    # each guid's instance for Vault: the matched one, else the one its index entry names, else
-    # the first foundation's; the same guid in another foundation is a twin (reported, never written)
+    return conflicted
+
+
+def _instance_of_each_guid(run: _Run) -> dict[str, CFInstance]:
+    """Each guid's instance for Vault: the matched one, else the one its index entry names,
+    else the first foundation's; the same guid in another foundation is a twin (reported in
+    ``run.result``, never written)."""
+    result = run.result
     cf_by_id: dict[str, CFInstance] = {}
     by_instance = {m.instance_id: m for m in result.matches}
-    for uid, insts in cf_all.items():
+    for uid, insts in run.cf_all.items():
         hit = by_instance.get(uid)
-        pick = (hit.foundation if hit is not None and hit.in_cf else None) or index_foundation.get(uid)
+        pick = (hit.foundation if hit is not None and hit.in_cf else None) or run.index_foundation.get(uid)
         chosen = insts[pick] if pick is not None and pick in insts else insts[sorted(insts)[0]]
         cf_by_id[uid] = chosen
         result.foundations[uid] = chosen.foundation
         result.twin_instances += [f"{f}:{uid}" for f in sorted(insts) if f != chosen.foundation]
-    result.unmatched_instances = sorted(u for u in cf_by_id if u not in matched and u not in conflicted)
-    _flag_operations(result, cf_by_id, index)
-    return result
+    return cf_by_id
 
 
 def _instance_for(director: str, uid: str, cf_all: Mapping[str, Mapping[str, CFInstance]],

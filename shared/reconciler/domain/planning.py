@@ -13,6 +13,7 @@ Rules (DESIGN.md §5):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -130,7 +131,7 @@ def _context(cf: CFInstance) -> dict[str, Any]:
     }
 
 
-def plan_instance(  # noqa: C901, PLR0915 - too long: to split (issue 14)
+def plan_instance(
     instance_id: str,
     *,
     current: Tree,
@@ -155,31 +156,65 @@ def plan_instance(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     if uid is None:
         plan.skipped = "instance id is not a UUID; nothing may be written for it"
         return plan
-    if match is not None and match.confidence < cfg.min_confidence:
-        plan.notes.append(
-            f"deployment {match.deployment_name} matched only by {match.strategy} "
-            f"(confidence {match.confidence} < {cfg.min_confidence}); its data is not written"
-        )
-        match, deployment = None, None
-    if deployment is not None and deployment.error:
-        plan.notes.append(f"deployment {deployment.name} could not be scanned this run; infrastructure kept as is")
+    match, deployment = _trusted_evidence(plan, match, deployment, cfg.min_confidence)
     scanned = deployment if deployment is not None and not deployment.error else None
     plan.deployment_name = (deployment.name if deployment else None) or (match.deployment_name if match else None)
 
     p = _Planner(uid, current, cfg, plan)
-    vol = cfg.volatile_fields
     stamp = unix_seconds(now)
+    if _skipped_in_flight(p, cf, stamp):
+        return plan
+    _plan_root(p, now, cf=cf, deployment=deployment, match=match, parameters=parameters, index_entry=index_entry)
+    _plan_deployment_record(p, cf)
+    if scanned is not None and scanned.manifest_text is not None:
+        _plan_manifest(p, scanned, now)
+    service = (cf.service_id if cf else None) or (match.service_id if match else None) or (
+        (index_entry or {}).get("service_id"))
+    _plan_credentials(p, service, scanned=scanned, deployment=deployment, bosh_available=bosh_available)
+    for b in bindings:
+        _plan_binding(p, b, now)
+    _plan_metadata(p, scanned, now, stamp)
+    plan.writes = p.pending
+    plan.changed = bool(p.pending)
+    return plan
+
+
+def _trusted_evidence(
+    plan: InstancePlan, match: Match | None, deployment: DeploymentDetail | None, min_confidence: float
+) -> tuple[Match | None, DeploymentDetail | None]:
+    """The match and deployment whose data may be written (a weak match: neither), noted in ``plan``."""
+    if match is not None and match.confidence < min_confidence:
+        plan.notes.append(
+            f"deployment {match.deployment_name} matched only by {match.strategy} "
+            f"(confidence {match.confidence} < {min_confidence}); its data is not written"
+        )
+        match, deployment = None, None
+    if deployment is not None and deployment.error:
+        plan.notes.append(f"deployment {deployment.name} could not be scanned this run; infrastructure kept as is")
+    return match, deployment
+
+
+def _skipped_in_flight(p: _Planner, cf: CFInstance | None, stamp: int | None) -> bool:
+    """True (and the plan skipped) when the broker's operation is under way: not drift,
+    nothing to repair now."""
     task, _ = p.existing(p.path("task"))
     busy = task_in_flight(task, cf.last_operation if cf else None, now=stamp if stamp is not None else 0)
-    if busy:  # the broker's operation is under way: not drift, nothing to repair now
-        plan.in_flight = busy
-        plan.skipped = f"in flight: {busy}"
-        return plan
+    if busy:
+        p.plan.in_flight = busy
+        p.plan.skipped = f"in flight: {busy}"
+    return bool(busy)
 
-    # --- root: secret/<id> -------------------------------------------------------------
-    root_path = p.path()
-    old_root, _ = p.existing(root_path)
-    core: dict[str, Any] = {"instance_id": uid, "deployment_name": plan.deployment_name}
+
+def _root_fields(
+    p: _Planner,
+    cf: CFInstance | None,
+    deployment: DeploymentDetail | None,
+    match: Match | None,
+    parameters: Mapping[str, Any] | None,
+    index_entry: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(core, extra, fill) of the root record, for :func:`merge_record`."""
+    core: dict[str, Any] = {"instance_id": p.uid, "deployment_name": p.plan.deployment_name}
     extra: dict[str, Any] = {"bosh_director": deployment.director if deployment else None}
     fill: dict[str, Any] = {}
     if cf is not None:
@@ -200,8 +235,26 @@ def plan_instance(  # noqa: C901, PLR0915 - too long: to split (issue 14)
         fill["plan_id"] = (match.plan_id if match else None) or entry.get("plan_id")
     if parameters is not None:
         fill["parameters"] = dict(parameters)
-    root, changed = merge_record(old_root, core=core, extra=extra, fill=fill, volatile=vol)
-    for f in USER_FIELDS:  # the user's: never dropped, never rewritten
+    return core, extra, fill
+
+
+def _plan_root(
+    p: _Planner,
+    now: str,
+    *,
+    cf: CFInstance | None,
+    deployment: DeploymentDetail | None,
+    match: Match | None,
+    parameters: Mapping[str, Any] | None,
+    index_entry: Mapping[str, Any] | None,
+) -> None:
+    """``secret/<id>``: the instance record; the user's fields never dropped, never rewritten."""
+    vol = p.cfg.volatile_fields
+    root_path = p.path()
+    old_root, _ = p.existing(root_path)
+    core, extra, fill = _root_fields(p, cf, deployment, match, parameters, index_entry)
+    root, _ = merge_record(old_root, core=core, extra=extra, fill=fill, volatile=vol)
+    for f in USER_FIELDS:
         if old_root is not None and f in old_root:
             root[f] = old_root[f]
     if old_root is None or stable(root, vol) != stable(old_root, vol):
@@ -209,146 +262,165 @@ def plan_instance(  # noqa: C901, PLR0915 - too long: to split (issue 14)
         root["reconciled_at"] = now
         p.write(root_path, root, "root", "created" if old_root is None else "instance record updated")
 
-    # --- secret/<id>/deployment: the broker prefers it for bindings; kept true where it exists
+
+def _plan_deployment_record(p: _Planner, cf: CFInstance | None) -> None:
+    """``secret/<id>/deployment``: the broker prefers it for bindings; kept true where it exists."""
     dep_path = p.path("deployment")
     old_dep, _ = p.existing(dep_path)
-    if old_dep is not None:
-        truth: dict[str, Any] = {"instance_id": uid, "deployment_name": plan.deployment_name}
-        if cf is not None:
-            truth.update(service_id=cf.service_id, plan_id=cf.plan_id, organization_guid=cf.organization_guid,
-                         space_guid=cf.space_guid)
-        dep_record, dep_changed = merge_record(old_dep, core=truth, volatile=vol)
-        if dep_changed:
-            wrong = sorted(k for k, v in truth.items() if v not in (None, "") and old_dep.get(k) != v)
-            p.write(dep_path, dep_record, "deployment", "deployment record corrected: " + ", ".join(wrong))
+    if old_dep is None:
+        return
+    truth: dict[str, Any] = {"instance_id": p.uid, "deployment_name": p.plan.deployment_name}
+    if cf is not None:
+        truth.update(service_id=cf.service_id, plan_id=cf.plan_id, organization_guid=cf.organization_guid,
+                     space_guid=cf.space_guid)
+    dep_record, dep_changed = merge_record(old_dep, core=truth, volatile=p.cfg.volatile_fields)
+    if dep_changed:
+        wrong = sorted(k for k, v in truth.items() if v not in (None, "") and old_dep.get(k) != v)
+        p.write(dep_path, dep_record, "deployment", "deployment record corrected: " + ", ".join(wrong))
 
-    # --- manifest: secret/<id>/manifest -------------------------------------------------
-    if scanned is not None and scanned.manifest_text is not None:
-        man_path = p.path("manifest")
-        old_man, _ = p.existing(man_path)
-        man, changed = merge_record(
-            old_man,
-            core={"manifest": scanned.manifest_text},
-            extra={"deployment_name": scanned.name, "director": scanned.director},
-            volatile=vol,
-        )
-        if changed:
-            man["updated_at"] = now
-            what = (
-                "stored"
-                if old_man is None
-                else (
-                    "manifest changed in BOSH" if old_man.get("manifest") != scanned.manifest_text else "record updated"
-                )
-            )
-            p.write(man_path, man, "manifest", what)
 
-    # --- credentials: secret/<id>/credentials -------------------------------------------
+def _plan_manifest(p: _Planner, scanned: DeploymentDetail, now: str) -> None:
+    """``secret/<id>/manifest``: the deployment's manifest as BOSH has it."""
+    man_path = p.path("manifest")
+    old_man, _ = p.existing(man_path)
+    man, changed = merge_record(
+        old_man,
+        core={"manifest": scanned.manifest_text},
+        extra={"deployment_name": scanned.name, "director": scanned.director},
+        volatile=p.cfg.volatile_fields,
+    )
+    if not changed:
+        return
+    man["updated_at"] = now
+    if old_man is None:
+        what = "stored"
+    elif old_man.get("manifest") != scanned.manifest_text:
+        what = "manifest changed in BOSH"
+    else:
+        what = "record updated"
+    p.write(man_path, man, "manifest", what)
+
+
+def _plan_credentials(
+    p: _Planner,
+    service: str | None,
+    *,
+    scanned: DeploymentDetail | None,
+    deployment: DeploymentDetail | None,
+    bosh_available: bool,
+) -> None:
+    """``secret/<id>/credentials``: recovered from the manifest and VMs when missing, never
+    overwritten; when they cannot be recovered now, the plan says why."""
     cred_path = p.path("credentials")
     old_cred, _ = p.existing(cred_path)
-    if not old_cred:
-        service = (
-            (cf.service_id if cf else None)
-            or (match.service_id if match else None)
-            or ((index_entry or {}).get("service_id"))
-        )
-        if scanned is None:
-            if not bosh_available:
-                plan.needs_credential_recovery = plan.credential_recovery_deferred = True
-                plan.credential_recovery_reason = "credentials missing; BOSH was not available this run"
-            elif deployment is not None:
-                plan.needs_credential_recovery = plan.credential_recovery_deferred = True
-                plan.credential_recovery_reason = "credentials missing; the deployment could not be scanned this run"
-            else:  # a CF orphan: nothing deployed, nothing to recover
-                plan.notes.append("no credentials and no deployment: nothing to recover them from")
-        else:
-            creds, reason = recover_credentials(
-                service, scanned.manifest_text, scanned.vms, uid, release_services=cfg.release_services
-            )
-            if creds is None:
-                plan.needs_credential_recovery = True
-                plan.credential_recovery_reason = reason
-            else:
-                plan.credentials_recovered = True
-                p.write(cred_path, creds, "credentials", "recovered from the manifest and VM addresses")
+    if old_cred:
+        return
+    plan = p.plan
+    if scanned is None:
+        if not bosh_available:
+            plan.needs_credential_recovery = plan.credential_recovery_deferred = True
+            plan.credential_recovery_reason = "credentials missing; BOSH was not available this run"
+        elif deployment is not None:
+            plan.needs_credential_recovery = plan.credential_recovery_deferred = True
+            plan.credential_recovery_reason = "credentials missing; the deployment could not be scanned this run"
+        else:  # a CF orphan: nothing deployed, nothing to recover
+            plan.notes.append("no credentials and no deployment: nothing to recover them from")
+        return
+    creds, reason = recover_credentials(
+        service, scanned.manifest_text, scanned.vms, p.uid, release_services=p.cfg.release_services
+    )
+    if creds is None:
+        plan.needs_credential_recovery = True
+        plan.credential_recovery_reason = reason
+    else:
+        plan.credentials_recovered = True
+        p.write(cred_path, creds, "credentials", "recovered from the manifest and VM addresses")
 
-    # --- bindings: secret/<id>/bindings/<bid>/{credentials,metadata} ---------------------
-    for b in bindings:
-        bid = normalize_uuid(b.guid)
-        if bid is None:
-            plan.notes.append("a binding guid is not a UUID; binding skipped")
-            continue
-        bc_path = p.path("bindings", bid, "credentials")
-        old_bc, _ = p.existing(bc_path)
-        if isinstance(b.credentials, Mapping) and b.credentials:
-            merged = dict(old_bc or {})
-            added = [k for k in b.credentials if k not in merged]
-            for k in added:
-                merged[k] = b.credentials[k]
-            if old_bc is None or added:
-                why = "restored from CF binding details" if not old_bc else f"{len(added)} missing field(s) added"
-                p.write(bc_path, merged, f"bindings/{bid}/credentials", why)
-        elif not old_bc:
-            plan.missing_binding_credentials.append(bid)
-        bm_path = p.path("bindings", bid, "metadata")
-        old_bm, _ = p.existing(bm_path)
-        bm, changed = merge_record(
-            old_bm,
-            core={"binding_id": bid, "instance_id": uid, "app_guid": b.app_guid},
-            extra={"name": b.name, "type": b.type, "app_name": b.app_name},
-            fill={"created_at": b.created_at},
-            volatile=vol,
-        )
-        if changed:
-            bm["updated_at"] = now
-            p.write(bm_path, bm, f"bindings/{bid}/metadata", "binding metadata updated" if old_bm else "stored")
 
-    # --- metadata: secret/<id>/metadata (infrastructure + bounded history) ---------------
+def _plan_binding(p: _Planner, b: CFBinding, now: str) -> None:
+    """``secret/<id>/bindings/<bid>/{credentials,metadata}`` of one CF binding."""
+    bid = normalize_uuid(b.guid)
+    if bid is None:
+        p.plan.notes.append("a binding guid is not a UUID; binding skipped")
+        return
+    _plan_binding_credentials(p, bid, b)
+    bm_path = p.path("bindings", bid, "metadata")
+    old_bm, _ = p.existing(bm_path)
+    bm, changed = merge_record(
+        old_bm,
+        core={"binding_id": bid, "instance_id": p.uid, "app_guid": b.app_guid},
+        extra={"name": b.name, "type": b.type, "app_name": b.app_name},
+        fill={"created_at": b.created_at},
+        volatile=p.cfg.volatile_fields,
+    )
+    if changed:
+        bm["updated_at"] = now
+        p.write(bm_path, bm, f"bindings/{bid}/metadata", "binding metadata updated" if old_bm else "stored")
+
+
+def _plan_binding_credentials(p: _Planner, bid: str, b: CFBinding) -> None:
+    """Only the keys Vault lacks are added from CF's binding details; none is overwritten."""
+    bc_path = p.path("bindings", bid, "credentials")
+    old_bc, _ = p.existing(bc_path)
+    if isinstance(b.credentials, Mapping) and b.credentials:
+        merged = dict(old_bc or {})
+        added = [k for k in b.credentials if k not in merged]
+        for k in added:
+            merged[k] = b.credentials[k]
+        if old_bc is None or added:
+            why = "restored from CF binding details" if not old_bc else f"{len(added)} missing field(s) added"
+            p.write(bc_path, merged, f"bindings/{bid}/credentials", why)
+    elif not old_bc:
+        p.plan.missing_binding_credentials.append(bid)
+
+
+def _infrastructure(scanned: DeploymentDetail | None) -> dict[str, Any]:
+    """What the metadata record keeps of a scanned deployment ({} when not scanned)."""
+    if scanned is None:
+        return {}
+    return {
+        "director": scanned.director,
+        "releases": [{"name": r.name, "version": r.version} for r in scanned.releases],
+        "stemcells": [{"name": s.name, "version": s.version} for s in scanned.stemcells],
+        "vms": [vm_summary(v) for v in _sorted_vms(scanned.vms)],
+    }
+
+
+def _plan_metadata(p: _Planner, scanned: DeploymentDetail | None, now: str, stamp: int | None) -> None:
+    """``secret/<id>/metadata``: infrastructure and a bounded history, written only when
+    something of the instance changed (or its history needs converting)."""
     meta_path = p.path("metadata")
     old_meta, _ = p.existing(meta_path)
-    infra: dict[str, Any] = {}
-    if scanned is not None:
-        infra = {
-            "director": scanned.director,
-            "releases": [{"name": r.name, "version": r.version} for r in scanned.releases],
-            "stemcells": [{"name": s.name, "version": s.version} for s in scanned.stemcells],
-            "vms": [vm_summary(v) for v in _sorted_vms(scanned.vms)],
-        }
+    infra = _infrastructure(scanned)
     meta, meta_changed = merge_record(
-        old_meta,
-        core={"deployment_name": plan.deployment_name},
-        extra=infra,
-        volatile=vol,
-        ignore=("history",),
+        old_meta, core={"deployment_name": p.plan.deployment_name}, extra=infra,
+        volatile=p.cfg.volatile_fields, ignore=("history",),
     )
     meta_changed = meta_changed and (old_meta is not None or bool(p.pending) or scanned is not None)
     old_history = (old_meta or {}).get("history")
     history, converted = history_in_broker_format(old_history if isinstance(old_history, list) else [])
-    if p.pending or meta_changed or converted:
-        for k, v in infra.items():  # written anyway: bring the infrastructure in
-            _set(meta, k, v)
-        parts = [*p.changed_parts, *(["metadata"] if old_meta is not None and meta_changed else [])]
-        if converted:  # the broker's next history append would drop string-stamped entries
-            plan.history_converted = converted
-            parts.append("history timestamps")
-        history.append(
-            {
-                "timestamp": stamp if stamp is not None else now,
-                "action": "reconcile",
-                "description": "reconciler updated " + ", ".join(parts or ["metadata"]),
-                "paths": parts or ["metadata"],
-            }
-        )
-        meta["history"] = bound_history(history, cfg.history_limit)
-        meta["updated_at"] = now
-        why = "history entry" + (" and infrastructure" if infra else "")
-        if converted:
-            why += f"; {converted} history timestamp(s) converted to Unix seconds"
-        p.write(meta_path, meta, "metadata", why)
-
-    plan.writes = p.pending
-    plan.changed = bool(p.pending)
-    return plan
+    if not (p.pending or meta_changed or converted):
+        return
+    for k, v in infra.items():  # written anyway: bring the infrastructure in
+        _set(meta, k, v)
+    parts = [*p.changed_parts, *(["metadata"] if old_meta is not None and meta_changed else [])]
+    if converted:  # the broker's next history append would drop string-stamped entries
+        p.plan.history_converted = converted
+        parts.append("history timestamps")
+    history.append(
+        {
+            "timestamp": stamp if stamp is not None else now,
+            "action": "reconcile",
+            "description": "reconciler updated " + ", ".join(parts or ["metadata"]),
+            "paths": parts or ["metadata"],
+        }
+    )
+    meta["history"] = bound_history(history, p.cfg.history_limit)
+    meta["updated_at"] = now
+    why = "history entry" + (" and infrastructure" if infra else "")
+    if converted:
+        why += f"; {converted} history timestamp(s) converted to Unix seconds"
+    p.write(meta_path, meta, "metadata", why)
 
 
 # --- batches ---------------------------------------------------------------------------
@@ -386,7 +458,7 @@ class BatchPlan(Record):
         return {p.instance_id: p.credential_recovery_reason for p in self.plans if p.needs_credential_recovery}
 
 
-def build_plan_items(  # noqa: C901, PLR0915 - too long: to split (issue 14)
+def build_plan_items(
     result: MatchResult,
     *,
     instances: Sequence[CFInstance] | None,
@@ -407,67 +479,112 @@ def build_plan_items(  # noqa: C901, PLR0915 - too long: to split (issue 14)
     skipped item: a BOSH orphan must not be given a Vault tree while CF cannot be asked.
     Conflicted instances get a skipped item, so the report shows them.
     """
-    if not isinstance(details, Mapping):
-        details = {d.name: d for d in details}
-    index = index or {}
-    idx_by_uid = {normalize_uuid(k): v for k, v in index.items() if normalize_uuid(k) and isinstance(v, Mapping)}
-    by_inst: dict[str, list[CFBinding]] = {}
-    for b in bindings:
-        uid = normalize_uuid(b.instance_guid)
-        if uid:
-            by_inst.setdefault(uid, []).append(b)
-    params = {normalize_uuid(k): dict(v) for k, v in (parameters or {}).items() if normalize_uuid(k)}
-    matches = result.by_instance()
-    conflicted = set(result.conflicted_instances)
-    items: dict[str, PlanItem] = {}
-    retrievable = {(p.foundation, p.plan_id) for p in catalog if p.instances_retrievable}
-
-    def item(uid: str, cf: CFInstance | None) -> PlanItem:
-        m = matches.get(uid)
-        if m is not None and cf is not None and not m.in_cf:
-            m = None  # its director does not serve the instance's foundation: not its deployment
-        dep = details.get(m.deployment_name) if m else None
-        if m is not None and dep is None:
-            dep = DeploymentDetail(director=m.director, name=m.deployment_name, error="deployment was not scanned")
-        entry = idx_by_uid.get(uid)
-        return PlanItem(
-            instance_id=uid,
-            cf=cf,
-            deployment=dep,
-            match=m,
-            bindings=by_inst.get(uid, []),
-            parameters=params.get(uid),
-            parameters_retrievable=cf is not None and (cf.foundation, cf.plan_id) in retrievable,
-            index_entry=dict(entry) if entry is not None else None,
-        )
-
+    inputs = _ItemInputs.gather(result, details=details, index=index, bindings=bindings, parameters=parameters,
+                                catalog=catalog)
     if cf_available and instances is not None:
-        for inst in instances:
-            uid = normalize_uuid(inst.guid)
-            if uid is None or uid in items or result.foundations.get(uid, inst.foundation) != inst.foundation:
-                continue  # the same guid in another foundation: a twin, whose data Vault does not hold
-            items[uid] = item(uid, inst)
+        items = _items_of_cf_instances(result, instances, inputs)
     else:
-        known = set(idx_by_uid) | {u for u in (normalize_uuid(v) for v in vault_ids) if u}
-        for m in result.matches:
-            if m.instance_id in known:
-                items.setdefault(m.instance_id, item(m.instance_id, None))
-            else:
-                items.setdefault(
-                    m.instance_id,
-                    PlanItem(
-                        instance_id=m.instance_id,
-                        match=m,
-                        skip_reason="CF unavailable and Vault does not know this instance: not created now",
-                    ),
-                )
-    for uid in conflicted:
+        known = set(inputs.index) | {u for u in (normalize_uuid(v) for v in vault_ids) if u}
+        items = _items_without_cf(result, known, inputs)
+    for uid in set(result.conflicted_instances):
         if uid in items or not cf_available:
             items[uid] = PlanItem(instance_id=uid, skip_reason="conflicting evidence; see the match report")
     for uid, op in result.in_flight.items():
         if uid in items:
             items[uid] = PlanItem(instance_id=uid, in_flight=op, skip_reason=f"in flight: {op}")
     return [items[k] for k in sorted(items)]
+
+
+@dataclass(frozen=True)
+class _ItemInputs:
+    """A run's evidence, keyed by normalised instance id, from which plan items are made."""
+
+    matches: Mapping[str, Match]
+    details: Mapping[str, DeploymentDetail]
+    index: Mapping[str, Mapping[str, Any]]
+    bindings: Mapping[str, list[CFBinding]]
+    parameters: Mapping[str, dict[str, Any]]
+    retrievable: frozenset[tuple[str, str]]  # (foundation, plan id) whose parameters CF hands out
+
+    @classmethod
+    def gather(
+        cls,
+        result: MatchResult,
+        *,
+        details: Mapping[str, DeploymentDetail] | Sequence[DeploymentDetail],
+        index: Mapping[str, Any] | None,
+        bindings: Sequence[CFBinding],
+        parameters: Mapping[str, Mapping[str, Any]] | None,
+        catalog: Sequence[CatalogPlan],
+    ) -> _ItemInputs:
+        by_inst: dict[str, list[CFBinding]] = {}
+        for b in bindings:
+            uid = normalize_uuid(b.instance_guid)
+            if uid:
+                by_inst.setdefault(uid, []).append(b)
+        return cls(
+            matches=result.by_instance(),
+            details=details if isinstance(details, Mapping) else {d.name: d for d in details},
+            index=_by_uuid({k: v for k, v in (index or {}).items() if isinstance(v, Mapping)}),
+            bindings=by_inst,
+            parameters={u: dict(v) for u, v in _by_uuid(parameters or {}).items()},
+            retrievable=frozenset((p.foundation, p.plan_id) for p in catalog if p.instances_retrievable),
+        )
+
+    def item(self, uid: str, cf: CFInstance | None) -> PlanItem:
+        m = self.matches.get(uid)
+        if m is not None and cf is not None and not m.in_cf:
+            m = None  # its director does not serve the instance's foundation: not its deployment
+        dep = self.details.get(m.deployment_name) if m else None
+        if m is not None and dep is None:
+            dep = DeploymentDetail(director=m.director, name=m.deployment_name, error="deployment was not scanned")
+        entry = self.index.get(uid)
+        return PlanItem(
+            instance_id=uid,
+            cf=cf,
+            deployment=dep,
+            match=m,
+            bindings=self.bindings.get(uid, []),
+            parameters=self.parameters.get(uid),
+            parameters_retrievable=cf is not None and (cf.foundation, cf.plan_id) in self.retrievable,
+            index_entry=dict(entry) if entry is not None else None,
+        )
+
+
+def _by_uuid(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """``mapping`` keyed by normalised UUID; keys that are not UUIDs are left out."""
+    return {u: v for u, v in ((normalize_uuid(k), v) for k, v in mapping.items()) if u}
+
+
+def _items_of_cf_instances(
+    result: MatchResult, instances: Sequence[CFInstance], inputs: _ItemInputs
+) -> dict[str, PlanItem]:
+    """One item per CF instance of our broker, matched or not."""
+    items: dict[str, PlanItem] = {}
+    for inst in instances:
+        uid = normalize_uuid(inst.guid)
+        if uid is None or uid in items or result.foundations.get(uid, inst.foundation) != inst.foundation:
+            continue  # the same guid in another foundation: a twin, whose data Vault does not hold
+        items[uid] = inputs.item(uid, inst)
+    return items
+
+
+def _items_without_cf(result: MatchResult, known: set[str], inputs: _ItemInputs) -> dict[str, PlanItem]:
+    """BOSH-only: the matched instances Vault knows are refreshed, the others skipped."""
+    items: dict[str, PlanItem] = {}
+    for m in result.matches:
+        if m.instance_id in known:
+            items.setdefault(m.instance_id, inputs.item(m.instance_id, None))
+        else:
+            items.setdefault(
+                m.instance_id,
+                PlanItem(
+                    instance_id=m.instance_id,
+                    match=m,
+                    skip_reason="CF unavailable and Vault does not know this instance: not created now",
+                ),
+            )
+    return items
 
 
 def needs_parameters(item: PlanItem, current: Tree, cfg: DomainConfig | None = None) -> bool:

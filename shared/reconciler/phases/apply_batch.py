@@ -121,44 +121,67 @@ def count_plans(plans: list[Any], again: list[str], flagged: set[str], figures: 
             figures["history_converted"] = figures.get("history_converted", 0) + p.history_converted
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, PLR0915 - too long: to split (issue 14)
-    run_id, batch, offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
-    s, store = runtime.settings(), runtime.store()
-    progress.phase_started(store, run_id, "UpdateVault")
-    cfg = DomainConfig.from_settings(s)
-    items = [PlanItem.model_validate(i) for i in store.get_scratch(run_id, contracts.apply_items(batch)) or []]
-    key = contracts.batch_figures("apply", batch)
-    figures: dict[str, Any] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
-    flags = store.get_scratch(run_id, contracts.FLAGS) or {}
-    # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
-    vault = RecordingVault(sources.vault(s, store, flags.get("kv_version")), dry_run=bool(flags.get("dry_run")))
-    backup_settings = BackupSettings.from_settings(s)
-    bosh_available = bool(flags.get("bosh_available", True))
-    cf_available = bool(flags.get("cf_available", True))
-    budget = runtime.Budget.for_batch(context, s, event)
-    runtime.pause_between_batches(batch, offset, s.reconciler.batch.delay, s, budget)
-    # a forced run also sweeps the instances it does not write: legacy backups migrated, old
-    # backups aged out (a written instance gets both from apply_instance, every run)
-    sweep = backup_settings.enabled and bool(flags.get("forced"))
-    workers = max(1, s.reconciler.concurrency.worker_pool_size)  # Vault reads in flight
-    step = max(STEP, workers)
+def transient(error: str) -> bool:
+    return error.startswith(("Unavailable", "RateLimited"))  # a request failed its retries: worth one more go
 
-    def read(path: str) -> tuple[str, Any, str | None]:
+
+FIGURE_NAMES = {"written": "instances_written", "unchanged": "instances_unchanged", "failed": "instances_failed"}
+
+
+class BatchApply:
+    """One ApplyBatch invocation: its batch's plan items, its Vault (every change through the
+    recorder), its CF clients and the figures it adds up."""
+
+    def __init__(self, event: dict[str, Any], context: Any) -> None:
+        self.event = event
+        self.run_id, self.batch, self.offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
+        s, store = self.settings, self.store = runtime.settings(), runtime.store()
+        progress.phase_started(store, self.run_id, "UpdateVault")
+        self.cfg = DomainConfig.from_settings(s)
+        self.items = [PlanItem.model_validate(i)
+                      for i in store.get_scratch(self.run_id, contracts.apply_items(self.batch)) or []]
+        self.key = contracts.batch_figures("apply", self.batch)
+        self.figures: dict[str, Any] = (
+            (store.get_scratch(self.run_id, contracts.progress(self.key)) or {}) if self.offset else {})
+        flags = store.get_scratch(self.run_id, contracts.FLAGS) or {}
+        # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
+        self.vault = RecordingVault(sources.vault(s, store, flags.get("kv_version")),
+                                    dry_run=bool(flags.get("dry_run")))
+        self.backup_settings = BackupSettings.from_settings(s)
+        self.bosh_available = bool(flags.get("bosh_available", True))
+        self.cf_available = bool(flags.get("cf_available", True))
+        self.budget = runtime.Budget.for_batch(context, s, event)
+        runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget)
+        # a forced run also sweeps the instances it does not write: legacy backups migrated, old
+        # backups aged out (a written instance gets both from apply_instance, every run)
+        self.sweep = self.backup_settings.enabled and bool(flags.get("forced"))
+        self.workers = max(1, s.reconciler.concurrency.worker_pool_size)  # Vault reads in flight
+        self.failed_ids: list[str] = list(self.figures.pop("failed_ids", None) or [])  # tried first next run
+        self.clients: dict[str, Any] = {}
+        self.parameters = ParameterFetcher(self.client_of, self.figures)
+
+    def record_error(self, target: str, message: str) -> None:
+        self.store.record_error(self.run_id, "ApplyBatch", target, message)
+
+    def count(self, name: str, value: int = 1) -> None:
+        self.figures[name] = self.figures.get(name, 0) + value
+
+    def read(self, path: str) -> tuple[str, Any, str | None]:
         try:
-            return path, vault.read(path), None
+            return path, self.vault.read(path), None
         except (VaultSealed, CircuitOpen):
             raise  # Vault is down for everyone: the state machine's retry/catch decides
         except ReconcilerError as exc:  # this path's reads failed (after retries): its instance alone fails
             return path, None, f"{type(exc).__name__}: {exc}"
 
-    def read_all(pool: Any, paths: list[str]) -> list[tuple[str, Any, str | None]]:
+    def read_all(self, pool: Any, paths: list[str]) -> list[tuple[str, Any, str | None]]:
         """Every path's read: the first alone (a sealed Vault stops the batch at one request,
         before parallel failures open the circuit and hide why), the rest in parallel. Vault
         down stops the batch with the most telling error: sealed over an open circuit."""
         if not paths:
             return []
-        out = [read(paths[0])]
-        futures = [pool.submit(env.bind(read), p) for p in paths[1:]]
+        out = [self.read(paths[0])]
+        futures = [pool.submit(env.bind(self.read), p) for p in paths[1:]]
         down: list[Exception] = []
         for future in futures:
             try:
@@ -169,19 +192,16 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, P
             raise next((e for e in down if isinstance(e, VaultSealed)), down[0])
         return out
 
-    failed_ids: list[str] = list(figures.pop("failed_ids", None) or [])  # tried first by the next run
-    clients: dict[str, Any] = {}
-
-    def client_of(foundation: str) -> Any:
+    def client_of(self, foundation: str) -> Any:
         """The CF client of a configured foundation (None: not configured), created on first use."""
-        if not clients:
-            clients.update(sources.cf_clients(s, store))
-        return clients.get(foundation)
+        if not self.clients:
+            self.clients.update(sources.cf_clients(self.settings, self.store))
+        return self.clients.get(foundation)
 
-    def fetch(binding: Any) -> tuple[Any, str | None, bool]:
+    def fetch_binding(self, binding: Any) -> tuple[Any, str | None, bool]:
         """(binding with credentials or as it was, why not, whether to retry next run)."""
         try:
-            client = client_of(binding.foundation)
+            client = self.client_of(binding.foundation)
             if client is None:
                 return binding, f"no CF foundation named {binding.foundation!r} is configured", False
             return sources.binding_credentials(client, binding), None, False
@@ -192,122 +212,148 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, P
         except ReconcilerError as exc:
             return binding, f"reading its details from CF failed: {type(exc).__name__}: {exc}"[:300], True
 
-    def restore_bindings(chunk_items: list[PlanItem], views: dict[str, dict[str, Any]], pool: Any) -> list[PlanItem]:
+    def restore_bindings(self, chunk_items: list[PlanItem], views: dict[str, dict[str, Any]],
+                         pool: Any) -> list[PlanItem]:
         """Bindings with no credentials in Vault get CF's (written only where nothing exists)."""
-        wanted = {i.instance_id: bindings_without_credentials(i, views.get(i.instance_id, {}), cfg)
-                  for i in chunk_items if cf_available}
+        wanted = {i.instance_id: bindings_without_credentials(i, views.get(i.instance_id, {}), self.cfg)
+                  for i in chunk_items if self.cf_available}
         todo = [b for bs in wanted.values() for b in bs]
         if not todo:
             return chunk_items
         got: dict[str, Any] = {}
-        for binding, why, transient in pool.map(env.bind(fetch), todo):
+        for binding, why, again in pool.map(env.bind(self.fetch_binding), todo):
             if why is None:
                 got[binding.guid] = binding
-                figures["binding_credentials_restored"] = figures.get("binding_credentials_restored", 0) + 1
+                self.count("binding_credentials_restored")
                 continue
-            key = "binding_credentials_failed" if transient else "bindings_need_credential_recovery"
-            figures[key] = figures.get(key, 0) + 1
+            self.count("binding_credentials_failed" if again else "bindings_need_credential_recovery")
             target = f"binding {binding.guid} of instance {binding.instance_guid}"
             log.error("cf: %s: needs_credential_recovery: %s", target, why)
-            store.record_error(run_id, "ApplyBatch", target, f"needs_credential_recovery: {why}"[:500])
-            if transient:
-                failed_ids.append(binding.instance_guid)  # the next run tries it first
+            self.record_error(target, f"needs_credential_recovery: {why}"[:500])
+            if again:
+                self.failed_ids.append(binding.instance_guid)  # the next run tries it first
         if not got:
             return chunk_items
-        return [i.model_copy(update={"bindings": [got.get(b.guid, b) for b in i.bindings]}) if wanted.get(i.instance_id)
-                else i for i in chunk_items]
+        return [i.model_copy(update={"bindings": [got.get(b.guid, b) for b in i.bindings]})
+                if wanted.get(i.instance_id) else i for i in chunk_items]
 
-    parameters = ParameterFetcher(client_of, figures)
-
-    def transient(error: str) -> bool:
-        return error.startswith(("Unavailable", "RateLimited"))  # a request failed its retries: worth one more go
-
-    def process(chunk: list[PlanItem], pool: Any, may_retry: bool) -> list[str]:
-        """Read, plan and apply ``chunk``; returns the instances that failed transiently when
-        ``may_retry`` (not counted yet: the caller gives them one more try from fresh reads)."""
-        wanted = {i.instance_id: paths_read(i, cfg) for i in chunk}
+    def read_chunk(self, pool: Any, wanted: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, str]]:
+        """(every wanted path's value, the first read error of each instance that has one)."""
         if any(wanted.values()):
-            vault.kv_version  # noqa: B018 - detected once (cached), before the reads fan out
+            self.vault.kv_version  # noqa: B018 - detected once (cached), before the reads fan out
         got, read_errors = {}, {}
-        for path, value, error in read_all(pool, [p for paths in wanted.values() for p in paths]):
+        for path, value, error in self.read_all(pool, [p for paths in wanted.values() for p in paths]):
             got[path] = value
             if error:
                 read_errors[path] = error
         unread = {iid: next(read_errors[p] for p in paths if p in read_errors)
                   for iid, paths in wanted.items() if any(p in read_errors for p in paths)}
-        again = [iid for iid, error in unread.items() if may_retry and transient(error)]
-        for iid, error in unread.items():  # recorded and skipped alone; the next run retries it first
+        return got, unread
+
+    def record_unread(self, unread: dict[str, str], again: list[str]) -> None:
+        """Instances whose reads failed (not to be tried again now): recorded and skipped alone;
+        the next run retries them first."""
+        for iid, error in unread.items():
             if iid in again:
                 continue
             log.error("vault: instance %s not reconciled: reading its current data failed: %s", iid, error)
-            store.record_error(run_id, "ApplyBatch", f"instance {iid}", f"read failed: {error}"[:500])
-            figures["instances"] = figures.get("instances", 0) + 1
-            figures["instances_failed"] = figures.get("instances_failed", 0) + 1
-            failed_ids.append(iid)
-        planned = [i for i in chunk if i.instance_id not in unread]
-        views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items()
-                 if paths and i not in unread}
-        planned = restore_bindings(planned, views, pool)
-        if cf_available:  # only records that lost their parameters, where CF can tell
-            planned = parameters.fill(planned, views, cfg)
-        plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=cfg, bosh_available=bosh_available)
-        flagged = {i.instance_id for i in chunk if i.in_flight}
-        writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
-        index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
-        # an instance with writes gets the rest of its tree read (the backup's content); the
-        # paths the plan read are reused, their cas versions guarding the writes
-        report = apply_plan(vault, writes, settings=backup_settings, index=index, now=time.time(), known=views)
-        again += [r.instance_id for r in report.instances
-                  if r.status == "failed" and may_retry and transient(r.error or "")]
-        report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted)
+            self.record_error(f"instance {iid}", f"read failed: {error}"[:500])
+            self.count("instances")
+            self.count("instances_failed")
+            self.failed_ids.append(iid)
+
+    def record_report(self, report: ApplyReport) -> None:
+        """An apply report's logs, recorded failures and figures."""
         for r in report.instances:
             taken = f"{'new' if r.backup_created else 'kept'} {r.backup_sha256[:12]}" if r.backup_sha256 else "none"
             log.debug("vault: instance %s %s: %d write(s), %d equal to Vault; backup %s", r.instance_id, r.status,
                       r.writes, r.writes_skipped, taken)
             if r.status == "failed":
-                store.record_error(run_id, "ApplyBatch", f"instance {r.instance_id}", r.error or "failed")
-                failed_ids.append(r.instance_id)
+                self.record_error(f"instance {r.instance_id}", r.error or "failed")
+                self.failed_ids.append(r.instance_id)
         for name, value in report.figures.items():
-            figures_key = {"written": "instances_written", "unchanged": "instances_unchanged",
-                           "failed": "instances_failed"}.get(name, name)
-            figures[figures_key] = figures.get(figures_key, 0) + value
-        count_plans(plan.plans, again, flagged, figures)
+            self.count(FIGURE_NAMES.get(name, name), value)
+
+    def sweep_unchanged(self, planned: list[PlanItem], report: ApplyReport, again: list[str]) -> None:
+        """A forced run's backup sweep of the planned instances neither written nor to be tried again."""
+        written = {r.instance_id for r in report.instances if r.status == "written"}
+        sweep_backups(self.vault, [i.instance_id for i in planned if i.instance_id not in written
+                                   and i.instance_id not in again],
+                      self.backup_settings, self.figures,
+                      lambda iid, msg: self.record_error(f"instance {iid}", msg))
+
+    def process(self, chunk: list[PlanItem], pool: Any, may_retry: bool) -> list[str]:
+        """Read, plan and apply ``chunk``; returns the instances that failed transiently when
+        ``may_retry`` (not counted yet: the caller gives them one more try from fresh reads)."""
+        wanted = {i.instance_id: paths_read(i, self.cfg) for i in chunk}
+        got, unread = self.read_chunk(pool, wanted)
+        again = [iid for iid, error in unread.items() if may_retry and transient(error)]
+        self.record_unread(unread, again)
+        planned = [i for i in chunk if i.instance_id not in unread]
+        views = {i: {p: got[p] for p in paths if got[p] is not None} for i, paths in wanted.items()
+                 if paths and i not in unread}
+        planned = self.restore_bindings(planned, views, pool)
+        if self.cf_available:  # only records that lost their parameters, where CF can tell
+            planned = self.parameters.fill(planned, views, self.cfg)
+        plan = plan_batch(planned, views, now=runtime.now_iso(), cfg=self.cfg, bosh_available=self.bosh_available)
+        flagged = {i.instance_id for i in chunk if i.in_flight}
+        writes = {p.instance_id: p.writes for p in plan.plans if not p.skipped}
+        index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
+        # an instance with writes gets the rest of its tree read (the backup's content); the
+        # paths the plan read are reused, their cas versions guarding the writes
+        report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
+                            known=views)
+        again += [r.instance_id for r in report.instances
+                  if r.status == "failed" and may_retry and transient(r.error or "")]
+        report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted)
+        self.record_report(report)
+        count_plans(plan.plans, again, flagged, self.figures)
         if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
-            raise Unavailable(f"batch {batch}: {report.aborted}", api="vault")
-        if sweep:
-            written = {r.instance_id for r in report.instances if r.status == "written"}
-            sweep_backups(vault, [i.instance_id for i in planned if i.instance_id not in written and i.instance_id
-                                  not in again],
-                          backup_settings, figures, lambda iid, msg: store.record_error(
-                              run_id, "ApplyBatch", f"instance {iid}", msg))
+            raise Unavailable(f"batch {self.batch}: {report.aborted}", api="vault")
+        if self.sweep:
+            self.sweep_unchanged(planned, report, again)
         return again
 
-    position = offset
+    def apply_items(self) -> int:
+        """Plan and apply the items from the offset on, a step at a time, until done or out of
+        time (at least one step: always progress); returns the position reached."""
+        position, step = self.offset, max(STEP, self.workers)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            while position < len(self.items) and (position == self.offset or not self.budget.exhausted()):
+                chunk = self.items[position:position + step]
+                again = self.process(chunk, pool, may_retry=True)
+                if again:  # one more try, from fresh reads (a partly applied instance is re-planned)
+                    log.info("vault: batch %d: %d instance(s) failed transiently; trying them once more",
+                             self.batch, len(again))
+                    self.process([i for i in chunk if i.instance_id in again], pool, may_retry=False)
+                position += len(chunk)
+        return position
+
+    def save(self, position: int, began: float) -> dict[str, Any]:
+        """The invocation's figures, plan part and progress saved; the state machine's next event."""
+        figures, done = self.figures, position >= len(self.items)
+        if self.failed_ids:
+            figures["failed_ids"] = self.failed_ids
+        self.count("busy_ms", int((time.monotonic() - began) * 1000))  # adaptive sizing
+        self.count("items", position - self.offset)
+        if done:
+            log.info("vault: update batch %d done: %d written, %d unchanged, %d failed, %d backups written",
+                     self.batch, figures.get("instances_written", 0), figures.get("instances_unchanged", 0),
+                     figures.get("instances_failed", 0), figures.get("backups_written", 0),
+                     extra={"batch": self.batch, **{k: v for k, v in figures.items() if k != "failed_ids"}})
+        ttl = runtime.scratch_ttl(self.settings)
+        vault = self.vault
+        if vault.changes:  # this invocation's part of the run's plan (dry run) or changes (real run), masked
+            part = contracts.plan_part(self.batch, self.offset)
+            self.store.put_scratch(self.run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount),
+                                   ttl)
+            figures["plan_parts"] = [*figures.get("plan_parts", []), part]
+        self.store.put_scratch(self.run_id, self.key if done else contracts.progress(self.key), figures, ttl)
+        progress.batch_progress(self.store, self.run_id, "apply", position - self.offset, done)
+        return {**self.event, "offset": position, "done": done}
+
+
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job = BatchApply(event, context)
     began = time.monotonic()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while position < len(items) and (position == offset or not budget.exhausted()):  # always progress
-            chunk = items[position:position + step]
-            again = process(chunk, pool, may_retry=True)
-            if again:  # one more try, from fresh reads (a partly applied instance is re-planned)
-                log.info("vault: batch %d: %d instance(s) failed transiently; trying them once more", batch,
-                         len(again))
-                process([i for i in chunk if i.instance_id in again], pool, may_retry=False)
-            position += len(chunk)
-    done = position >= len(items)
-    if failed_ids:
-        figures["failed_ids"] = failed_ids
-    figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)  # adaptive sizing
-    figures["items"] = figures.get("items", 0) + position - offset
-    if done:
-        log.info("vault: update batch %d done: %d written, %d unchanged, %d failed, %d backups written", batch,
-                 figures.get("instances_written", 0), figures.get("instances_unchanged", 0),
-                 figures.get("instances_failed", 0), figures.get("backups_written", 0),
-                 extra={"batch": batch, **{k: v for k, v in figures.items() if k != "failed_ids"}})
-    ttl = runtime.scratch_ttl(s)
-    if vault.changes:  # this invocation's part of the run's plan (dry run) or changes (real run), masked
-        part = contracts.plan_part(batch, offset)
-        store.put_scratch(run_id, part, describe([c.to_dict() for c in vault.changes], vault.mount), ttl)
-        figures["plan_parts"] = [*figures.get("plan_parts", []), part]
-    store.put_scratch(run_id, key if done else contracts.progress(key), figures, ttl)
-    progress.batch_progress(store, run_id, "apply", position - offset, done)
-    return {**event, "offset": position, "done": done}
+    return job.save(job.apply_items(), began)

@@ -23,88 +23,115 @@ from . import contracts, runtime, sources
 log = logging.getLogger("reconciler.phases.scan_batch")
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: C901, PLR0915 - too long: to split (issue 14)
-    run_id, batch, offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
-    s, store = runtime.settings(), runtime.store()
-    progress.phase_started(store, run_id, "ScanDeployments")
-    listing = store.get_scratch(run_id, contracts.BOSH) or {}
-    size = int(listing.get("batch_size") or 1)
-    mine = [BoshDeployment.model_validate(d) for d in listing.get("deployments", [])[batch * size:(batch + 1) * size]]
-    key = contracts.scan_details(batch)
-    details: list[dict[str, Any]] = store.get_scratch(run_id, key, []) if offset else []
-    figures: dict[str, Any] = (store.get_scratch(run_id, contracts.progress(key)) or {}) if offset else {}
-    clients: dict[str, Any] = {}
-    clients_lock = threading.Lock()
+class BatchScan:
+    """One ScanBatch invocation: its batch of deployments, the details scanned so far, its
+    Director clients (logged in on the first cache miss) and its figures."""
 
-    budget = runtime.Budget.for_batch(context, s, event)
+    def __init__(self, event: dict[str, Any], context: Any) -> None:
+        self.event = event
+        self.run_id, self.batch, self.offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
+        s, store = self.settings, self.store = runtime.settings(), runtime.store()
+        progress.phase_started(store, self.run_id, "ScanDeployments")
+        listing = store.get_scratch(self.run_id, contracts.BOSH) or {}
+        size = int(listing.get("batch_size") or 1)
+        self.mine = [BoshDeployment.model_validate(d)
+                     for d in listing.get("deployments", [])[self.batch * size:(self.batch + 1) * size]]
+        self.key = contracts.scan_details(self.batch)
+        self.details: list[dict[str, Any]] = store.get_scratch(self.run_id, self.key, []) if self.offset else []
+        self.figures: dict[str, Any] = (
+            (store.get_scratch(self.run_id, contracts.progress(self.key)) or {}) if self.offset else {})
+        self.clients: dict[str, Any] = {}
+        self.clients_lock = threading.Lock()
+        self.budget = runtime.Budget.for_batch(context, s, event)
+        self.ttl = float(s.reconciler.cache_ttl)
+        self.workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
+        # DiscoverBosh's verdicts: fresh or revalidated (by the events feed) details come from the
+        # cache whatever their age; the others are read from the Director
+        self.kept = listing.get("from_cache")
 
-    def client_for(director: str) -> Any:
-        with clients_lock:  # on the first cache miss only: a fully cached batch neither pauses nor logs in
-            if not clients:
-                runtime.pause_between_batches(batch, offset, s.reconciler.concurrency.cooldown_period, s, budget)
-                clients.update(sources.bosh_clients(s, store))
-        return clients[director]
-    ttl = float(s.reconciler.cache_ttl)
-    workers = max(1, min(s.reconciler.concurrency.max_concurrent, s.reconciler.max_concurrency))
+    def client_for(self, director: str) -> Any:
+        with self.clients_lock:  # on the first cache miss only: a fully cached batch neither pauses nor logs in
+            if not self.clients:
+                s = self.settings
+                runtime.pause_between_batches(self.batch, self.offset, s.reconciler.concurrency.cooldown_period, s,
+                                              self.budget)
+                self.clients.update(sources.bosh_clients(s, self.store))
+        return self.clients[director]
 
-    # DiscoverBosh's verdicts: fresh or revalidated (by the events feed) details come from the
-    # cache whatever their age; the others are read from the Director
-    kept = listing.get("from_cache")
-
-    def scan(dep: BoshDeployment) -> tuple[DeploymentDetail, str]:
+    def cached(self, dep: BoshDeployment) -> tuple[Any, str | None]:
+        """(the cached detail to use or None, DiscoverBosh's verdict on it)."""
+        kept, store = self.kept, self.store
         verdict = None if kept is None else kept.get(f"{dep.director}/{dep.name}")
         if kept is None:  # a listing without verdicts: the cache answers within cache_ttl
-            cached = store.get_cached_deployment(dep.director, dep.name, max_age=ttl) if ttl > 0 else None
+            cached = store.get_cached_deployment(dep.director, dep.name, max_age=self.ttl) if self.ttl > 0 else None
         else:
             cached = store.get_cached_deployment(dep.director, dep.name) if verdict else None
+        return cached, verdict
+
+    def scan(self, dep: BoshDeployment) -> tuple[DeploymentDetail, str]:
+        """One deployment's detail and its outcome (the figure it counts in)."""
+        cached, verdict = self.cached(dep)
         if cached is not None:
             log.debug("bosh:%s/%s: cache hit (%s)", dep.director, dep.name, verdict or "fresh")
             return DeploymentDetail.model_validate(cached), "revalidated" if verdict == "revalidated" else "cache_hits"
         try:
-            detail = sources.scan_deployment(client_for(dep.director), dep)  # the adapter caches a good one
+            detail = sources.scan_deployment(self.client_for(dep.director), dep)  # the adapter caches a good one
         except ReconcilerError as exc:
             detail = DeploymentDetail(director=dep.director, name=dep.name, releases=dep.releases,
                                       stemcells=dep.stemcells, error=f"{type(exc).__name__}: {exc}"[:500])
         if detail.error:  # recorded and skipped: matched by name only, without infrastructure details
             log.error("bosh:%s/%s: scan failed (deployment skipped): %s", dep.director, dep.name, detail.error)
-            store.record_error(run_id, "ScanBatch", f"bosh:{dep.director}/{dep.name}", detail.error[:500])
+            self.store.record_error(self.run_id, "ScanBatch", f"bosh:{dep.director}/{dep.name}", detail.error[:500])
             return detail, "scan_failed"
         log.debug("bosh:%s/%s: cache miss; scanned (%d VMs, manifest %s)", dep.director, dep.name,
                   len(detail.vms or []), "present" if detail.manifest_text else "absent")
         return detail, "cache_misses"
 
-    failed: list[str] = list(figures.pop("failed_ids", None) or [])
-    position = offset
+    def scan_all(self, failed: list[str]) -> int:
+        """Scan from the offset on, ``workers`` at a time, until done or out of time (at least one
+        chunk: always progress); adds the failed ones to ``failed``; returns the position reached."""
+        position, figures = self.offset, self.figures
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            while position < len(self.mine):
+                if position > self.offset and self.budget.exhausted():
+                    break
+                chunk = self.mine[position:position + self.workers]
+                for detail, outcome in pool.map(env.bind(self.scan), chunk):
+                    self.details.append(detail.model_dump(mode="json"))
+                    figures[outcome] = figures.get(outcome, 0) + 1
+                    if outcome == "revalidated":  # a cache hit the events feed vouched for
+                        figures["cache_hits"] = figures.get("cache_hits", 0) + 1
+                    if outcome == "scan_failed":  # scanned first by the next run
+                        failed.append(f"{detail.director}/{detail.name}")
+                position += len(chunk)
+        return position
+
+    def save(self, position: int, began: float, failed: list[str]) -> dict[str, Any]:
+        """The details, figures and progress saved; the state machine's next event."""
+        figures, details, store, ttl = self.figures, self.details, self.store, runtime.scratch_ttl(self.settings)
+        done = position >= len(self.mine)
+        if failed:
+            figures["failed_ids"] = failed
+        # time per deployment, for the next run's adaptive batch size (batch.adaptive_scaling)
+        figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)
+        figures["items"] = figures.get("items", 0) + position - self.offset
+        store.put_scratch(self.run_id, self.key, details, ttl)
+        if done:
+            store.put_scratch(self.run_id, contracts.batch_figures("scan", self.batch),
+                              {"scanned": len(details), **figures}, ttl)
+            log.info("bosh: scan batch %d done: %d deployments, %d cache hits, %d misses, %d failed", self.batch,
+                     len(details), figures.get("cache_hits", 0), figures.get("cache_misses", 0),
+                     figures.get("scan_failed", 0), extra={"batch": self.batch, "scanned": len(details),
+                                                           **{k: v for k, v in figures.items() if k != "failed_ids"}})
+        else:
+            store.put_scratch(self.run_id, contracts.progress(self.key), figures, ttl)
+            log.info("scan batch %d stopped at %d/%d for time; continuing", self.batch, position, len(self.mine))
+        progress.batch_progress(store, self.run_id, "scan", position - self.offset, done)
+        return {**self.event, "offset": position, "done": done}
+
+
+def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job = BatchScan(event, context)
+    failed: list[str] = list(job.figures.pop("failed_ids", None) or [])
     began = time.monotonic()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while position < len(mine):
-            if position > offset and budget.exhausted():  # at least one chunk per call: always progress
-                break
-            chunk = mine[position:position + workers]
-            for detail, outcome in pool.map(env.bind(scan), chunk):
-                details.append(detail.model_dump(mode="json"))
-                figures[outcome] = figures.get(outcome, 0) + 1
-                if outcome == "revalidated":  # a cache hit the events feed vouched for
-                    figures["cache_hits"] = figures.get("cache_hits", 0) + 1
-                if outcome == "scan_failed":  # scanned first by the next run
-                    failed.append(f"{detail.director}/{detail.name}")
-            position += len(chunk)
-    done = position >= len(mine)
-    if failed:
-        figures["failed_ids"] = failed
-    # time per deployment, for the next run's adaptive batch size (batch.adaptive_scaling)
-    figures["busy_ms"] = figures.get("busy_ms", 0) + int((time.monotonic() - began) * 1000)
-    figures["items"] = figures.get("items", 0) + position - offset
-    store.put_scratch(run_id, key, details, runtime.scratch_ttl(s))
-    if done:
-        store.put_scratch(run_id, contracts.batch_figures("scan", batch), {"scanned": len(details), **figures},
-                          runtime.scratch_ttl(s))
-        log.info("bosh: scan batch %d done: %d deployments, %d cache hits, %d misses, %d failed", batch,
-                 len(details), figures.get("cache_hits", 0), figures.get("cache_misses", 0),
-                 figures.get("scan_failed", 0), extra={"batch": batch, "scanned": len(details),
-                                                       **{k: v for k, v in figures.items() if k != "failed_ids"}})
-    else:
-        store.put_scratch(run_id, contracts.progress(key), figures, runtime.scratch_ttl(s))
-        log.info("scan batch %d stopped at %d/%d for time; continuing", batch, position, len(mine))
-    progress.batch_progress(store, run_id, "scan", position - offset, done)
-    return {**event, "offset": position, "done": done}
+    return job.save(job.scan_all(failed), began, failed)

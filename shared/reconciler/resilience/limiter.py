@@ -97,6 +97,18 @@ class SlotReservations:
             self._lease_expired = True
         return self._lease.pop(0) if self._lease else None
 
+    def _breaker_checked(self, leased: Grant) -> Grant:
+        """A leased slot was reserved while the breaker was closed, and it may have opened since
+        (this or another Lambda's failures): read the state again (one GetItem, no write). Open
+        or half-open: the lease is dropped and the caller gets no slot, only the state, so it
+        meets the breaker (refused, or the half-open trial) as an unleased caller would."""
+        old = self.state.read()
+        if closed(old):
+            return Grant(leased.slot, leased.at, int(old.get("failures", 0)))
+        with self._group_lock:
+            self._lease.clear()
+        return Grant(None, self.clock(), old=old)
+
     def _keep_lease(self, extra: list[Grant]) -> None:
         """Keep the group's extra slots for later callers of this guard (under ``_group_lock``)."""
         self._lease.extend(g for g in extra if g.slot is not None)
@@ -111,11 +123,12 @@ class SlotReservations:
         ticket = Ticket()
         with self._group_lock:
             leased = self._leased(max(T / 2, LATE_FLOOR_S))
-            if leased is not None:
-                return leased
-            self._queue.append(ticket)
-            if not self._leading:
-                self._leading = ticket.lead = True
+            if leased is None:
+                self._queue.append(ticket)
+                if not self._leading:
+                    self._leading = ticket.lead = True
+        if leased is not None:
+            return self._breaker_checked(leased) if cb_on else leased
         if not ticket.lead:
             if not ticket.ready.wait(FOLLOW_WAIT_S):
                 with self._group_lock:
