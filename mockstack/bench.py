@@ -105,6 +105,12 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(line(r) for r in rows)
 
 
+def physics_states() -> tuple[str, ...]:
+    from mockstack.physics import PHASE_STATES  # as bench() imports physics: after mockstack.aws set the path
+
+    return PHASE_STATES
+
+
 def render(result: Mapping[str, Any]) -> str:
     runs = result["runs"]
     rows: list[tuple[str, ...]] = [("figure", *[f"run {i}" for i in range(1, len(runs) + 1)])]
@@ -139,6 +145,9 @@ def render(result: Mapping[str, Any]) -> str:
         row(f"{api}: rate-limit bound (s)", lambda r, a=api: r["physics"]["apis"][a]["bound_s"])
     row("run bound (s): slowest API", lambda r: r["physics"]["bound_s"])
     row("wall / bound", lambda r: r["physics"]["wall_over_bound"])
+    for state in physics_states():
+        row(f"{state} (s from start)", lambda r, s=state: "-".join(f"{x:.1f}" for x in
+                                                              (r.get("phase_spans_s") or {}).get(s) or []) or "-")
     row("Lambda GB-s", lambda r: r["cost"]["lambda_gb_s"])
     row("DynamoDB reads / writes", lambda r: f"{r['cost']['dynamodb_reads']} / {r['cost']['dynamodb_writes']}")
     row("UpdateItem per API request", lambda r: r["cost"]["limiter_writes_per_request"])
@@ -196,8 +205,9 @@ def bench(instances: int, *, seed: int = 7, runs: int = 2, config_text: str | No
                       "vault_writes": sum(methods.get(m, 0) for m in ("POST", "PUT", "PATCH", "DELETE"))}
             kind = ("cold", "warm", "warm_after_ttl")[min(n, 2)] if n < 3 else "warm"
             record["physics"] = {"kind": kind, **physics.physics(record, minimum[kind], rate)}
-            record["cost"] = physics.cost(record, physics.lambda_seconds(list(scenario.engine.history(
-                record["execution_arn"]))))
+            events = list(scenario.engine.history(record["execution_arn"]))
+            record["cost"] = physics.cost(record, physics.lambda_seconds(events))
+            record["phase_spans_s"] = physics.state_spans(events)
             out_runs.append(record)
     largest = max(r["max_state_payload_bytes"] for r in out_runs)
     most = max(r["history_events"] for r in out_runs)

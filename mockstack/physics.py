@@ -205,6 +205,27 @@ def lambda_seconds(events: list[dict[str, Any]]) -> float:
     return total
 
 
+PHASE_STATES = ("Discover", "ScanDeployments", "Match", "UpdateVault", "SyncIndex", "Orphans", "Finish")
+
+
+def state_spans(events: list[dict[str, Any]], names: tuple[str, ...] = PHASE_STATES) -> dict[str, list[float]]:
+    """``{state: [entered, exited]}`` in seconds from the execution's first event, for the
+    top-level ``names`` (first entry, last exit): where a run's wall time goes, phase by phase."""
+    if not events:
+        return {}
+    t0 = events[0]["timestamp"]
+    spans: dict[str, list[float]] = {}
+    for e in events:
+        entered = (e.get("stateEnteredEventDetails") or {}).get("name")
+        exited = (e.get("stateExitedEventDetails") or {}).get("name")
+        at = round((e["timestamp"] - t0).total_seconds(), 1)
+        if entered in names and entered not in spans:
+            spans[entered] = [at, at]
+        if exited in names and exited in spans:
+            spans[exited][1] = at
+    return spans
+
+
 def cost(run: Mapping[str, Any], lambda_s: float) -> dict[str, Any]:
     """The run's AWS bill from its counts (one request unit per DynamoDB item: the scratch
     and cache items are compressed below 4 KB read / 1 KB write mostly; larger ones cost more)."""

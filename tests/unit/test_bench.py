@@ -104,3 +104,22 @@ def test_map_bound_follows_queue_size():
     s = load_settings(env={}, file_text="reconciler:\n  concurrency:\n    queue_size: 500\n")
     bound = map_bound(50_000, 48_425, s)
     assert (bound["apply_batch_size"], bound["apply_batches"], bound["max_map_items"]) == (100, 500, 500)
+
+
+def test_state_spans_give_each_phase_first_entry_and_last_exit():
+    from datetime import datetime, timedelta
+
+    from mockstack.physics import state_spans
+
+    t0 = datetime(2026, 1, 1)
+
+    def ev(s: float, kind: str, name: str) -> dict:
+        key = "stateEnteredEventDetails" if kind == "Entered" else "stateExitedEventDetails"
+        return {"type": f"Task State{kind}" if name != "ScanDeployments" else f"Map State{kind}",
+                "timestamp": t0 + timedelta(seconds=s), key: {"name": name}}
+
+    events = [{"type": "ExecutionStarted", "timestamp": t0}, ev(1, "Entered", "ScanDeployments"),
+              ev(2, "Entered", "ScanBatch"), ev(30, "Exited", "ScanBatch"), ev(31, "Exited", "ScanDeployments"),
+              ev(31, "Entered", "Match"), ev(33.25, "Exited", "Match")]
+    assert state_spans(events) == {"ScanDeployments": [1.0, 31.0], "Match": [31.0, 33.2]}
+    assert state_spans([]) == {}
