@@ -44,7 +44,7 @@ from reconciler.config.models import BoshDirector, Settings
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError, Unavailable
 from reconciler.http_client import BasicAuth, HttpClient, UaaToken
 from reconciler.models import VM, BoshDeployment, DeploymentDetail, NameVersion, SourceStatus
-from reconciler.resilience import ApiPolicy, Resilience, make_session
+from reconciler.resilience import ApiPolicy, Resilience, make_session, per_member
 from reconciler.resilience.policy import typed_settings
 
 log = logging.getLogger(__name__)
@@ -304,6 +304,7 @@ class BoshClient:
         counts = self.resilience.take_counts()
         for k, v in self.uaa_resilience.take_counts().items():
             counts[k] = counts.get(k, 0) + v
+        counts = per_member(counts, self.name)  # and under the foundation's / director's name
         counts["cache_hits_total"], counts["cache_misses_total"] = self.cache_hits, self.cache_misses
         self.cache_hits = self.cache_misses = 0
         return counts

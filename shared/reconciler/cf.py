@@ -37,7 +37,7 @@ from reconciler.config.models import CFFoundation, Settings
 from reconciler.errors import ConfigError, InvalidInput, NotFound, ReconcilerError
 from reconciler.http_client import HttpClient, UaaToken
 from reconciler.models import CatalogPlan, CFBinding, CFInstance, SourceStatus
-from reconciler.resilience import ApiPolicy, Resilience, chunked, make_session
+from reconciler.resilience import ApiPolicy, Resilience, chunked, make_session, per_member
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +341,7 @@ class CFClient:
         counts = self.resilience.take_counts()
         for k, v in self.uaa_resilience.take_counts().items():
             counts[k] = counts.get(k, 0) + v
+        counts = per_member(counts, self.name)  # and under the foundation's / director's name
         return counts
 
 

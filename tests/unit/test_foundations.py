@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mockstack.world import WorldError, parts, validate_world
+from reconciler.api.status import api_labels, labelled_orphans, orphan_shares
 from reconciler.config import load_settings
 from reconciler.domain import DomainConfig, FindingKind, build_plan_items, match, observations_from, update_orphans
 from reconciler.domain.shares import hold_back, share_of
@@ -139,3 +140,55 @@ def test_share_of_is_none_when_nothing_is_split_or_a_whole_source_is_down():
     assert not s.judged("x", None)  # b serves every foundation and is down
     assert s.judged(None, "a")  # a serves x only, and both answered
     assert not s.judged(None, None)
+
+
+ORPHANS = {"cf": {"eu:" + G: {"instance_id": G, "foundation": "eu", "director": None},
+                  G: {"instance_id": G, "foundation": "us", "director": None}},
+           "bosh": {"redis-x": {"deployment_name": "redis-x", "director": "west"}},
+           "vault": {G: {"instance_id": G}}}
+
+
+def test_findings_are_counted_per_foundation_and_director():
+    rows = {(r["kind"], r["foundation"], r["director"]): r["count"]
+            for r in orphan_shares(ORPHANS, ["us", "eu"], ["east", "west"])}
+    assert rows[("cf", "us", "")] == 1 and rows[("cf", "eu", "")] == 1  # (foundation, guid): two instances
+    assert rows[("bosh", "", "west")] == 1 and rows[("vault", "", "")] == 1  # unknown among several: empty
+    assert rows[("in_flight", "", "")] == 0  # every kind present
+    single = {(r["kind"], r["foundation"], r["director"]): r["count"]
+              for r in orphan_shares({"vault": {G: {"instance_id": G}}}, ["cf"], ["bosh"])}
+    assert single[("vault", "cf", "bosh")] == 1 and single[("cf", "cf", "bosh")] == 0  # the one name
+    labelled = labelled_orphans(ORPHANS, ["us", "eu"], ["east", "west"])
+    assert labelled["cf"]["eu:" + G]["foundation"] == "eu" and labelled["bosh"]["redis-x"]["director"] == "west"
+
+
+def test_metrics_label_findings_and_per_api_figures_with_the_foundation_and_director():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from reconciler.api import metrics_text
+    from reconciler.resilience import per_member
+
+    counts = per_member({"api_requests_total__cf": 7, "api_errors_total__cf": 1, "cache_hits_total": 2}, "eu-1")
+    assert counts["api_requests_total__cf"] == 7 and "cache_hits_total__m_" not in str(counts)
+    figures = {**counts, **per_member({"api_requests_total__bosh": 3}, "west")}
+    shares = orphan_shares(ORPHANS, ["us", "eu"], ["east", "west"])
+    text = metrics_text.render(figures, {}, running=False, shares=shares)
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    findings = {(s.labels["kind"], s.labels["foundation"], s.labels["director"]): s.value
+                for s in fams["blacksmith_reconciler_findings"].samples}
+    assert findings[("cf", "eu", "")] == 1 and findings[("bosh", "", "west")] == 1
+    member = {(s.labels["api"], s.labels["foundation"], s.labels["director"]): s.value
+              for s in fams["blacksmith_reconciler_member_api_requests"].samples}
+    assert member == {("cf", "eu-1", ""): 7, ("bosh", "", "west"): 3}
+    totals = {s.labels["api"]: s.value for s in fams["blacksmith_reconciler_api_requests"].samples}
+    assert totals == {"cf": 7, "bosh": 3}  # the per-member counters are not counted twice
+    assert api_labels("cf:eu:uaa") == {"foundation": "eu", "director": ""}
+    assert api_labels("bosh:west") == {"foundation": "", "director": "west"} and api_labels("vault")["director"] == ""
+
+
+def test_the_orphan_listing_names_each_findings_foundation_and_director():
+    from reconciler.cli.render import findings_text
+
+    text = findings_text(labelled_orphans(ORPHANS, ["us", "eu"], ["east", "west"]))
+    assert "FOUNDATION" in text and "DIRECTOR" in text
+    line = next(x for x in text.splitlines() if "redis-x" in x)
+    assert "west" in line

@@ -164,18 +164,21 @@ def _findings(orphans: Mapping[str, Mapping[str, Any]], now: datetime) -> str:
     rows = "".join(
         f'<tr data-kind="{_e(kind.value)}"><td data-label="Kind"><span class="pill">{_e(kind.label)}</span></td>'
         f'<td data-label="Id">{_id_link(info.get(kind.spec.key_field) or oid)}</td>'
+        f'<td data-label="Foundation">{_e(info.get("foundation") or "")}</td>'
+        f'<td data-label="Director">{_e(info.get("director") or "")}</td>'
         f'<td data-label="First seen">{_e(info.get("first_seen"))}</td>'
         f'<td data-label="Age">{_age(info.get("first_seen"), now)}</td>'
         f'<td data-label="Checks">{_e(info.get("checks"))}</td>'
         f'<td data-label="Detail" class="detail">{_e(info.get("reason") or "")}</td></tr>'
         for kind in FindingKind for oid, info in sorted((orphans.get(kind.value) or {}).items())
-    ) or '<tr><td colspan="6">No findings.</td></tr>'
+    ) or '<tr><td colspan="8">No findings.</td></tr>'
     options = "".join(f'<option value="{_e(k.value)}">{_e(k.label)}</option>' for k in FindingKind)
     return (f'<div class="filters"><select id="kind-filter" aria-label="kind"><option value="">every kind</option>'
             f'{options}</select><input id="text-filter" placeholder="filter by id or detail" aria-label="filter">'
             f'</div><p class="mono">shown: <span id="shown">-</span></p><div class="scroll">'
             f'<table id="findings-table" class="stack">'
-            f'<tr><th>Kind</th><th>Id</th><th>First seen</th><th>Age</th><th>Checks</th><th>Detail</th></tr>'
+            f'<tr><th>Kind</th><th>Id</th><th>Foundation</th><th>Director</th><th>First seen</th><th>Age</th>'
+            f'<th>Checks</th><th>Detail</th></tr>'
             f'{rows}</table></div>')
 
 

@@ -7,7 +7,7 @@ counter family would add, so they are exposed untyped under their exact names.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -34,10 +34,15 @@ def _untyped(name: str, doc: str, value: float) -> Metric:
 class StoredFiguresCollector:
     """Yields metric families from a snapshot of the stored figures."""
 
-    def __init__(self, figures: Mapping[str, Any], orphans: Mapping[str, int], running: bool) -> None:
+    def __init__(self, figures: Mapping[str, Any], orphans: Mapping[str, int], running: bool,
+                 shares: Sequence[Mapping[str, Any]] | None = None) -> None:
         self.figures = figures
         self.orphans = orphans
         self.running = running
+        # [{kind, foundation, director, count}] (api/status.orphan_shares); absent: counts, unlabelled
+        self.shares = list(shares) if shares is not None else [
+            {"kind": kind.value, "foundation": "", "director": "", "count": orphans.get(kind.value, 0)}
+            for kind in FindingKind]
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures
@@ -72,12 +77,18 @@ class StoredFiguresCollector:
                                 value=1.0 if self.running else 0.0)
         yield self._histogram()
         yield from self._per_api()
-        orphans = GaugeMetricFamily(f"{PREFIX}_orphans", "Orphans by type", labels=["type"])
+        yield from self._findings()
+
+    def _findings(self) -> Iterator[Metric]:
+        """Per kind and share: an instance is (foundation, guid), a deployment (director, name)."""
+        share = ["foundation", "director"]
+        orphans = GaugeMetricFamily(f"{PREFIX}_orphans", "Orphans by type", labels=["type", *share])
         findings = GaugeMetricFamily(f"{PREFIX}_findings", "Findings by kind (orphans, failed provisions, "
-                                     "name mismatches, operations in flight)", labels=["kind"])
-        for kind in FindingKind:
-            orphans.add_metric([kind.value], float(self.orphans.get(kind.value, 0)))
-            findings.add_metric([kind.value], float(self.orphans.get(kind.value, 0)))
+                                     "name mismatches, operations in flight)", labels=["kind", *share])
+        for row in self.shares:
+            labels = [str(row["kind"]), str(row.get("foundation") or ""), str(row.get("director") or "")]
+            orphans.add_metric(labels, float(row.get("count") or 0))
+            findings.add_metric(labels, float(row.get("count") or 0))
         yield orphans
         yield findings
 
@@ -94,15 +105,49 @@ class StoredFiguresCollector:
         requests = CounterMetricFamily(f"{PREFIX}_api_requests", "Requests to external APIs", labels=["api"])
         errors = CounterMetricFamily(f"{PREFIX}_api_errors", "Failed requests to external APIs", labels=["api"])
         for key, value in sorted(self.figures.items()):
+            if "__m_" in key:
+                continue  # per foundation or director: _per_member
             if key.startswith("api_requests_total__"):
                 requests.add_metric([key.split("__", 1)[1]], float(value or 0))
             elif key.startswith("api_errors_total__"):
                 errors.add_metric([key.split("__", 1)[1]], float(value or 0))
         yield requests
         yield errors
+        yield from self._per_member()
+
+    def _per_member(self) -> Iterator[Metric]:
+        """The same per foundation and director (``api_requests_total__cf__m_<hex name>``)."""
+        labels = ["api", "foundation", "director"]
+        requests = CounterMetricFamily(f"{PREFIX}_member_api_requests",
+                                       "Requests to external APIs per foundation or director", labels=labels)
+        errors = CounterMetricFamily(f"{PREFIX}_member_api_errors",
+                                     "Failed requests to external APIs per foundation or director", labels=labels)
+        for key, value in sorted(self.figures.items()):
+            parsed = member_key(key)
+            if parsed is None:
+                continue
+            family, api, member = parsed
+            row = [api, member if api == "cf" else "", member if api == "bosh" else ""]
+            (requests if family == "requests" else errors).add_metric(row, float(value or 0))
+        yield requests
+        yield errors
 
 
-def render(figures: Mapping[str, Any], orphans: Mapping[str, int], running: bool) -> str:
+def member_key(key: str) -> tuple[str, str, str] | None:
+    """``(requests|errors, api, member)`` of a per-member counter name, else None."""
+    for family in ("requests", "errors"):
+        head = f"api_{family}_total__"
+        if key.startswith(head) and "__m_" in key:
+            api, _, hexname = key[len(head):].partition("__m_")
+            try:
+                return family, api, bytes.fromhex(hexname).decode()
+            except ValueError:
+                return None
+    return None
+
+
+def render(figures: Mapping[str, Any], orphans: Mapping[str, int], running: bool,
+           shares: Sequence[Mapping[str, Any]] | None = None) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoredFiguresCollector(figures, orphans, running))
+    registry.register(StoredFiguresCollector(figures, orphans, running, shares))
     return generate_latest(registry).decode()

@@ -58,6 +58,8 @@ class Services:
     export_prometheus: bool = True  # reconciler.metrics.export_prometheus: GET /b/metrics, else 404
     refresh_s: float = 30.0  # reconciler.metrics.collection_interval: the dashboard's auto-refresh
     settings: Any = None  # the configuration, for what talks to CF, BOSH and Vault (health, restore)
+    foundations: tuple[str, ...] = ()  # the configured names: the labels of findings per share
+    directors: tuple[str, ...] = ()
 
     def config(self) -> Any:
         if self.settings is None:
@@ -94,6 +96,8 @@ def _services_from_environment(_fingerprint: str) -> Services:
         export_prometheus=settings.reconciler.metrics.export_prometheus,
         refresh_s=settings.reconciler.metrics.collection_interval,
         settings=settings,
+        foundations=tuple(f.name for f in settings.cf_foundations),
+        directors=tuple(d.name for d in settings.bosh_directors),
     )
 
 
@@ -128,6 +132,8 @@ def current_status() -> dict[str, Any]:
         breakers=store.get_breaker_states(),
         interval_s=svc.interval_s,
         enabled=svc.enabled,
+        foundations=svc.foundations,
+        directors=svc.directors,
     )
 
 
@@ -142,8 +148,10 @@ def get_metrics() -> Response:
     if not svc.export_prometheus:
         return _json(404, {"error": "metrics export is off (reconciler.metrics.export_prometheus: false)"})
     store = svc.store
-    text = metrics_text.render(store.get_metrics(), status.orphan_counts(store.get_orphans()),
-                               running=store.current_lock() is not None)
+    orphans = store.get_orphans()
+    text = metrics_text.render(store.get_metrics(), status.orphan_counts(orphans),
+                               running=store.current_lock() is not None,
+                               shares=status.orphan_shares(orphans, svc.foundations, svc.directors))
     return Response(status_code=200, content_type=PROMETHEUS_TEXT, body=text)
 
 
@@ -255,7 +263,8 @@ def post_restore() -> Response:
 
 @app.get("/b/orphans")
 def get_orphans() -> Response:
-    return _json(200, services().store.get_orphans())
+    svc = services()  # every entry with its foundation and director
+    return _json(200, status.labelled_orphans(svc.store.get_orphans(), svc.foundations, svc.directors))
 
 
 @app.get("/b")
@@ -268,7 +277,9 @@ def get_dashboard() -> Response:
     selected = svc.store.get_run(run_id) if run_id else None
     plan = svc.store.get_scratch(run_id, scratch_keys.PLAN) if selected else None
     page = dashboard.render_dashboard(current_status(), svc.store.list_runs(limit=dashboard.CHART_RUNS),
-                                      svc.store.get_orphans(), refresh_s=svc.refresh_s, selected_run=selected,
+                                      status.labelled_orphans(svc.store.get_orphans(), svc.foundations,
+                                                              svc.directors),
+                                      refresh_s=svc.refresh_s, selected_run=selected,
                                       selected_plan=plan, selected_run_id=run_id, query=query)
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=page)
 

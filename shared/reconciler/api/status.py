@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,50 @@ def format_duration(seconds: float | None) -> str:
 
 def orphan_counts(orphans: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return {kind: len(orphans.get(kind) or {}) for kind in ORPHAN_KINDS}
+
+
+def the_one(names: Sequence[str]) -> str:
+    """The label value of a finding that does not name its foundation or director: the one
+    configured name (a single foundation or director), else empty (unknown among several)."""
+    return names[0] if len(names) == 1 else ""
+
+
+def labelled_orphans(orphans: Mapping[str, Mapping[str, Any]], foundations: Sequence[str] = (),
+                     directors: Sequence[str] = ()) -> dict[str, dict[str, dict[str, Any]]]:
+    """The finding state with ``foundation`` and ``director`` on every entry (an instance is
+    (foundation, guid), a deployment (director, name)); an entry that names neither gets the one
+    configured name, or empty among several."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind, entries in orphans.items():
+        out[kind] = {key: {**entry, "foundation": entry.get("foundation") or the_one(foundations),
+                           "director": entry.get("director") or the_one(directors)}
+                     for key, entry in (entries or {}).items() if isinstance(entry, Mapping)}
+    return out
+
+
+def orphan_shares(orphans: Mapping[str, Mapping[str, Any]], foundations: Sequence[str] = (),
+                  directors: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """``[{kind, foundation, director, count}]``: the findings counted per kind and share, every
+    kind present (a kind with none: one row of 0 labelled with the one name, or empty)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for kind, entries in labelled_orphans(orphans, foundations, directors).items():
+        for entry in entries.values():
+            share = (kind, str(entry["foundation"]), str(entry["director"]))
+            counts[share] = counts.get(share, 0) + 1
+    for kind in ORPHAN_KINDS:
+        if not any(k == kind for k, _, _ in counts):
+            counts[(kind, the_one(foundations), the_one(directors))] = 0
+    return [{"kind": k, "foundation": f, "director": d, "count": n}
+            for (k, f, d), n in sorted(counts.items(), key=lambda i: (ORPHAN_KINDS.index(i[0][0])
+                                                                      if i[0][0] in ORPHAN_KINDS else 99, i[0]))]
+
+
+def api_labels(api: str) -> dict[str, str]:
+    """The foundation or director a per-API name belongs to: ``cf:us`` and ``cf:us:uaa`` are
+    foundation ``us``'s, ``bosh:east`` director ``east``'s, ``vault`` neither."""
+    system, _, rest = api.partition(":")
+    member = rest.split(":", 1)[0]
+    return {"foundation": member if system == "cf" else "", "director": member if system == "bosh" else ""}
 
 
 def next_run_time(last_start: str | None, interval_s: float | None, enabled: bool, now: datetime) -> str | None:
@@ -61,8 +105,10 @@ def not_reconciled(run: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, runs: list[Mapping[str, Any]],
                  orphans: Mapping[str, Mapping[str, Any]], errors: list[Mapping[str, Any]],
                  breakers: Mapping[str, Mapping[str, Any]], interval_s: float | None, enabled: bool,
-                 now: datetime | None = None, progress: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``progress``: the running execution's live progress (``reconciler.progress.view``)."""
+                 now: datetime | None = None, progress: Mapping[str, Any] | None = None,
+                 foundations: Sequence[str] = (), directors: Sequence[str] = ()) -> dict[str, Any]:
+    """``progress``: the running execution's live progress (``reconciler.progress.view``);
+    ``foundations``/``directors``: the configured names (the labels of the findings per share)."""
     now = now or datetime.now(UTC)
     last_finished = next((r for r in runs if r.get("finished_at")), None)
     current = next((r for r in runs if not r.get("finished_at")), None) if lock else None
@@ -88,7 +134,11 @@ def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, 
             "progress": dict(progress) if progress else None,
         },
         "orphans": orphan_counts(orphans),
-        "apis": {api: {"circuit": state.get("state", "closed"), **{k: v for k, v in state.items() if k != "state"}}
+        "foundations": list(foundations),
+        "directors": list(directors),
+        "orphans_by_share": orphan_shares(orphans, foundations, directors),
+        "apis": {api: {"circuit": state.get("state", "closed"), **api_labels(api),
+                       **{k: v for k, v in state.items() if k != "state"}}
                  for api, state in sorted(breakers.items())},
         "enabled": enabled,
         "next_run_time": next_run_time(last_started, interval_s, enabled, now),

@@ -154,10 +154,11 @@ def findings_text(orphans: Mapping[str, Mapping[str, Any]], now: datetime | None
         entries = orphans.get(kind.value) or {}
         out.append(f"{kind.label}: {len(entries)} ({kind.description})")
         if entries:
-            rows = [[e.get(kind.spec.key_field) or key, e.get("first_seen"), age(e.get("first_seen"), now),
-                     e.get("checks"), e.get("reason") or ""] for key, e in sorted(entries.items())]
-            out.append("\n".join("  " + line for line in
-                                 table(["ID", "FIRST SEEN", "AGE", "CHECKS", "REASON"], rows).splitlines()))
+            rows = [[e.get(kind.spec.key_field) or key, e.get("foundation") or "-", e.get("director") or "-",
+                     e.get("first_seen"), age(e.get("first_seen"), now), e.get("checks"), e.get("reason") or ""]
+                    for key, e in sorted(entries.items())]
+            head = ["ID", "FOUNDATION", "DIRECTOR", "FIRST SEEN", "AGE", "CHECKS", "REASON"]
+            out.append("\n".join("  " + line for line in table(head, rows).splitlines()))
     return "\n".join(out)
 
 

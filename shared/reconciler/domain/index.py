@@ -137,46 +137,19 @@ def _new_entry(obs: IndexObservation) -> dict[str, Any]:
     return entry
 
 
-def _observe(  # noqa: C901, PLR0915 - too long: to split (issue 14)
+def _observe(
     uid: str, obs: IndexObservation, current: Mapping[str, Any], new: dict[str, Any], report: ValidationReport
 ) -> bool:
     """Merge one observation into ``new``; True when the entry changed."""
-    if obs.in_flight:
-        report.in_flight.append(uid)
-        return False
     entry: dict[str, Any] | None = new.get(uid)
-    if obs.source == "cf" and not obs.deployment_name and not obs.deployment_known:
-        return False  # BOSH did not answer: whether it has a deployment is unknown this run
-    if entry is None and obs.source == "cf" and not obs.deployment_name:
-        report.left_for_broker.append(uid)  # no deployment: the broker's sweep is right to remove it
-        return False
-    if entry is not None and obs.source == "cf" and not obs.deployment_name:
-        report.left_for_broker.append(uid)  # the broker removes it within the hour; not ours to edit
+    if _left_alone(uid, obs, report):
         return False
     is_new = entry is None
     if entry is None:
-        # A legacy upper-case key for the same instance: copy its fields, keep the old key.
-        legacy = next((k for k in current if k != uid and normalize_uuid(k) == uid), None)
-        entry = dict(current[legacy]) if legacy is not None and isinstance(current[legacy], Mapping) else {}
-        entry = {**_new_entry(obs), **entry} if obs.source == "cf" else entry
+        entry = _entry_to_create(uid, obs, current)
     before = dict(entry)
-    authoritative = obs.source == "cf"
-    for field in ("service_id", "plan_id"):
-        value = getattr(obs, field)
-        if value and (authoritative or not entry.get(field)):
-            entry[field] = value
-    if obs.deployment_name:
-        entry["deployment_name"] = obs.deployment_name
-    for field in CONTEXT_FIELDS:
-        value = getattr(obs, field)
-        if value and not entry.get(field):
-            entry[field] = value
-    derived = derived_deployment_name(entry.get("plan_id"), uid)
-    if obs.deployment_name and derived and obs.deployment_name != derived:
-        report.name_mismatch.append(NameMismatch(instance_id=uid, deployment_name=obs.deployment_name,
-                                                 derived_name=derived, advice=NAME_MISMATCH_ADVICE))
-        if is_new:
-            report.name_mismatch_restored.append(uid)
+    _merge_observed_fields(entry, obs)
+    _check_deployment_name(uid, obs, entry, is_new, report)
     # where the instance lives (several foundations/directors): kept true once present, added
     # when the entry is written anyway, so a healthy estate is not rewritten to gain them
     placed = {f: getattr(obs, f) for f in ("foundation", "director") if getattr(obs, f)}
@@ -189,6 +162,55 @@ def _observe(  # noqa: C901, PLR0915 - too long: to split (issue 14)
         (report.added if is_new else report.updated).append(uid)
         return True
     return False
+
+
+def _left_alone(uid: str, obs: IndexObservation, report: ValidationReport) -> bool:
+    """True when this run must not edit the instance's entry (noted in ``report`` where it says why)."""
+    if obs.in_flight:
+        report.in_flight.append(uid)
+        return True
+    if obs.source == "cf" and not obs.deployment_name and not obs.deployment_known:
+        return True  # BOSH did not answer: whether it has a deployment is unknown this run
+    if obs.source == "cf" and not obs.deployment_name:
+        # no deployment: the broker's sweep removes the entry within the hour; not ours to edit
+        report.left_for_broker.append(uid)
+        return True
+    return False
+
+
+def _entry_to_create(uid: str, obs: IndexObservation, current: Mapping[str, Any]) -> dict[str, Any]:
+    """The start of a new entry: a legacy upper-case key's fields for the same instance (the
+    old key is kept), under the broker's own shape when CF has the instance."""
+    legacy = next((k for k in current if k != uid and normalize_uuid(k) == uid), None)
+    entry = dict(current[legacy]) if legacy is not None and isinstance(current[legacy], Mapping) else {}
+    return {**_new_entry(obs), **entry} if obs.source == "cf" else entry
+
+
+def _merge_observed_fields(entry: dict[str, Any], obs: IndexObservation) -> None:
+    """CF's service and plan ids win (BOSH's only fill gaps); context fields only fill gaps."""
+    authoritative = obs.source == "cf"
+    for field in ("service_id", "plan_id"):
+        value = getattr(obs, field)
+        if value and (authoritative or not entry.get(field)):
+            entry[field] = value
+    if obs.deployment_name:
+        entry["deployment_name"] = obs.deployment_name
+    for field in CONTEXT_FIELDS:
+        value = getattr(obs, field)
+        if value and not entry.get(field):
+            entry[field] = value
+
+
+def _check_deployment_name(
+    uid: str, obs: IndexObservation, entry: Mapping[str, Any], is_new: bool, report: ValidationReport
+) -> None:
+    """A deployment name other than the one the broker derives from plan and id is reported."""
+    derived = derived_deployment_name(entry.get("plan_id"), uid)
+    if obs.deployment_name and derived and obs.deployment_name != derived:
+        report.name_mismatch.append(NameMismatch(instance_id=uid, deployment_name=obs.deployment_name,
+                                                 derived_name=derived, advice=NAME_MISMATCH_ADVICE))
+        if is_new:
+            report.name_mismatch_restored.append(uid)
 
 
 def merge_index(

@@ -157,3 +157,12 @@ class Resilience:
                    f"api_errors_total__{self.policy.api}": self.errors}
             self.requests = self.errors = 0
         return out
+
+
+def per_member(counts: dict[str, int], member: str) -> dict[str, int]:
+    """``counts`` (``take_counts``) with each request/error counter also under its foundation's
+    or director's name (``api_requests_total__cf__m_<hex of the name>``: metric names take
+    lower-case letters, digits and ``_`` only); ``/b/metrics`` labels them."""
+    tag = member.encode().hex()
+    return {**counts, **{f"{k}__m_{tag}": v for k, v in counts.items()
+                         if k.startswith(("api_requests_total__", "api_errors_total__")) and tag}}
