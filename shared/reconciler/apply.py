@@ -283,6 +283,7 @@ Hold = Callable[[str, Mapping[str, tuple[dict[str, Any], int | None]]], str]
 class ApplyReport:
     instances: list[InstanceResult] = field(default_factory=list)
     aborted: str | None = None  # Vault sealed/unavailable: the rest of the batch was not attempted
+    cause: Exception | None = None  # the error that aborted it
 
     @property
     def figures(self) -> dict[str, int]:
@@ -386,7 +387,7 @@ def apply_plan(vault: KvStore, plans: Mapping[str, Sequence[VaultWrite]], *, set
                                     tree=trees.get(instance_id), now=now, migrate_legacy=migrate_legacy,
                                     known=known.get(instance_id), hold=hold)
         except (VaultSealed, CircuitOpen) as exc:  # Vault is down for everyone: stop asking
-            report.aborted = f"{type(exc).__name__}: {exc}"
+            report.aborted, report.cause = f"{type(exc).__name__}: {exc}", exc
             result = InstanceResult(instance_id, status="failed", error=report.aborted)
         except ReconcilerError as exc:
             result = InstanceResult(instance_id, status="failed", error=f"{type(exc).__name__}: {exc}")

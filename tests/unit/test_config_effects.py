@@ -284,7 +284,7 @@ def test_worker_pool_size_is_the_number_of_vault_reads_in_flight(monkeypatch, po
                         lambda s, store, kv_version=None: SimpleNamespace(mount="secret", read=read, kv_version=2))
     monkeypatch.setattr(apply_batch, "plan_batch", lambda chunk, trees, **kw: SimpleNamespace(plans=[]))
     monkeypatch.setattr(apply_batch, "apply_plan",
-                        lambda *a, **kw: SimpleNamespace(instances=[], figures={}, aborted=None))
+                        lambda *a, **kw: SimpleNamespace(instances=[], figures={}, aborted=None, cause=None))
     assert apply_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100))["done"] is True
     assert state["max"] == pool
 

@@ -49,3 +49,36 @@ def test_waits_a_bounded_number_of_times():
     assert len(calls) == OPEN_BREAKER_WAITS + 1
     fn, calls = flaky([CircuitOpen("open", api="vault", retry_in=1.0) for _ in range(OPEN_BREAKER_WAITS)])
     assert through_open_breaker(fn, Budget(Context(300_000)), what="index", sleep=lambda s: None) == "done"
+
+
+def test_a_batch_is_run_again_after_the_trial_with_what_is_left_of_its_timeout(monkeypatch):
+    from reconciler.config import load_settings
+    from reconciler.phases import runtime
+
+    monkeypatch.setattr(runtime, "settings", lambda: load_settings(env={}))
+    seen, errors = [], [CircuitOpen("vault: circuit open", api="vault", retry_in=0.0)]
+
+    def attempt(event):
+        seen.append(event["timeout_s"])
+        if errors:
+            raise errors.pop(0)
+        return {**event, "offset": 5, "done": True}
+
+    out = runtime.batch_through_open_breaker(attempt, {"batch": 0, "offset": 0, "timeout_s": 120}, Context(300_000),
+                                             what="vault: update batch")
+    assert len(seen) == 2 and 119 < seen[0] <= 120 and seen[1] <= seen[0] - 0.5  # the second: what is left
+    assert out == {"batch": 0, "offset": 5, "done": True, "timeout_s": 120}  # the next invocation's own timeout
+
+
+def test_a_batch_without_time_for_the_trial_fails_with_the_open_circuit(monkeypatch):
+    from reconciler.config import load_settings
+    from reconciler.phases import runtime
+
+    monkeypatch.setattr(runtime, "settings", lambda: load_settings(env={}))
+
+    def attempt(event):
+        raise CircuitOpen("vault: circuit open", api="vault", retry_in=200.0)
+
+    with pytest.raises(CircuitOpen):
+        runtime.batch_through_open_breaker(attempt, {"batch": 0, "offset": 0, "timeout_s": 120}, Context(300_000),
+                                           what="vault: update batch")

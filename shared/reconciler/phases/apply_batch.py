@@ -305,10 +305,13 @@ class BatchApply:
                             known=views)
         again += [r.instance_id for r in report.instances
                   if r.status == "failed" and may_retry and transient(r.error or "")]
-        report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted)
+        report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted,
+                             report.cause)
         self.record_report(report)
         count_plans(plan.plans, again, flagged, self.figures)
         if report.aborted:  # Vault sealed/unreachable: let the state machine's retry/catch decide
+            if isinstance(report.cause, CircuitOpen):  # run() waits for its trial when there is time
+                raise report.cause
             raise Unavailable(f"batch {self.batch}: {report.aborted}", api="vault")
         if self.sweep:
             self.sweep_unchanged(planned, report, again)
@@ -354,6 +357,12 @@ class BatchApply:
 
 
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    job = BatchApply(event, context)
-    began = time.monotonic()
-    return job.save(job.apply_items(), began)
+    """One invocation; an open Vault breaker that stops it is waited for (its trial) and the
+    batch run again from its input, when that fits the invocation's time (else the state
+    machine's catch records the batch as not processed)."""
+    def attempt(timed: dict[str, Any]) -> dict[str, Any]:
+        job = BatchApply(timed, context)
+        began = time.monotonic()
+        return job.save(job.apply_items(), began)
+
+    return runtime.batch_through_open_breaker(attempt, event, context, what="vault: update batch")

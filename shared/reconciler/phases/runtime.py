@@ -195,6 +195,24 @@ def through_open_breaker(fn: Any, budget: Budget, *, what: str, sleep: Any = tim
     raise AssertionError("unreachable")
 
 
+def batch_through_open_breaker(attempt: Callable[[dict[str, Any]], dict[str, Any]], event: dict[str, Any],
+                               context: Any, *, what: str) -> dict[str, Any]:
+    """``attempt(event)`` through :func:`through_open_breaker` within the batch invocation's
+    budget; ``attempt`` must be safe to run again from the same input (it re-reads its progress).
+    The Task's timeout counts from the first try: a later try gets what is left of ``timeout_s``,
+    and the output carries the original one (the next invocation's own)."""
+    budget = Budget.for_batch(context, settings(), event)
+    timeout = event.get("timeout_s")
+
+    def once() -> dict[str, Any]:
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            return attempt(event)
+        left = max(1.0, float(timeout) - (budget.clock() - budget.started))
+        return {**attempt({**event, "timeout_s": left}), "timeout_s": timeout}
+
+    return through_open_breaker(once, budget, what=what)
+
+
 def require(event: Mapping[str, Any], *keys: str) -> list[Any]:
     """The event's ``keys``, or InvalidInput naming the missing one (a wiring error, not user input)."""
     if not isinstance(event, Mapping):
