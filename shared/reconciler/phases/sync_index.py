@@ -81,8 +81,8 @@ def record_orphan_history(vault: Any, entries: dict[str, list[dict[str, Any]]], 
                 if got is None or not isinstance(got[0], dict):
                     break
                 meta, version = dict(got[0]), got[1]
-                history, _ = history_in_broker_format(meta.get("history") if isinstance(meta.get("history"), list)
-                                                      else [])
+                old = meta.get("history")
+                history, _ = history_in_broker_format(old if isinstance(old, list) else [])
                 meta["history"] = bound_history([*history, *new], cfg.history_limit)
                 vault.write(path, meta, cas=version)
                 written += 1
