@@ -58,6 +58,10 @@ def test_forced_run_starts_once_then_409_with_the_running_arn(api):  # noqa: F81
     second = requests.post(f"{url}/b/reconcile", timeout=10)
     assert second.status_code == 409 and second.json()["execution_arn"] == arn
     assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+    # the first POST gave its start claim back: once that run ends, the next POST starts one
+    sfn.stop_execution(executionArn=arn)
+    third = requests.post(f"{url}/b/reconcile", timeout=10)
+    assert third.status_code == 202, third.text
 
 
 def test_forced_run_refused_while_the_lock_is_held(api):  # noqa: F811

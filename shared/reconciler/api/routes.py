@@ -43,7 +43,7 @@ ROUTES = {
     "/b/runs": {"GET"}, "/b/orphans": {"GET"}, "/b/health": {"GET"}, "/b/restore": {"POST"},
 }
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
-START_CLAIM_S = 60  # a POST's claim to start a run; by then the execution lists as RUNNING
+START_CLAIM_S = 60  # a POST's claim to start a run, given back once started; expires if the Lambda dies
 
 
 @dataclass
@@ -159,18 +159,20 @@ def get_metrics() -> Response:
 def post_reconcile() -> Response:
     request = parse_reconcile_body(_raw_body())
     svc = services()
-    lock = svc.store.current_lock()
-    running = svc.running_executions()
-    if lock or running:
-        holder = (lock or {}).get("execution_arn") or running[0]["executionArn"]
-        return _json(409, {"error": "a reconciliation is already running", "execution_arn": holder})
     now = datetime.now(UTC)
     kind = "dryrun" if request.dry_run else "forced" if request.force else "run"
     name = f"{kind}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    # claim, then check, then start, then give the claim back: a concurrent POST either finds the
+    # claim or, after it, the started execution (a check before the claim let both start a run)
     claim = svc.store.claim_start(name, START_CLAIM_S)
-    if claim is not None:  # a concurrent POST passed the check first and is starting its run
+    if claim is not None:
         return _json(409, {"error": "a reconciliation is already being started", "run": claim["name"]})
     try:
+        lock = svc.store.current_lock()
+        running = svc.running_executions()
+        if lock or running:
+            holder = (lock or {}).get("execution_arn") or running[0]["executionArn"]
+            return _json(409, {"error": "a reconciliation is already running", "execution_arn": holder})
         started = svc.sfn.start_execution(
             stateMachineArn=svc.state_machine_arn,
             name=name,
@@ -178,9 +180,8 @@ def post_reconcile() -> Response:
                               "requested_at": now.isoformat(),
                               "selection": {"instances": request.instances, "services": request.services}}),
         )
-    except Exception:
+    finally:
         svc.store.release_start(name)
-        raise
     logger.info("run started on request", extra={"execution_arn": started["executionArn"], "run_id": name,
                                                  "selective": request.selective, "dry_run": request.dry_run})
     return _json(202, {"execution_arn": started["executionArn"], "run": name, "forced": request.force,

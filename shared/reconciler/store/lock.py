@@ -77,7 +77,7 @@ class RunLock(Tables):
         return None
 
     def release_start(self, name: str) -> None:
-        """Give a start claim back (StartExecution failed), if it is still ``name``'s."""
+        """Give a start claim back (the execution started, or could not be), if it is still ``name``'s."""
         try:
             self._call("delete_item", TableName=self.state_table, Key=item_key("lock", "start"),
                        ConditionExpression="#n = :name", ExpressionAttributeNames={"#n": "name"},
