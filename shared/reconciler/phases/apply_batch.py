@@ -150,6 +150,7 @@ class BatchApply:
         self.backup_settings = BackupSettings.from_settings(s)
         self.bosh_available = bool(flags.get("bosh_available", True))
         self.cf_available = bool(flags.get("cf_available", True))
+        self.cf_endpoints = flags.get("cf_endpoints") or {}  # UAA's links DiscoverCF read: no API root read here
         self.budget = runtime.Budget.for_batch(context, s, event)
         runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget)
         # a forced run also sweeps the instances it does not write: legacy backups migrated, old
@@ -195,7 +196,7 @@ class BatchApply:
     def client_of(self, foundation: str) -> Any:
         """The CF client of a configured foundation (None: not configured), created on first use."""
         if not self.clients:
-            self.clients.update(sources.cf_clients(self.settings, self.store))
+            self.clients.update(sources.cf_clients(self.settings, self.store, self.cf_endpoints))
         return self.clients.get(foundation)
 
     def fetch_binding(self, binding: Any) -> tuple[Any, str | None, bool]:
