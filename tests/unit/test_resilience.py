@@ -24,6 +24,7 @@ from reconciler.errors import (
     VaultSealed,
 )
 from reconciler.resilience import ApiPolicy, BreakerConfig, RateLimit, Resilience, RetryPolicy
+from reconciler.resilience.limiter import BREAKER_RECHECK_S
 from reconciler.store import Store, create_tables
 
 
@@ -271,17 +272,19 @@ def test_steady_traffic_leases_slots_at_most_a_quarter_write_per_request(clock, 
     grants = []
     for _ in range(200):
         res.call(lambda: grants.append(clock.now))
-    # a leased slot rereads the breaker (one GetItem, no write); a reserved one learns it from its write
-    assert 0 < res.guard.state.reads <= 200 - counting.update_items + 1
-    print(f"\nlimiter: {counting.update_items} UpdateItem for 200 requests = {counting.update_items / 200:.3f}/request")
+    # leased slots reread the breaker (one GetItem, no write) once per BREAKER_RECHECK_S (4 slots at
+    # 20/s; 182 reads when each leased slot read it); a reserved one learns it from its write
+    assert 0 < res.guard.state.reads <= 200 // 4
+    print(f"\nlimiter: {counting.update_items} UpdateItem, {res.guard.state.reads} GetItem for 200 requests")
     assert counting.update_items / 200 <= 0.25 and counting.update_items == res.guard.state.writes
     assert max_in_window(grants) <= 20 + 5
 
 
 def test_a_breaker_that_opened_stops_requests_holding_leased_slots(clock, store):
     """A Lambda holds leased slots (reserved while the breaker was closed); another Lambda's
-    failures open the breaker: the next request is refused without touching the network, and
-    the lease is dropped."""
+    failures open the breaker: once the last closed reading is ``BREAKER_RECHECK_S`` old (one
+    reread vouches for the leased slots used within that window) the next request is refused
+    without touching the network, and the lease is dropped."""
     cfg = BreakerConfig(enabled=True, failure_threshold=3, success_threshold=2, timeout=30, max_concurrent=1)
     a = make(policy(rps=20, burst=5, wait_timeout=10, breaker=cfg), clock, store)
     for _ in range(60):  # steady traffic: the burst is spent, slots are leased ahead
@@ -289,16 +292,38 @@ def test_a_breaker_that_opened_stops_requests_holding_leased_slots(clock, store)
     assert a.guard._lease, "the test needs a lease held"
     held_until = a.guard._lease[-1].slot
     other = make(policy(breaker=cfg), clock, store)  # another Lambda (its rate limit off: no slot, no clock)
-    calls: list[str] = []
+    calls: list[float] = []
     down = failing(Unavailable("HTTP 503", api="cf", status=503), calls)
     for _ in range(3):
         with pytest.raises(Unavailable):
             other.call(down)
-    assert a.guard.current() == "open" and clock.now < held_until  # the leased slots are still on time
+    assert a.guard.current() == "open"
+    calls.clear()
+    seen = a.guard._breaker_seen
+    vouched_until = seen[0] + BREAKER_RECHECK_S if seen else clock.now - 1
+    with pytest.raises(CircuitOpen):
+        for _ in range(20):
+            a.call(lambda: calls.append(clock.now))
+    # only the slots the last closed reading vouched for went out (at most rate x window of them)
+    assert all(t <= vouched_until for t in calls) and len(calls) <= 20 * BREAKER_RECHECK_S + 1
+    assert clock.now < held_until and not a.guard._lease  # refused on a leased slot still on time
+
+
+def test_a_lambdas_own_failure_ends_the_breaker_readings_window(clock, store):
+    """The guard's own failure ends the window at once: its breaker may have just opened."""
+    cfg = BreakerConfig(enabled=True, failure_threshold=1, success_threshold=2, timeout=30, max_concurrent=1)
+    a = make(policy(rps=20, burst=5, wait_timeout=10, breaker=cfg), clock, store)
+    for _ in range(60):
+        a.call(lambda: None)
+    assert a.guard._lease and a.guard._breaker_seen is not None
+    calls: list[float] = []
+    with pytest.raises(Unavailable):
+        a.call(failing(Unavailable("HTTP 503", api="cf", status=503), calls))
+    assert a.guard._breaker_seen is None and a.guard.current() == "open"
     calls.clear()
     with pytest.raises(CircuitOpen):
-        a.call(lambda: calls.append("network"))
-    assert calls == [] and not a.guard._lease
+        a.call(lambda: calls.append(clock.now))
+    assert calls == []
 
 
 def test_leases_of_several_lambdas_keep_the_bound(clock, store):

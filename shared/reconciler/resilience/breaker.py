@@ -104,6 +104,7 @@ class BreakerPath:
     half_open_lease: float
     _record_lock: threading.Lock
     _streak: int
+    _breaker_seen: tuple[float, int] | None
 
     @property
     def name(self) -> str:
@@ -153,6 +154,8 @@ class BreakerPath:
         it was in flight) is not written, and the next success that sees it ends the streak."""
         if permit.kind == "free" or not self.breaker.enabled:
             return
+        if outcome == "failure":  # a breaker reread no longer vouches for leased slots (limiter.py)
+            self._breaker_seen = None
         with self._record_lock:
             now = self.clock()
             try:

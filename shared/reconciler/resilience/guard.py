@@ -40,6 +40,7 @@ class Guard(SlotReservations, BreakerPath):
         self._lease: list[Grant] = []  # slots reserved ahead in the shared bucket, not handed out yet
         self._lease_k = 1  # slots the next reservation leases (grows while demand uses them on time)
         self._lease_expired = False  # a leased slot expired unused since the last lease
+        self._breaker_seen: tuple[float, int] | None = None  # (when, failures): the last closed breaker reread
         self._record_lock = threading.Lock()  # breaker outcomes applied one at a time (breaker.py)
         self._streak = 0  # consecutive failures as this guard's last breaker write left them
 

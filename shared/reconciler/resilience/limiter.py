@@ -18,6 +18,7 @@ DELAY_SAMPLES = 50  # reservation round trips remembered per guard for that esti
 MAX_GROUP = 16  # slots reserved in one write for threads of one guard waiting at the same moment
 FOLLOW_WAIT_S = 2.0  # a thread waits this long for its group's reservation before reserving alone
 LEASE_MAX = 16  # slots a guard may lease ahead in one write (handed out locally, each at its own time)
+BREAKER_RECHECK_S = 0.2  # a breaker reread vouches for this guard's leased slots this long (then read again)
 
 
 def steady(breaker: bool) -> Transition:
@@ -82,6 +83,7 @@ class SlotReservations:
     _lease: list[Grant]
     _lease_k: int
     _lease_expired: bool
+    _breaker_seen: tuple[float, int] | None
 
     def _leased(self, tolerance: float) -> Grant | None:
         """The next leased slot still on time (caller holds ``_group_lock``). A lease is slots
@@ -99,12 +101,23 @@ class SlotReservations:
 
     def _breaker_checked(self, leased: Grant) -> Grant:
         """A leased slot was reserved while the breaker was closed, and it may have opened since
-        (this or another Lambda's failures): read the state again (one GetItem, no write). Open
-        or half-open: the lease is dropped and the caller gets no slot, only the state, so it
+        (this or another Lambda's failures): read the state again (one GetItem, no write), at
+        most once per ``BREAKER_RECHECK_S`` (a closed reading vouches for the slots used within
+        that window; this guard's own failures end it at once, ``record``). So another Lambda's
+        opening is seen within that window: at most ``rate x BREAKER_RECHECK_S`` requests of
+        all Lambdas together go out after it (they are within the rate limit). Open or
+        half-open: the lease is dropped and the caller gets no slot, only the state, so it
         meets the breaker (refused, or the half-open trial) as an unleased caller would."""
+        now = self.clock()
+        seen = self._breaker_seen
+        if seen is not None and 0 <= now - seen[0] <= BREAKER_RECHECK_S:
+            return Grant(leased.slot, leased.at, seen[1])
         old = self.state.read()
         if closed(old):
-            return Grant(leased.slot, leased.at, int(old.get("failures", 0)))
+            failures = int(old.get("failures", 0))
+            self._breaker_seen = (now, failures)
+            return Grant(leased.slot, leased.at, failures)
+        self._breaker_seen = None
         with self._group_lock:
             self._lease.clear()
         return Grant(None, self.clock(), old=old)
