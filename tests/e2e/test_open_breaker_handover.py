@@ -34,8 +34,8 @@ def _open(calls: set[int] | None):
 
 
 def _counting(outputs: list[dict]):
-    def run(event, context):
-        out = ORIGINAL_RUN(event, context)
+    def run(event, context, *deps):
+        out = ORIGINAL_RUN(event, context, *deps)
         if event.get("batch") == VICTIM:
             outputs.append(out)
         return out
