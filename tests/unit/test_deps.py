@@ -37,7 +37,7 @@ def test_a_configuration_that_does_not_load_is_raised_where_read_and_tried_again
         assert broken.store is not None  # RecordFailure still records the run's failure
         assert broken.metrics_enabled() is True
         with pytest.raises(ConfigError, match="batch_size"):
-            broken.settings
+            _ = broken.settings
         bad.write_text("reconciler:\n  batch_size: 7\n")
         fixed = container()
     assert fixed is not broken and fixed.settings.reconciler.batch_size == 7
@@ -48,4 +48,4 @@ def test_tests_and_the_engine_give_their_own_ports():
     deps = Deps.build(None, store=None, kv_factory=lambda version: kv, directors_factory=lambda: directors)
     assert deps.kv(2) is kv and deps.directors() is directors
     with pytest.raises(RuntimeError, match="without settings"):
-        deps.settings
+        _ = deps.settings
