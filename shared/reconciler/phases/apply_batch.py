@@ -341,11 +341,26 @@ class BatchApply:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             while position < len(self.items) and (position == self.offset or not self.budget.exhausted()):
                 chunk = self.items[position:position + step]
-                again = self.process(chunk, pool, may_retry=True)
-                if again:  # one more try, from fresh reads (a partly applied instance is re-planned)
-                    log.info("vault: batch %d: %d instance(s) failed transiently; trying them once more",
-                             self.batch, len(again))
-                    self.process([i for i in chunk if i.instance_id in again], pool, may_retry=False)
+                kept = (dict(self.figures), list(self.failed_ids), len(self.vault.changes))
+                try:
+                    again = self.process(chunk, pool, may_retry=True)
+                    if again:  # one more try, from fresh reads (a partly applied instance is re-planned)
+                        log.info("vault: batch %d: %d instance(s) failed transiently; trying them once more",
+                                 self.batch, len(again))
+                        self.process([i for i in chunk if i.instance_id in again], pool, may_retry=False)
+                except CircuitOpen as exc:
+                    if position == self.offset:
+                        raise  # nothing done yet: run() waits for the trial or hands the batch over
+                    # the steps done are kept: the next invocation (fresh budget) starts at this
+                    # chunk, its figures as before it (the chunk is planned again from fresh reads)
+                    self.figures.clear()
+                    self.figures.update(kept[0])
+                    self.failed_ids = kept[1]
+                    if self.vault.dry_run:  # a dry run's plan of this chunk is made again
+                        del self.vault.changes[kept[2]:]
+                    log.warning("vault: batch %d: %s; stopping at %d of %d, the next invocation goes on",
+                                self.batch, exc, position, len(self.items))
+                    break
                 position += len(chunk)
         return position
 

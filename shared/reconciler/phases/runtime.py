@@ -135,14 +135,25 @@ def through_open_breaker(fn: Any, budget: Budget, *, what: str, sleep: Any = tim
     raise AssertionError("unreachable")
 
 
+OPEN_BREAKER_HANDOVERS = 4  # batch invocations an open breaker may end without progress
+
+
 def batch_through_open_breaker(attempt: Callable[[dict[str, Any]], dict[str, Any]], event: dict[str, Any],
                                context: Any, settings: Any, *, what: str) -> dict[str, Any]:
     """``attempt(event)`` through :func:`through_open_breaker` within the batch invocation's
     budget; ``attempt`` must be safe to run again from the same input (it re-reads its progress).
     The Task's timeout counts from the first try: a later try gets what is left of ``timeout_s``,
-    and the output carries the original one (the next invocation's own)."""
+    and the output carries the original one (the next invocation's own).
+
+    When the breaker's next trial does not fit in what is left (a trial fails as often as the
+    API does, and each failed one re-opens the breaker for its whole timeout), the batch is
+    handed to a fresh invocation with a fresh budget: ``done: false`` at the same offset (the
+    state machine invokes the batch again). ``breaker_handovers`` in the event counts those
+    hand-overs; after ``OPEN_BREAKER_HANDOVERS`` the open circuit fails the batch (the state
+    machine's catch records it as not processed), so the loop is bounded."""
     budget = Budget.for_batch(context, settings, event)
     timeout = event.get("timeout_s")
+    handovers = int(event.get("breaker_handovers") or 0)
 
     def once() -> dict[str, Any]:
         if not isinstance(timeout, int | float) or timeout <= 0:
@@ -150,7 +161,14 @@ def batch_through_open_breaker(attempt: Callable[[dict[str, Any]], dict[str, Any
         left = max(1.0, float(timeout) - (budget.clock() - budget.started))
         return {**attempt({**event, "timeout_s": left}), "timeout_s": timeout}
 
-    return through_open_breaker(once, budget, what=what)
+    try:
+        return through_open_breaker(once, budget, what=what)
+    except CircuitOpen as exc:
+        if exc.retry_in is None or handovers >= OPEN_BREAKER_HANDOVERS:
+            raise
+        _log.warning("%s: %s; the trial does not fit in this invocation: handing the batch to a fresh one "
+                     "(%d of %d)", what, exc, handovers + 1, OPEN_BREAKER_HANDOVERS)
+        return {**event, "done": False, "breaker_handovers": handovers + 1}
 
 
 def require(event: Mapping[str, Any], *keys: str) -> list[Any]:
