@@ -151,7 +151,7 @@ class BatchApply:
         self.bosh_available = bool(flags.get("bosh_available", True))
         self.cf_available = bool(flags.get("cf_available", True))
         self.budget = runtime.Budget.for_batch(context, s, event)
-        runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget)
+        self.paused = False  # batch.delay: paused before the batch's first Vault request only
         # a forced run also sweeps the instances it does not write: legacy backups migrated, old
         # backups aged out (a written instance gets both from apply_instance, every run)
         self.sweep = self.backup_settings.enabled and bool(flags.get("forced"))
@@ -159,6 +159,14 @@ class BatchApply:
         self.failed_ids: list[str] = list(self.figures.pop("failed_ids", None) or [])  # tried first next run
         self.clients: dict[str, Any] = {}
         self.parameters = ParameterFetcher(self.client_of, self.figures)
+
+    def pause(self) -> None:
+        """``batch.delay`` before the first request of a second-wave batch, once: a batch that
+        sends no request (nothing to read) does not wait."""
+        if not self.paused:
+            self.paused = True
+            s = self.settings
+            runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget)
 
     def record_error(self, target: str, message: str) -> None:
         self.store.record_error(self.run_id, "ApplyBatch", target, message)
@@ -220,6 +228,7 @@ class BatchApply:
         todo = [b for bs in wanted.values() for b in bs]
         if not todo:
             return chunk_items
+        self.pause()
         got: dict[str, Any] = {}
         for binding, why, again in pool.map(env.bind(self.fetch_binding), todo):
             if why is None:
@@ -240,6 +249,7 @@ class BatchApply:
     def read_chunk(self, pool: Any, wanted: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, str]]:
         """(every wanted path's value, the first read error of each instance that has one)."""
         if any(wanted.values()):
+            self.pause()
             self.vault.kv_version  # noqa: B018 - detected once (cached), before the reads fan out
         got, read_errors = {}, {}
         for path, value, error in self.read_all(pool, [p for paths in wanted.values() for p in paths]):
@@ -277,6 +287,7 @@ class BatchApply:
     def sweep_unchanged(self, planned: list[PlanItem], report: ApplyReport, again: list[str]) -> None:
         """A forced run's backup sweep of the planned instances neither written nor to be tried again."""
         written = {r.instance_id for r in report.instances if r.status == "written"}
+        self.pause()
         sweep_backups(self.vault, [i.instance_id for i in planned if i.instance_id not in written
                                    and i.instance_id not in again],
                       self.backup_settings, self.figures,
@@ -301,6 +312,8 @@ class BatchApply:
         index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
         # an instance with writes gets the rest of its tree read (the backup's content); the
         # paths the plan read are reused, their cas versions guarding the writes
+        if any(writes.values()):
+            self.pause()
         report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
                             known=views)
         again += [r.instance_id for r in report.instances
