@@ -14,16 +14,12 @@ environment; the engine sets the values common to every function there once.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar, copy_context
-from typing import TypeVar
-
-T = TypeVar("T")
+from contextvars import ContextVar
 
 _overlay: ContextVar[Mapping[str, str] | None] = ContextVar("reconciler_env_overlay", default=None)
 
@@ -62,20 +58,3 @@ def overlay(variables: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _overlay.reset(token)
-
-
-def bind(fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` bound to the caller's overlay: hand it to a thread pool so worker threads see
-    this invocation's environment (new threads start with an empty context). Each call runs
-    in its own copy of the context, so the result can be called from many threads at once."""
-    layer = _overlay.get()
-
-    @functools.wraps(fn)
-    def bound(*args: object, **kwargs: object) -> T:
-        def call() -> T:
-            _overlay.set(layer)
-            return fn(*args, **kwargs)
-
-        return copy_context().run(call)
-
-    return bound

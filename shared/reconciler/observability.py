@@ -193,7 +193,7 @@ def _settings_quietly(settings: Callable[[], Any] | None) -> Any:
 def inject_run_context(handler: F | None = None, *, settings: Callable[[], Any] | None = None,
                        use_settings: bool = True) -> Any:
     """Decorate a Lambda handler: correlation id, Lambda context fields, log level, one error
-    line when it raises. ``settings`` (the phases' ``runtime.settings``) gives ``reconciler.debug``;
+    line when it raises. ``settings`` (the handler's ``ContainerDeps.settings``) gives ``reconciler.debug``;
     without it, or with ``use_settings=False`` (the API), the debug switch comes from the
     environment only."""
 

@@ -32,6 +32,7 @@ def test_lost_binding_credentials_are_restored_from_cf(generated):
         asked = _details_requests(sc)
         again = sc.run_once()
         asked_again = _details_requests(sc)[len(asked):]
+        roots = len([e for e in sc.stack.servers["cf"].log.entries() if e.path == "/"])
     assert run["status"] == "SUCCEEDED", run["cause"]
     for iid, guids in lost.items():
         for guid in guids:
@@ -41,6 +42,8 @@ def test_lost_binding_credentials_are_restored_from_cf(generated):
     assert sorted(asked) == sorted(f"/v3/service_credential_bindings/{g}/details" for gs in lost.values() for g in gs)
     assert all(after[p] == d for p, d in present.items())
     assert again["output"]["status"] == "succeeded" and asked_again == []  # restored: never asked again
+    # the API root is read once per run, by DiscoverCF: ApplyBatch's clients take its UAA links (run's flags)
+    assert roots == 2  # one per run (it was one more per ApplyBatch that asked CF for binding details)
 
 
 def test_a_cf_client_that_may_not_read_credentials_reports_needs_credential_recovery(generated):

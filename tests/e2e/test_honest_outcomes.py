@@ -18,18 +18,18 @@ VICTIM = 1  # the batch made to go missing
 
 
 def _raise(exc: BaseException):
-    def run(event, context):
+    def run(event, context, deps):
         if event.get("batch") == VICTIM:
             raise exc
-        return ORIGINAL_APPLY(event, context)
+        return ORIGINAL_APPLY(event, context, deps)
     return run
 
 
-def _vanish(event, context):
+def _vanish(event, context, deps):
     """Says it finished, leaves no figures: a batch lost some other way (a write that never landed)."""
     if event.get("batch") == VICTIM:
         return {**event, "done": True}
-    return ORIGINAL_APPLY(event, context)
+    return ORIGINAL_APPLY(event, context, deps)
 
 
 ORIGINAL_APPLY = apply_batch.run
@@ -56,10 +56,10 @@ def test_a_missing_batch_is_never_a_success(sc, way, monkeypatch):
     apply_run, record = WAYS[way]
     monkeypatch.setattr(apply_batch, "run", apply_run)
     if record == "fail":
-        def failing(event, context):
+        def failing(event, context, deps):
             if event.get("scope") == "batch":
                 raise RuntimeError("injected: the failure record could not be written")
-            return ORIGINAL_RECORD(event, context)
+            return ORIGINAL_RECORD(event, context, deps)
         monkeypatch.setattr(record_failure, "run", failing)
     run = sc.run_once()
     monkeypatch.undo()

@@ -14,7 +14,8 @@ from reconciler.bosh import BoshClient
 from reconciler.cf import CFClient
 from reconciler.config import load_settings
 from reconciler.errors import Unavailable
-from reconciler.phases import finish, runtime
+from reconciler.phases import finish
+from reconciler.phases.deps import Deps
 from reconciler.store import Store, create_tables
 from reconciler.vault import VaultClient
 from tests.api_support import api  # noqa: F401  (fixture)
@@ -127,10 +128,8 @@ def test_metrics_enabled_switches_the_runs_emf(tables, monkeypatch, enabled):
     store.put_run({"run_id": "r1", "status": "running", "started_at": "2024-01-01T00:00:00Z"})
     s = load_settings(env={}, file_text=f"reconciler:\n  metrics: {{enabled: {str(enabled).lower()}}}\n")
     emitted = []
-    monkeypatch.setattr(runtime, "settings", lambda: s)
-    monkeypatch.setattr(runtime, "store", lambda: store)
     monkeypatch.setattr(finish.observability, "emit_run_metrics", lambda figures, status=None: emitted.append(figures))
-    summary = finish.run(_finish_event(), None)
+    summary = finish.run(_finish_event(), None, Deps.build(s, store))
     assert summary["status"] == "succeeded"
     assert len(emitted) == (1 if enabled else 0)
     assert store.get_metrics()["runs_total"] == 1  # the reconciler's own counters stay either way
@@ -148,14 +147,9 @@ def test_retention_period_is_the_lifetime_of_run_records_and_errors(tables, monk
     assert store.get_run("r1") is None and store.recent_errors() == []
 
 
-def test_phase_store_takes_the_retention_period_from_the_configuration(tables, monkeypatch):
-    s = load_settings(env={}, file_text="reconciler:\n  metrics: {retention_period: 2h}\n")
-    monkeypatch.setattr(runtime, "settings", lambda: s)
-    monkeypatch.setattr(runtime.env, "fingerprint", lambda: "retention-test")
-    monkeypatch.setattr(runtime.env, "environ", lambda: {"CACHE_TABLE": "cache", "STATE_TABLE": "state"})
-    runtime.reset()
-    try:
-        store = runtime.store()
-        assert (store.run_ttl_s, store.error_ttl_s) == (7200.0, 7200.0)
-    finally:
-        runtime.reset()
+def test_phase_store_takes_the_retention_period_from_the_configuration(tables, tmp_path):
+    config = tmp_path / "blacksmith.conf"
+    config.write_text("reconciler:\n  metrics: {retention_period: 2h}\n")
+    store = Deps.from_environment({"CACHE_TABLE": "cache", "STATE_TABLE": "state",
+                                   "BLACKSMITH_RECONCILER_CONFIG_FILE": str(config)}).store
+    assert (store.run_ttl_s, store.error_ttl_s) == (7200.0, 7200.0)

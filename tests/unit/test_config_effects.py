@@ -12,6 +12,7 @@ from reconciler.config.__main__ import main as config_cli
 from reconciler.config.effects import KEY_EFFECTS, deployment_drift, effect_of, inert_warnings
 from reconciler.config.reference import EFFECTS_BEGIN, EFFECTS_END
 from reconciler.phases import runtime
+from reconciler.phases.deps import Deps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,38 +149,37 @@ class FakeStore:
 
 
 class TwoDeploymentStore(FakeStore):
-    """One deployment per scan batch: ``cached`` is in the cache, ``fresh`` is not."""
+    """One deployment per scan batch: ``cached`` ones are in the cache, ``fresh`` is not."""
 
     def get_scratch(self, run_id, key, default=None):
         if key == "bosh":
-            return {"batch_size": 1, "deployments": [{"director": "d", "name": "fresh"},
-                                                      {"director": "d", "name": "cached"}]}
+            return {"batch_size": 1, "deployments": [{"director": "d", "name": "cached-0"},
+                                                      {"director": "d", "name": "fresh"},
+                                                      {"director": "d", "name": "cached-2"}]}
         return default
 
     def get_cached_deployment(self, director, name, max_age=None):
-        return {"director": director, "name": name} if name == "cached" else None
+        return {"director": director, "name": name} if name.startswith("cached") else None
 
     def record_error(self, *args):
         pass
 
 
-def test_scan_and_apply_batches_pause_by_their_own_keys(monkeypatch):
+def test_scan_and_apply_batches_pause_by_their_own_keys():
     from reconciler.models import DeploymentDetail
-    from reconciler.phases import apply_batch, scan_batch, sources
+    from reconciler.phases import apply_batch, scan_batch
 
-    calls = []
-    monkeypatch.setattr(runtime, "pause_between_batches",
-                        lambda batch, offset, delay, s, budget=None: calls.append((batch, delay)) or 0.0)
-    s = settings("reconciler:\n  concurrency: {cooldown_period: 3s}\n  batch: {delay: 250ms}\n")
-    monkeypatch.setattr(runtime, "settings", lambda: s)
-    monkeypatch.setattr(runtime, "store", TwoDeploymentStore)
-    monkeypatch.setattr(sources, "vault", lambda s, store, kv_version=None: None)
-    monkeypatch.setattr(sources, "bosh_clients", lambda s, store: {"d": object()})
-    monkeypatch.setattr(sources, "scan_deployment", lambda client, dep: DeploymentDetail(director="d", name=dep.name))
-    assert scan_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100))["done"] is True  # sends BOSH requests
-    assert scan_batch.run({"run_id": "r", "batch": 1, "offset": 0}, Ctx(100))["done"] is True  # cache only: no pause
-    assert apply_batch.run({"run_id": "r", "batch": 4, "offset": 0}, Ctx(100))["done"] is True
-    assert calls == [(0, 3.0), (4, 0.25)]
+    slept = []
+    # one batch in flight at a time: every batch but the first is of a second wave (it may pause)
+    s = settings("reconciler:\n  concurrency: {cooldown_period: 3s}\n  batch: {delay: 250ms, max_parallel_batch: 1}\n")
+    director = SimpleNamespace(detail=lambda dep, use_cache=False: DeploymentDetail(director="d", name=dep.name))
+    deps = Deps.build(s, TwoDeploymentStore(), sleep=slept.append, kv_factory=lambda kv_version: None,
+                      directors_factory=lambda: {"d": director})
+    assert scan_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100), deps)["done"] is True  # first wave
+    assert scan_batch.run({"run_id": "r", "batch": 1, "offset": 0}, Ctx(100), deps)["done"] is True  # BOSH requests
+    assert scan_batch.run({"run_id": "r", "batch": 2, "offset": 0}, Ctx(100), deps)["done"] is True  # cache only
+    assert apply_batch.run({"run_id": "r", "batch": 4, "offset": 0}, Ctx(100), deps)["done"] is True
+    assert slept == [3.0, 0.25]  # scan: cooldown_period (and only when it reads BOSH); apply: batch.delay
 
 
 # --- queue_size, adaptive batch sizes, max_deployments_per_run ---------------------------
@@ -229,21 +229,19 @@ class ListingStore(FakeStore):
         return {}
 
 
-def test_discover_bosh_defers_deployments_beyond_the_cap_and_match_sees_them_unscanned(monkeypatch):
+def test_discover_bosh_defers_deployments_beyond_the_cap_and_match_sees_them_unscanned():
     from reconciler.models import BoshDeployment
-    from reconciler.phases import discover_bosh, match, sources
+    from reconciler.phases import discover_bosh, match
 
     names = [f"redis-{i}" for i in range(5)] + ["cf"]
     client = SimpleNamespace(deployments=lambda: [BoshDeployment(director="bosh", name=n) for n in names])
     s = settings("reconciler:\n  batch_size: 1\n  concurrency: {max_deployments_per_run: 2}\n"
                  "bosh: {url: 'https://10.0.0.6:25555', auth: basic, username: u, password: p}\n")
     store = ListingStore()
-    monkeypatch.setattr(runtime, "settings", lambda: s)
-    monkeypatch.setattr(runtime, "store", lambda: store)
-    monkeypatch.setattr(sources, "bosh_clients", lambda s, store: {"bosh": client})
+    deps = Deps.build(s, store, directors_factory=lambda: {"bosh": client})
     scanned = []
     for run in ("r1", "r2", "r3"):
-        out = discover_bosh.run({"run": {"run_id": run}}, None)
+        out = discover_bosh.run({"run": {"run_id": run}}, None, deps)
         assert (out["to_scan"], out["deferred"], out["excluded"], out["deployments"]) == (2, 3, 1, 6)
         listing = store.data[(run, "bosh")]
         scanned += [d["name"] for d in listing["deployments"]]
@@ -258,7 +256,7 @@ def test_worker_pool_size_is_the_number_of_vault_reads_in_flight(monkeypatch, po
     import threading
     import uuid
 
-    from reconciler.phases import apply_batch, sources
+    from reconciler.phases import apply_batch
 
     items = [{"instance_id": str(uuid.UUID(int=i + 1))} for i in range(8)]
     store = ListingStore()
@@ -278,14 +276,11 @@ def test_worker_pool_size_is_the_number_of_vault_reads_in_flight(monkeypatch, po
         return None
 
     s = settings(f"reconciler:\n  concurrency: {{worker_pool_size: {pool}}}\n")
-    monkeypatch.setattr(runtime, "settings", lambda: s)
-    monkeypatch.setattr(runtime, "store", lambda: store)
-    monkeypatch.setattr(sources, "vault",
-                        lambda s, store, kv_version=None: SimpleNamespace(mount="secret", read=read, kv_version=2))
+    deps = Deps.build(s, store, kv_factory=lambda kv_version: SimpleNamespace(mount="secret", read=read, kv_version=2))
     monkeypatch.setattr(apply_batch, "plan_batch", lambda chunk, trees, **kw: SimpleNamespace(plans=[]))
     monkeypatch.setattr(apply_batch, "apply_plan",
                         lambda *a, **kw: SimpleNamespace(instances=[], figures={}, aborted=None, cause=None))
-    assert apply_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100))["done"] is True
+    assert apply_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100), deps)["done"] is True
     assert state["max"] == pool
 
 
@@ -306,20 +301,17 @@ class BeginStore:
         pass
 
 
-def test_begin_hands_the_map_limits_and_step_timeouts_to_the_state_machine(monkeypatch):
+def test_begin_hands_the_map_limits_and_step_timeouts_to_the_state_machine():
     from reconciler.phases import begin
 
     s = settings("reconciler:\n  max_concurrency: 3\n  batch: {max_parallel_batch: 4}\n"
                  "  timeouts: {instance_discovery: 90s, deployment_scan: 4m, vault_operations: 1500ms,"
                  " reconciliation_run: 20m}\n  metrics: {prometheus_port: 9100}\n")
     store = BeginStore()
-    monkeypatch.setattr(runtime, "settings", lambda: s)
-    monkeypatch.setattr(runtime, "store", lambda: store)
-    monkeypatch.setattr(begin.env, "environ", lambda: {"SCHEDULE_EXPRESSION": "rate(2 hours)"})
-    monkeypatch.setattr(begin.env, "get", lambda name, default=None: None)
+    deps = Deps.build(s, store, environ={"SCHEDULE_EXPRESSION": "rate(2 hours)"})
     event = {"input": {"source": "schedule"}, "execution_arn": "arn:aws:states:x:1:execution:m:run-1",
              "started_at": "2024-01-01T00:00:00Z"}
-    run = begin.run(event, None)["run"]
+    run = begin.run(event, None, deps)["run"]
     assert run["limits"] == {"scan_concurrency": 3, "apply_concurrency": 3}  # min(max_parallel_batch, max_concurrency)
     assert run["timeouts"] == {"instance_discovery": 90, "deployment_scan": 240, "vault_operations": 2}
     assert store.locks == [1200.0]  # the lease is the run timeout

@@ -51,11 +51,10 @@ def test_waits_a_bounded_number_of_times():
     assert through_open_breaker(fn, Budget(Context(300_000)), what="index", sleep=lambda s: None) == "done"
 
 
-def test_a_batch_is_run_again_after_the_trial_with_what_is_left_of_its_timeout(monkeypatch):
+def test_a_batch_is_run_again_after_the_trial_with_what_is_left_of_its_timeout():
     from reconciler.config import load_settings
     from reconciler.phases import runtime
 
-    monkeypatch.setattr(runtime, "settings", lambda: load_settings(env={}))
     seen, errors = [], [CircuitOpen("vault: circuit open", api="vault", retry_in=0.0)]
 
     def attempt(event):
@@ -65,20 +64,23 @@ def test_a_batch_is_run_again_after_the_trial_with_what_is_left_of_its_timeout(m
         return {**event, "offset": 5, "done": True}
 
     out = runtime.batch_through_open_breaker(attempt, {"batch": 0, "offset": 0, "timeout_s": 120}, Context(300_000),
-                                             what="vault: update batch")
+                                             load_settings(env={}), what="vault: update batch")
     assert len(seen) == 2 and 119 < seen[0] <= 120 and seen[1] <= seen[0] - 0.5  # the second: what is left
     assert out == {"batch": 0, "offset": 5, "done": True, "timeout_s": 120}  # the next invocation's own timeout
 
 
-def test_a_batch_without_time_for_the_trial_fails_with_the_open_circuit(monkeypatch):
+def test_a_batch_without_time_for_the_trial_is_handed_to_a_fresh_invocation_a_bounded_number_of_times():
     from reconciler.config import load_settings
     from reconciler.phases import runtime
-
-    monkeypatch.setattr(runtime, "settings", lambda: load_settings(env={}))
 
     def attempt(event):
         raise CircuitOpen("vault: circuit open", api="vault", retry_in=200.0)
 
-    with pytest.raises(CircuitOpen):
-        runtime.batch_through_open_breaker(attempt, {"batch": 0, "offset": 0, "timeout_s": 120}, Context(300_000),
-                                           what="vault: update batch")
+    settings = load_settings(env={})
+    event = {"batch": 0, "offset": 3, "timeout_s": 120}
+    for n in range(1, runtime.OPEN_BREAKER_HANDOVERS + 1):  # done: false, same offset, a fresh budget
+        event = runtime.batch_through_open_breaker(attempt, event, Context(300_000), settings,
+                                                   what="vault: update batch")
+        assert event == {"batch": 0, "offset": 3, "timeout_s": 120, "done": False, "breaker_handovers": n}
+    with pytest.raises(CircuitOpen):  # then the open circuit fails the batch (the state machine's catch)
+        runtime.batch_through_open_breaker(attempt, event, Context(300_000), settings, what="vault: update batch")

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import env, progress
+from .. import progress
 from ..apply import ApplyReport, BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
 from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
@@ -22,6 +22,7 @@ from ..plans import describe
 from ..ports import KvStore
 from ..recording import RecordingVault
 from . import contracts, runtime, sources
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.apply_batch")
 STEP = 5  # instances planned and applied between time checks (at least the read concurrency)
@@ -132,10 +133,10 @@ class BatchApply:
     """One ApplyBatch invocation: its batch's plan items, its Vault (every change through the
     recorder), its CF clients and the figures it adds up."""
 
-    def __init__(self, event: dict[str, Any], context: Any) -> None:
-        self.event = event
+    def __init__(self, event: dict[str, Any], context: Any, deps: Deps) -> None:
+        self.event, self.deps = event, deps
         self.run_id, self.batch, self.offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
-        s, store = self.settings, self.store = runtime.settings(), runtime.store()
+        s, store = self.settings, self.store = deps.settings, deps.store
         progress.phase_started(store, self.run_id, "UpdateVault")
         self.cfg = DomainConfig.from_settings(s)
         self.items = [PlanItem.model_validate(i)
@@ -145,11 +146,12 @@ class BatchApply:
             (store.get_scratch(self.run_id, contracts.progress(self.key)) or {}) if self.offset else {})
         flags = store.get_scratch(self.run_id, contracts.FLAGS) or {}
         # every change goes through the recorder: a dry run's writes stay in its overlay (the plan)
-        self.vault = RecordingVault(sources.vault(s, store, flags.get("kv_version")),
+        self.vault = RecordingVault(deps.kv(flags.get("kv_version")),
                                     dry_run=bool(flags.get("dry_run")))
         self.backup_settings = BackupSettings.from_settings(s)
         self.bosh_available = bool(flags.get("bosh_available", True))
         self.cf_available = bool(flags.get("cf_available", True))
+        self.cf_endpoints = flags.get("cf_endpoints") or {}  # UAA's links DiscoverCF read: no API root read here
         self.budget = runtime.Budget.for_batch(context, s, event)
         self.paused = False  # batch.delay: paused before the batch's first Vault request only
         # a forced run also sweeps the instances it does not write: legacy backups migrated, old
@@ -166,7 +168,8 @@ class BatchApply:
         if not self.paused:
             self.paused = True
             s = self.settings
-            runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget)
+            runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget,
+                                          sleep=self.deps.sleep)
 
     def record_error(self, target: str, message: str) -> None:
         self.store.record_error(self.run_id, "ApplyBatch", target, message)
@@ -189,7 +192,7 @@ class BatchApply:
         if not paths:
             return []
         out = [self.read(paths[0])]
-        futures = [pool.submit(env.bind(self.read), p) for p in paths[1:]]
+        futures = [pool.submit(self.read, p) for p in paths[1:]]
         down: list[Exception] = []
         for future in futures:
             try:
@@ -203,7 +206,7 @@ class BatchApply:
     def client_of(self, foundation: str) -> Any:
         """The CF client of a configured foundation (None: not configured), created on first use."""
         if not self.clients:
-            self.clients.update(sources.cf_clients(self.settings, self.store))
+            self.clients.update(self.deps.cloud_controllers(self.cf_endpoints))
         return self.clients.get(foundation)
 
     def fetch_binding(self, binding: Any) -> tuple[Any, str | None, bool]:
@@ -230,7 +233,7 @@ class BatchApply:
             return chunk_items
         self.pause()
         got: dict[str, Any] = {}
-        for binding, why, again in pool.map(env.bind(self.fetch_binding), todo):
+        for binding, why, again in pool.map(self.fetch_binding, todo):
             if why is None:
                 got[binding.guid] = binding
                 self.count("binding_credentials_restored")
@@ -337,11 +340,26 @@ class BatchApply:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             while position < len(self.items) and (position == self.offset or not self.budget.exhausted()):
                 chunk = self.items[position:position + step]
-                again = self.process(chunk, pool, may_retry=True)
-                if again:  # one more try, from fresh reads (a partly applied instance is re-planned)
-                    log.info("vault: batch %d: %d instance(s) failed transiently; trying them once more",
-                             self.batch, len(again))
-                    self.process([i for i in chunk if i.instance_id in again], pool, may_retry=False)
+                kept = (dict(self.figures), list(self.failed_ids), len(self.vault.changes))
+                try:
+                    again = self.process(chunk, pool, may_retry=True)
+                    if again:  # one more try, from fresh reads (a partly applied instance is re-planned)
+                        log.info("vault: batch %d: %d instance(s) failed transiently; trying them once more",
+                                 self.batch, len(again))
+                        self.process([i for i in chunk if i.instance_id in again], pool, may_retry=False)
+                except CircuitOpen as exc:
+                    if position == self.offset:
+                        raise  # nothing done yet: run() waits for the trial or hands the batch over
+                    # the steps done are kept: the next invocation (fresh budget) starts at this
+                    # chunk, its figures as before it (the chunk is planned again from fresh reads)
+                    self.figures.clear()
+                    self.figures.update(kept[0])
+                    self.failed_ids = kept[1]
+                    if self.vault.dry_run:  # a dry run's plan of this chunk is made again
+                        del self.vault.changes[kept[2]:]
+                    log.warning("vault: batch %d: %s; stopping at %d of %d, the next invocation goes on",
+                                self.batch, exc, position, len(self.items))
+                    break
                 position += len(chunk)
         return position
 
@@ -369,13 +387,13 @@ class BatchApply:
         return {**self.event, "offset": position, "done": done}
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     """One invocation; an open Vault breaker that stops it is waited for (its trial) and the
     batch run again from its input, when that fits the invocation's time (else the state
     machine's catch records the batch as not processed)."""
     def attempt(timed: dict[str, Any]) -> dict[str, Any]:
-        job = BatchApply(timed, context)
+        job = BatchApply(timed, context, deps)
         began = time.monotonic()
         return job.save(job.apply_items(), began)
 
-    return runtime.batch_through_open_breaker(attempt, event, context, what="vault: update batch")
+    return runtime.batch_through_open_breaker(attempt, event, context, deps.settings, what="vault: update batch")

@@ -7,14 +7,16 @@ for the Map states, timeouts for ``TimeoutSecondsPath``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from .. import env, progress
+from .. import progress
 from ..config import config_warnings
 from ..config.effects import deployment_drift
 from ..domain import is_uuid
 from ..errors import InvalidInput
 from . import contracts, runtime
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.begin")
 INPUT_KEYS = {"source", "forced", "force", "selection", "requested_at", "dry_run"}
@@ -59,20 +61,20 @@ def parse_input(raw: Any) -> dict[str, Any]:
             "selection": _selection(raw.get("selection")), "dry_run": dry_run}
 
 
-def run_warnings(s: Any) -> list[str]:
+def run_warnings(s: Any, environ: Mapping[str, str]) -> list[str]:
     """Logged at every run: the configuration's warnings (TLS off, keys without effect ...)
     and deploy-time parameters that no longer match the configuration."""
-    found = [*config_warnings(s), *deployment_drift(s, env.environ())]
+    found = [*config_warnings(s), *deployment_drift(s, environ)]
     for message in found:
         log.warning("configuration: %s", message)
     return found
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     raw_input, execution_arn, started_at = contracts.read(contracts.BeginInput, event, "input", "execution_arn",
                                                           "started_at")
     request = parse_input(raw_input)
-    s = runtime.settings()
+    s = deps.settings
     rc = s.reconciler
     run_id = execution_arn.rsplit(":", 1)[-1]
     if not rc.enabled and request["source"] == "schedule" and not request["forced"]:
@@ -80,9 +82,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log.info("run %s not started: reconciler.enabled is false (scheduled run); forced runs still work", run_id)
         return {"run": {"run_id": run_id, "execution_arn": execution_arn, "started_at": started_at,
                         "disabled": True, "reason": "reconciler.enabled is false"}}
-    warnings = run_warnings(s)
-    store = runtime.store()
-    lease = float(env.get("RUN_TIMEOUT_SECONDS") or rc.timeouts.reconciliation_run)
+    warnings = run_warnings(s, deps.environ)
+    store = deps.store
+    lease = float(deps.environ.get("RUN_TIMEOUT_SECONDS") or rc.timeouts.reconciliation_run)
     store.acquire_lock(run_id, execution_arn, lease)  # RunLocked: the state machine refuses this run
     try:
         cleared = store.clear_cache() if request["forced"] else 0

@@ -189,6 +189,7 @@ class BatchInput(Contract):
     batch: int
     offset: int
     timeout_s: float | None = None
+    breaker_handovers: int = 0  # invocations an open breaker ended without progress (runtime.py)
 
 
 class BatchOutput(BatchInput):

@@ -27,13 +27,14 @@ from ..domain import DomainConfig, is_excluded_name
 from ..domain.uuids import trailing_uuid
 from ..errors import ReconcilerError
 from . import contracts, retry_first, runtime, sources
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.discover_bosh")
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     (run,) = contracts.read(contracts.RunInput, event, "run")
-    s, store = runtime.settings(), runtime.store()
+    s, store = deps.settings, deps.store
     progress.phase_started(store, run["run_id"], "Discover")
     if not s.bosh_directors:
         log.info("bosh: no director configured; BOSH scanning skipped")
@@ -42,7 +43,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cfg = DomainConfig.from_settings(s)
     kept: dict[str, str] = {}  # "director/name" -> "fresh" | "revalidated" (answered from the cache)
     feed_figures: dict[str, int] = {}
-    deployments, excluded, failed = list_directors(s, store, run, cfg, kept, feed_figures)
+    deployments, excluded, failed = list_directors(deps, run, cfg, kept, feed_figures)
     if failed:
         record_down(store, run["run_id"], failed)
     reads = [d for d in deployments if key_of(d) not in kept]
@@ -81,17 +82,18 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "ok_directors": sorted(d.name for d in s.bosh_directors if d.name not in failed)}
 
 
-def list_directors(s: Any, store: Any, run: dict[str, Any], cfg: DomainConfig, kept: dict[str, str],
+def list_directors(deps: Deps, run: dict[str, Any], cfg: DomainConfig, kept: dict[str, str],
                    feed_figures: dict[str, int]) -> tuple[list[Any], list[Any], dict[str, str]]:
     """Every director's service deployments and excluded ones, and ``{director: error}`` of the
     directors that did not answer. One director down degrades only its share (the run goes on
     with the others); every director down raises the last error (BOSH is down: the state
     machine retries, then goes on without BOSH)."""
+    s, store = deps.settings, deps.store
     ttl = float(s.reconciler.cache_ttl)
     deployments: list[Any] = []
     excluded: list[Any] = []
     failed: dict[str, str] = {}
-    clients = sources.bosh_clients(s, store)
+    clients = deps.directors()
     for name, client in clients.items():
         try:
             listing = sources.list_deployments(client)

@@ -11,13 +11,14 @@ from typing import Any
 
 from .. import progress
 from . import contracts, runtime, sources
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.discover_cf")
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     (run,) = contracts.read(contracts.RunInput, event, "run")
-    s, store = runtime.settings(), runtime.store()
+    s, store = deps.settings, deps.store
     progress.phase_started(store, run["run_id"], "Discover")
     if not s.cf_foundations:
         log.info("cf: no foundation configured; CF discovery skipped")

@@ -12,6 +12,7 @@ from .. import observability, plans, progress
 from ..domain import FindingKind
 from ..notify import notify_run
 from . import contracts, retry_first, runtime
+from .deps import Deps
 from .record_failure import duration_since
 
 log = logging.getLogger("reconciler.phases.finish")
@@ -73,9 +74,9 @@ def item_times(**phases: dict[str, int]) -> dict[str, float]:
             for name, f in phases.items() if f.get("items") and f.get("busy_ms") is not None}
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     (run,) = contracts.read(contracts.FinishInput, event, "run")
-    store = runtime.store()
+    store = deps.store
     run_id = run["run_id"]
     progress.phase_started(store, run_id, "Finish")
     sources = event.get("sources") or {}
@@ -118,7 +119,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     figures["circuits_open"] = sum(1 for b in breakers.values() if b.get("state") == "open")
     store_run_metrics(store, run_id, summary["status"], figures, duration, missed["count"])
     store.set_metrics(**item_times(scan=scan, apply=apply))
-    if runtime.metrics_enabled():
+    if deps.metrics_enabled():
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 1, "runs_failed": 0,
                                         "duration_s": duration, **figures}, status=summary["status"])
     store.update_run(run_id, status=summary["status"], phase="Finish", finished_at=runtime.now_iso(),
@@ -126,7 +127,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
                      phase_durations=close_progress(store, run_id, summary["status"]))
     store.release_lock(run_id)
     log.info("run %s finished: %s in %.1fs", run_id, summary["status"], duration)
-    summary["notifications"] = notify_run(runtime.settings(), store, run_id, status=summary["status"],
+    summary["notifications"] = notify_run(deps.settings, store, run_id, status=summary["status"],
                                           update=store.get_scratch(run_id, contracts.ORPHANS), figures=figures,
                                           breakers=breakers,
                                           remediation=(event.get("orphans") or {}).get("remediation"))

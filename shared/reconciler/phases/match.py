@@ -16,6 +16,7 @@ from ..domain import DomainConfig, build_plan_items, match
 from ..domain.shares import hold_back
 from ..models import BoshDeployment, DeploymentDetail
 from . import contracts, retry_first, runtime, sources
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.match")
 
@@ -74,23 +75,23 @@ def log_decisions(result: Any) -> None:
         log.debug("match: deployment %s has a malformed manifest: %s", name, why)
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     # its one Vault read (the index) waits once for an open breaker about to let a trial through
-    return runtime.through_open_breaker(lambda: match_phase(event, context), runtime.Budget.for_phase(context, event),
-                                        what="match")
+    return runtime.through_open_breaker(lambda: match_phase(event, context, deps),
+                                        runtime.Budget.for_phase(context, event), what="match")
 
 
-def match_phase(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
     run_id = run["run_id"]
-    s, store = runtime.settings(), runtime.store()
+    s, store = deps.settings, deps.store
     progress.phase_started(store, run_id, "Match")
     cfg = DomainConfig.from_settings(s)
     cf_data = store.get_scratch(run_id, contracts.CF) if (srcs.get("cf") or {}).get("status") != "skipped" else None
     cf_available = cf_data is not None
     instances, catalog, bindings = sources.load_cf(cf_data)
     details, unscanned = gather_details(store, run_id, srcs.get("bosh") or {})
-    vault = sources.vault(s, store)
+    vault = deps.kv()
     index = vault.read_data(f"{cfg.mount}/db") or {}
     result = match(instances if cf_available else None, details, index, catalog, cfg)
     items = build_plan_items(result, instances=instances if cf_available else None,

@@ -10,15 +10,16 @@ from typing import Any
 
 from .. import progress
 from ..domain import FindingKind, OrphanUpdate
-from . import contracts, runtime
+from . import contracts
+from .deps import Deps
 from .remediate import remediate
 
 log = logging.getLogger("reconciler.phases.orphans")
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     (run,) = contracts.read(contracts.RunInput, event, "run")
-    store = runtime.store()
+    store = deps.store
     progress.phase_started(store, run["run_id"], "Orphans")
     raw = store.get_scratch(run["run_id"], contracts.ORPHANS)
     if raw is None:
@@ -27,7 +28,7 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     dry_run = bool(run.get("dry_run"))
     # auto-remediation (opt-in; default everything "report"): archives due Vault orphans and
     # marks them in the state published below
-    remediation = remediate(run, update, runtime.settings(), store)
+    remediation = remediate(run, update, deps)
     if not dry_run:  # a dry run reports what would change; the published state stays as it is
         store.put_orphans(update.state)
     counts = {kind.value: len(update.state.get(kind.value) or {}) for kind in FindingKind}

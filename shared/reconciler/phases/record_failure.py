@@ -15,6 +15,7 @@ from typing import Any
 from .. import observability, progress
 from ..notify import notify_run
 from . import runtime
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.record_failure")
 
@@ -34,8 +35,8 @@ def describe(error: Any) -> tuple[str, str]:
     return name, str(cause)[:1000]
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    store = runtime.store()
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
+    store = deps.store
     if event.get("scope") == "batch":
         name, message = describe(event.get("error"))
         target = f"batch {event.get('batch')}"
@@ -63,13 +64,13 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store.release_lock(run_id)
     log.error("run %s failed in %s: %s", run_id, phase, name)
     try:
-        settings = runtime.settings()
+        settings = deps.settings
     except Exception:  # noqa: BLE001 - the failure may be the configuration itself: no webhooks to read
         settings = None
     if settings is not None:
         notify_run(settings, store, run_id, status="failed", update=None, figures={},
                    breakers=store.get_breaker_states(), error={"error": name, "message": message, "phase": phase})
-    if runtime.metrics_enabled():
+    if deps.metrics_enabled():
         observability.emit_run_metrics({"run_id": run_id, "runs": 1, "runs_successful": 0, "runs_failed": 1,
                                         "errors": 1, **({"duration_s": duration} if duration is not None else {})},
                                        status="failed")

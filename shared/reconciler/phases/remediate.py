@@ -20,15 +20,17 @@ from ..domain.remediation import RemediationAction, select_remediation
 from ..errors import ReconcilerError, Unavailable
 from ..plans import describe
 from ..recording import RecordingVault
-from . import contracts, runtime, sources
+from . import contracts, runtime
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.remediate")
 MAX_LISTED = 50  # waiting findings named in the run record (the count is always there)
 
 
-def remediate(run: dict[str, Any], update: OrphanUpdate, settings: Any, store: Any) -> dict[str, Any]:
+def remediate(run: dict[str, Any], update: OrphanUpdate, deps: Deps) -> dict[str, Any]:
     """Archive the due findings; return the run record's ``remediation`` part (and mark the
     archived findings in ``update.state``)."""
+    settings, store = deps.settings, deps.store
     cfg = DomainConfig.from_settings(settings)
     evaluated = [k.value for k in FindingKind if k.value not in update.skipped]
     due, waiting = select_remediation(update.state, cfg.remediation, now=update.evaluated_at, evaluated=evaluated)
@@ -39,7 +41,7 @@ def remediate(run: dict[str, Any], update: OrphanUpdate, settings: Any, store: A
     if not due:
         return out
     run_id, dry_run = run["run_id"], bool(run.get("dry_run"))
-    vault = RecordingVault(sources.vault(settings, store), dry_run=dry_run)
+    vault = RecordingVault(deps.kv(), dry_run=dry_run)
     backups = BackupSettings.from_settings(settings)
     ttl = runtime.scratch_ttl(settings)
     for action in due:

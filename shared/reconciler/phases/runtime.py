@@ -1,84 +1,24 @@
-"""What every phase needs: settings, the store, the run's scratch data, a time budget.
-
-Settings and the store are built once per cold start *and* per environment overlay
-(``reconciler.env.fingerprint()``): on AWS that is once per container; in the embedded
-engine, where every function shares one process, each function (and each engine) keeps
-its own.
+"""What every phase works out the same way: batch sizes and Map limits, scratch TTLs, pauses
+between batches, a time budget, waits for an open breaker. (Settings, the store and the
+ports come in the phase's ``deps``: ``phases/deps.py``.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import env
-from ..config import load_settings
-from ..config.loader import read_source
 from ..errors import CircuitOpen, InvalidInput
-from ..store import Store
-from . import sources
 
 _log = logging.getLogger("reconciler.phases.runtime")
 
 SCRATCH_TTL_MIN_S = 3600.0  # scratch outlives the run (the run's timeout) by at least an hour
 MAX_MAP_ITEMS = 1000  # Map iterations per state: bounds the history (~10 events each) at 50,000 instances
 STOP_RESERVE_S = 15.0  # leave the Lambda this much time to save progress and return
-
-_lock = threading.Lock()
-_settings: dict[str, Any] = {}
-_stores: dict[str, Store] = {}
-
-
-def settings() -> Any:
-    """The configuration (``reconciler.config``), for this function's environment."""
-    key = env.fingerprint()
-    with _lock:
-        if key not in _settings:
-            environ = env.environ()
-            text, name = read_source(environ)
-            _settings[key] = load_settings(environ, text, name)
-        return _settings[key]
-
-
-def store() -> Store:
-    """The DynamoDB store (tables from ``CACHE_TABLE`` / ``STATE_TABLE``); run records and
-    recorded errors live for ``metrics.retention_period``."""
-
-    key = env.fingerprint()
-    with _lock:
-        if key in _stores:
-            return _stores[key]
-    extra: dict[str, float] = {}
-    with contextlib.suppress(Exception):  # a broken configuration must not stop RecordFailure recording it
-        keep = float(settings().reconciler.metrics.retention_period)
-        extra = {"run_ttl_s": keep, "error_ttl_s": keep}
-    with _lock:
-        if key not in _stores:
-            _stores[key] = Store.from_env(env.environ(), **extra)
-        return _stores[key]
-
-
-def reset() -> None:
-    """Forget cached settings and stores (tests; the engine gives each start its own key)."""
-
-    with _lock:
-        _settings.clear()
-        _stores.clear()
-    sources.reset()
-
-
-def metrics_enabled() -> bool:
-    """``metrics.enabled`` (CloudWatch EMF of each run); True when the configuration cannot be read."""
-    try:
-        return bool(settings().reconciler.metrics.enabled)
-    except Exception:  # noqa: BLE001 - the failure being recorded may be the configuration itself
-        return True
 
 
 def scratch_ttl(s: Any) -> float:
@@ -195,14 +135,25 @@ def through_open_breaker(fn: Any, budget: Budget, *, what: str, sleep: Any = tim
     raise AssertionError("unreachable")
 
 
+OPEN_BREAKER_HANDOVERS = 4  # batch invocations an open breaker may end without progress
+
+
 def batch_through_open_breaker(attempt: Callable[[dict[str, Any]], dict[str, Any]], event: dict[str, Any],
-                               context: Any, *, what: str) -> dict[str, Any]:
+                               context: Any, settings: Any, *, what: str) -> dict[str, Any]:
     """``attempt(event)`` through :func:`through_open_breaker` within the batch invocation's
     budget; ``attempt`` must be safe to run again from the same input (it re-reads its progress).
     The Task's timeout counts from the first try: a later try gets what is left of ``timeout_s``,
-    and the output carries the original one (the next invocation's own)."""
-    budget = Budget.for_batch(context, settings(), event)
+    and the output carries the original one (the next invocation's own).
+
+    When the breaker's next trial does not fit in what is left (a trial fails as often as the
+    API does, and each failed one re-opens the breaker for its whole timeout), the batch is
+    handed to a fresh invocation with a fresh budget: ``done: false`` at the same offset (the
+    state machine invokes the batch again). ``breaker_handovers`` in the event counts those
+    hand-overs; after ``OPEN_BREAKER_HANDOVERS`` the open circuit fails the batch (the state
+    machine's catch records it as not processed), so the loop is bounded."""
+    budget = Budget.for_batch(context, settings, event)
     timeout = event.get("timeout_s")
+    handovers = int(event.get("breaker_handovers") or 0)
 
     def once() -> dict[str, Any]:
         if not isinstance(timeout, int | float) or timeout <= 0:
@@ -210,7 +161,14 @@ def batch_through_open_breaker(attempt: Callable[[dict[str, Any]], dict[str, Any
         left = max(1.0, float(timeout) - (budget.clock() - budget.started))
         return {**attempt({**event, "timeout_s": left}), "timeout_s": timeout}
 
-    return through_open_breaker(once, budget, what=what)
+    try:
+        return through_open_breaker(once, budget, what=what)
+    except CircuitOpen as exc:
+        if exc.retry_in is None or handovers >= OPEN_BREAKER_HANDOVERS:
+            raise
+        _log.warning("%s: %s; the trial does not fit in this invocation: handing the batch to a fresh one "
+                     "(%d of %d)", what, exc, handovers + 1, OPEN_BREAKER_HANDOVERS)
+        return {**event, "done": False, "breaker_handovers": handovers + 1}
 
 
 def require(event: Mapping[str, Any], *keys: str) -> list[Any]:

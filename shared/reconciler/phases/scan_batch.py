@@ -15,10 +15,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import env, progress
+from .. import progress
 from ..errors import ReconcilerError
 from ..models import BoshDeployment, DeploymentDetail
 from . import contracts, runtime, sources
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.scan_batch")
 
@@ -27,10 +28,10 @@ class BatchScan:
     """One ScanBatch invocation: its batch of deployments, the details scanned so far, its
     Director clients (logged in on the first cache miss) and its figures."""
 
-    def __init__(self, event: dict[str, Any], context: Any) -> None:
-        self.event = event
+    def __init__(self, event: dict[str, Any], context: Any, deps: Deps) -> None:
+        self.event, self.deps = event, deps
         self.run_id, self.batch, self.offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
-        s, store = self.settings, self.store = runtime.settings(), runtime.store()
+        s, store = self.settings, self.store = deps.settings, deps.store
         progress.phase_started(store, self.run_id, "ScanDeployments")
         listing = store.get_scratch(self.run_id, contracts.BOSH) or {}
         size = int(listing.get("batch_size") or 1)
@@ -54,8 +55,8 @@ class BatchScan:
             if not self.clients:
                 s = self.settings
                 runtime.pause_between_batches(self.batch, self.offset, s.reconciler.concurrency.cooldown_period, s,
-                                              self.budget)
-                self.clients.update(sources.bosh_clients(s, self.store))
+                                              self.budget, sleep=self.deps.sleep)
+                self.clients.update(self.deps.directors())
         return self.clients[director]
 
     def cached(self, dep: BoshDeployment) -> tuple[Any, str | None]:
@@ -96,7 +97,7 @@ class BatchScan:
                 if position > self.offset and self.budget.exhausted():
                     break
                 chunk = self.mine[position:position + self.workers]
-                for detail, outcome in pool.map(env.bind(self.scan), chunk):
+                for detail, outcome in pool.map(self.scan, chunk):
                     self.details.append(detail.model_dump(mode="json"))
                     figures[outcome] = figures.get(outcome, 0) + 1
                     if outcome == "revalidated":  # a cache hit the events feed vouched for
@@ -130,8 +131,8 @@ class BatchScan:
         return {**self.event, "offset": position, "done": done}
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    job = BatchScan(event, context)
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
+    job = BatchScan(event, context, deps)
     failed: list[str] = list(job.figures.pop("failed_ids", None) or [])
     began = time.monotonic()
     return job.save(job.scan_all(failed), began, failed)

@@ -3,10 +3,8 @@ phase modules read as the reconciliation steps they are."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from .. import env
 from ..models import BoshDeployment, CatalogPlan, CFBinding, CFInstance, DeploymentDetail
 from ..ports import CloudController, Director, KvStore
 
@@ -44,27 +42,13 @@ def binding_credentials(client: CloudController, binding: CFBinding) -> CFBindin
     return client.binding_details(binding)
 
 
-_bosh_lock = threading.Lock()
-_bosh_clients: dict[tuple[str, int, int], tuple[Any, Any, dict[str, Any]]] = {}
-
-
 def bosh_clients(s: Any, store: Any) -> dict[str, Director]:
-    """``{director name: client}``; the client lists deployments and scans one. Kept for the
-    Lambda's lifetime (per environment and settings): its invocations and their threads share
-    one ``/info`` and one UAA token, refreshed when it expires."""
+    """``{director name: client}``; the client lists deployments and scans one. The phase's
+    ``Deps`` keeps them for the container's life: its invocations and their threads share one
+    ``/info`` and one UAA token, refreshed when it expires."""
     from ..bosh import BoshClient  # cold start: a Lambda loads only the clients it uses
 
-    key = (env.fingerprint(), id(s), id(store))
-    with _bosh_lock:
-        if key not in _bosh_clients:  # s and store are kept too, so their ids stay theirs
-            _bosh_clients[key] = (s, store, {c.name: c for c in BoshClient.all_from_settings(s, store)})
-        return _bosh_clients[key][2]
-
-
-def reset() -> None:
-    """Forget the kept clients (tests)."""
-    with _bosh_lock:
-        _bosh_clients.clear()
+    return {c.name: c for c in BoshClient.all_from_settings(s, store)}
 
 
 def list_deployments(client: Director) -> list[BoshDeployment]:

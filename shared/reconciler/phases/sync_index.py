@@ -21,6 +21,7 @@ from ..errors import CasConflict, CircuitOpen, ReconcilerError, VaultSealed
 from ..plans import describe
 from ..recording import RecordingVault
 from . import contracts, runtime, sources
+from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.sync_index")
 
@@ -98,21 +99,21 @@ def record_orphan_history(vault: Any, entries: dict[str, list[dict[str, Any]]], 
     return written
 
 
-def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     # an open Vault breaker about to let a trial through must not fail the run: wait for it once
-    return runtime.through_open_breaker(lambda: sync(event, context), runtime.Budget.for_phase(context, event),
+    return runtime.through_open_breaker(lambda: sync(event, context, deps), runtime.Budget.for_phase(context, event),
                                         what="index")
 
 
-def sync(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def sync(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
     run_id = run["run_id"]
-    s, store = runtime.settings(), runtime.store()
+    s, store = deps.settings, deps.store
     progress.phase_started(store, run_id, "SyncIndex")
     cfg = DomainConfig.from_settings(s)
     dry_run = bool(run.get("dry_run"))
     kv_version = (store.get_scratch(run_id, contracts.FLAGS) or {}).get("kv_version")  # Match detected it
-    vault = RecordingVault(sources.vault(s, store, kv_version), dry_run=dry_run)
+    vault = RecordingVault(deps.kv(kv_version), dry_run=dry_run)
     result = MatchResult.model_validate(store.get_scratch(run_id, contracts.MATCH) or {})
     cf_data = store.get_scratch(run_id, contracts.CF)
     instances, _, _ = sources.load_cf(cf_data)
