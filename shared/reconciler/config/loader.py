@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
-import threading
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -436,7 +435,7 @@ def load_settings(
 
     Raises one :class:`ConfigError` listing every problem (key, value, source, what is accepted).
     """
-    env = _environ() if env is None else env
+    env = envmod.environ() if env is None else env
     problems: list[str] = []
     data: Any = {}
     lines: dict[Path, int] = {}
@@ -556,20 +555,6 @@ def log_config_warnings(settings: Settings, logger: Any = None) -> list[str]:
 
 # --- Lambda entry point ------------------------------------------------------------------
 
-# One Settings per environment fingerprint: on AWS that is one per cold start; in the embedded
-# engine (many functions in one process, each with its env overlay) one per function.
-_cache: dict[str, Settings] = {}
-_lock = threading.Lock()
-
-
-def _environ() -> Mapping[str, str]:
-    return envmod.environ()
-
-
-def _fingerprint() -> str:
-    return envmod.fingerprint()
-
-
 def read_source(env: Mapping[str, str]) -> tuple[str | None, str]:
     ssm_name = _env_value(env, CONFIG_SSM_ENV)
     alias = _env_value(env, CONFIG_SSM_ALIAS_ENV)
@@ -610,31 +595,17 @@ def read_source(env: Mapping[str, str]) -> tuple[str | None, str]:
 
 
 def settings_from_environment(env: Mapping[str, str] | None = None) -> Settings:
-    """The Lambda's settings, built once per execution environment (cold start) and cached.
+    """The Lambda's settings, read anew at each call (the handler's ``Deps`` keeps them for the
+    container's life: ``reconciler.phases.deps``).
 
     The YAML comes from the SSM parameter named by ``BLACKSMITH_RECONCILER_CONFIG_SSM`` or the
     file named by ``BLACKSMITH_RECONCILER_CONFIG_FILE`` (neither: defaults only); environment
     variables override it. ``env`` defaults to :func:`reconciler.env.environ` (the process
-    environment plus the embedded engine's per-invocation overlay); an explicit ``env`` is not
-    cached. :func:`reset_settings_cache` forgets cached values.
+    environment plus the embedded engine's per-invocation overlay).
     """
-    if env is not None:
-        text, name = read_source(env)
-        return load_settings(env, text, name)
-    key = _fingerprint()
-    with _lock:
-        cached = _cache.get(key)
-        if cached is None:
-            environ = _environ()
-            text, name = read_source(environ)
-            cached = _cache[key] = load_settings(environ, text, name)
-        return cached
-
-
-def reset_settings_cache() -> None:
-    """Forget every cached Settings (tests; the embedded engine between scenarios)."""
-    with _lock:
-        _cache.clear()
+    environ = envmod.environ() if env is None else env
+    text, name = read_source(environ)
+    return load_settings(environ, text, name)
 
 
 def _without_userinfo(value: Any) -> Any:
