@@ -16,7 +16,15 @@ from typing import Any
 
 from .. import progress
 from ..apply import ApplyReport, BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
-from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
+from ..domain import (
+    DomainConfig,
+    PlanItem,
+    bindings_without_credentials,
+    needs_parameters,
+    paths_read,
+    plan_batch,
+    task_hold,
+)
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
 from ..plans import describe
 from ..ports import KvStore
@@ -284,6 +292,10 @@ class BatchApply:
             if r.status == "failed":
                 self.record_error(f"instance {r.instance_id}", r.error or "failed")
                 self.failed_ids.append(r.instance_id)
+            elif r.status == "held":  # in flight, as a plan that read the task record skips it
+                log.info("vault: instance %s not written: %s", r.instance_id, r.held)
+                self.count("instances_in_flight")
+                self.figures.setdefault("in_flight_tasks", {})[r.instance_id] = r.held
         for name, value in report.figures.items():
             self.count(FIGURE_NAMES.get(name, name), value)
 
@@ -315,10 +327,12 @@ class BatchApply:
         index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
         # an instance with writes gets the rest of its tree read (the backup's content); the
         # paths the plan read are reused, their cas versions guarding the writes
+        # the broker's task record, where the plan did not read it (CF settled), is judged on
+        # the tree read before the writes: an operation started since CF was read holds them
         if any(writes.values()):
             self.pause()
         report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
-                            known=views)
+                            known=views, hold=task_hold(chunk, now=time.time(), cfg=self.cfg))
         again += [r.instance_id for r in report.instances
                   if r.status == "failed" and may_retry and transient(r.error or "")]
         report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted,
