@@ -27,10 +27,11 @@ import logging
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from .. import env as envmod
 from ..errors import ConfigError
@@ -65,7 +66,8 @@ VAULT_FALLBACK_ENV = {
     "ca_cert": ("VAULT_CACERT",),
     "namespace": ("VAULT_NAMESPACE",),
 }
-ENDPOINT_SECTIONS = {"cf": models.CFFoundation, "bosh": models.BoshDirector, "vault": models.VaultSettings}
+ENDPOINT_SECTIONS: dict[str, type[BaseModel]] = {
+    "cf": models.CFFoundation, "bosh": models.BoshDirector, "vault": models.VaultSettings}
 
 log = logging.getLogger("reconciler.config")
 
@@ -86,7 +88,7 @@ class EnvKey:
         return format_path(self.path)
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
@@ -327,12 +329,12 @@ def _one_endpoint_for_overrides(data: dict, env: Mapping[str, str], problems: li
 
 def _apply_env_keys(data: dict, env: Mapping[str, str], sources: _Sources, problems: list[str]) -> None:
     for key in all_env_keys():
-        found = [(n, _env_value(env, n)) for n in key.names if _env_value(env, n) is not None]
+        found = [(n, v) for n in key.names if (v := _env_value(env, n)) is not None]
         if len({v for _, v in found}) > 1:
             shown = "different values" if is_secret_field(key.field) else ", ".join(f"{n}={v!r}" for n, v in found)
             problems.append(f"{key.key}: set by {' and '.join(n for n, _ in found)} with {shown}; set only one")
             continue
-        by_name = [(n, _env_value(env, n)) for n in key.secret_names if _env_value(env, n) is not None]
+        by_name = [(n, v) for n in key.secret_names if (v := _env_value(env, n)) is not None]
         if by_name and found:
             problems.append(f"{key.key}: set by both {found[0][0]} and {by_name[0][0]}; set only one")
             continue
@@ -340,10 +342,11 @@ def _apply_env_keys(data: dict, env: Mapping[str, str], sources: _Sources, probl
             prefix = (_env_value(env, SECRETS_PREFIX_ENV) or "").strip()
             found = [(by_name[0][0], f"secretsmanager:{prefix}{(by_name[0][1] or '').strip()}")]
         if not found:
-            found = [(n, _env_value(env, n)) for n in key.fallbacks if _env_value(env, n) is not None][:1]
+            found = [(n, v) for n in key.fallbacks if (v := _env_value(env, n)) is not None][:1]
         if not found:
             continue
-        name, value = found[0]
+        name, text = found[0]
+        value: str | Secret = text
         if key.path[0] in ("cf", "bosh"):
             current = data.get(key.path[0])
             if not (isinstance(current, list) and len(current) == 1 and isinstance(current[0], dict)):
@@ -352,7 +355,7 @@ def _apply_env_keys(data: dict, env: Mapping[str, str], sources: _Sources, probl
             continue
         if is_secret_field(key.field):
             try:
-                value = Secret(value, origin=f"environment variable {name}")  # type: ignore[arg-type]
+                value = Secret(text, origin=f"environment variable {name}")
             except ValueError as exc:
                 problems.append(f"{key.key} = *** (environment variable {name}): {exc}")
                 continue
@@ -369,7 +372,7 @@ def _sections_are_mappings(data: dict, path: Path) -> bool:
     return True
 
 
-def _format_error(err: dict, sources: _Sources) -> str:
+def _format_error(err: ErrorDetails, sources: _Sources) -> str:
     loc: Path = tuple(err.get("loc", ()))
     # Drop validator-internal loc parts (e.g. "function-before[...]").
     loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "is-instance")))
@@ -379,12 +382,12 @@ def _format_error(err: dict, sources: _Sources) -> str:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1]) if len(loc) > 1 else Settings
-        accepted = []
+        keys: list[str] = []
         if parent is not None:
-            accepted = [f.alias or n for n, f in parent.model_fields.items()]
-        close = difflib.get_close_matches(str(loc[-1]), accepted, n=1)
+            keys = [f.alias or n for n, f in parent.model_fields.items()]
+        close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"{key} ({where}): unknown key{hint}; accepted keys here: {', '.join(accepted)}"
+        return f"{key} ({where}): unknown key{hint}; accepted keys here: {', '.join(keys)}"
     if kind == "missing":
         accepted = describe_accepted(info)
         return f"{key} ({where}): required but missing; expected {accepted or 'a value'}"

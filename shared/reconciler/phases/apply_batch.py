@@ -161,8 +161,7 @@ class BatchApply:
         self.cf_available = bool(flags.get("cf_available", True))
         self.cf_endpoints = flags.get("cf_endpoints") or {}  # UAA's links DiscoverCF read: no API root read here
         self.budget = runtime.Budget.for_batch(context, s, event)
-        runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget,
-                                      sleep=deps.sleep)
+        self.paused = False  # batch.delay: paused before the batch's first Vault request only
         # a forced run also sweeps the instances it does not write: legacy backups migrated, old
         # backups aged out (a written instance gets both from apply_instance, every run)
         self.sweep = self.backup_settings.enabled and bool(flags.get("forced"))
@@ -170,6 +169,15 @@ class BatchApply:
         self.failed_ids: list[str] = list(self.figures.pop("failed_ids", None) or [])  # tried first next run
         self.clients: dict[str, Any] = {}
         self.parameters = ParameterFetcher(self.client_of, self.figures)
+
+    def pause(self) -> None:
+        """``batch.delay`` before the first request of a second-wave batch, once: a batch that
+        sends no request (nothing to read) does not wait."""
+        if not self.paused:
+            self.paused = True
+            s = self.settings
+            runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget,
+                                          sleep=self.deps.sleep)
 
     def record_error(self, target: str, message: str) -> None:
         self.store.record_error(self.run_id, "ApplyBatch", target, message)
@@ -231,6 +239,7 @@ class BatchApply:
         todo = [b for bs in wanted.values() for b in bs]
         if not todo:
             return chunk_items
+        self.pause()
         got: dict[str, Any] = {}
         for binding, why, again in pool.map(self.fetch_binding, todo):
             if why is None:
@@ -251,6 +260,7 @@ class BatchApply:
     def read_chunk(self, pool: Any, wanted: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, str]]:
         """(every wanted path's value, the first read error of each instance that has one)."""
         if any(wanted.values()):
+            self.pause()
             self.vault.kv_version  # noqa: B018 - detected once (cached), before the reads fan out
         got, read_errors = {}, {}
         for path, value, error in self.read_all(pool, [p for paths in wanted.values() for p in paths]):
@@ -299,6 +309,7 @@ class BatchApply:
     def sweep_unchanged(self, planned: list[PlanItem], report: ApplyReport, again: list[str]) -> None:
         """A forced run's backup sweep of the planned instances neither written nor to be tried again."""
         written = {r.instance_id for r in report.instances if r.status == "written"}
+        self.pause()
         sweep_backups(self.vault, [i.instance_id for i in planned if i.instance_id not in written
                                    and i.instance_id not in again],
                       self.backup_settings, self.figures,
@@ -325,6 +336,8 @@ class BatchApply:
         # paths the plan read are reused, their cas versions guarding the writes
         # the broker's task record, where the plan did not read it (CF settled), is judged on
         # the tree read before the writes: an operation started since CF was read holds them
+        if any(writes.values()):
+            self.pause()
         report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
                             known=self.known(wanted, got, unread), hold=task_hold(chunk, now=time.time(), cfg=self.cfg))
         again += [r.instance_id for r in report.instances
