@@ -14,7 +14,6 @@ environment; the engine sets the values common to every function there once.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
@@ -38,16 +37,6 @@ def environ() -> Mapping[str, str]:
     if layer is None:
         return os.environ
     return ChainMap(dict(layer), os.environ)
-
-
-def fingerprint() -> str:
-    """A short digest of the current overlay: a cache key for values derived from the environment
-    (settings cached per cold start must not leak between functions that share a process)."""
-    layer = _overlay.get()
-    if not layer:
-        return "-"
-    text = "\0".join(f"{k}={layer[k]}" for k in sorted(layer))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @contextmanager

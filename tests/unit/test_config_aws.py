@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from reconciler.config import load_settings, reset_settings_cache, settings_from_environment
+from reconciler.config import load_settings, settings_from_environment
 from reconciler.errors import ConfigError
 from reconciler.secrets import Secret, clear_secret_cache
 
@@ -21,11 +21,9 @@ def aws(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     clear_secret_cache()
-    reset_settings_cache()
     with mock_aws():
         yield boto3.client("ssm", region_name=REGION), boto3.client("secretsmanager", region_name=REGION)
     clear_secret_cache()
-    reset_settings_cache()
 
 
 def test_ssm_reference_resolves_lazily_and_is_cached(aws):
@@ -97,10 +95,9 @@ def test_settings_from_ssm_parameter_then_env_overrides(aws, monkeypatch):
     assert s.reconciler.interval == 1800.0 and s.reconciler.backup.enabled is False
     assert s.reconciler.batch_size == 25
     assert s.source == "ssm:/blacksmith/reconciler/config"
-    # cached per cold start: a changed parameter is not seen until reset
+    # no cache here (the handler's Deps is kept per container): a changed parameter is read
+    # again once Powertools' parameter cache lets it
     ssm.put_parameter(Name="/blacksmith/reconciler/config", Value="reconciler:\n  interval: 2h\n", Overwrite=True)
-    assert settings_from_environment() is s
-    reset_settings_cache()
     clear_secret_cache()
     assert settings_from_environment().reconciler.interval == 7200.0
 
@@ -117,56 +114,39 @@ def test_settings_from_ssm_errors_name_the_parameter_and_line(aws, monkeypatch):
 
 
 def test_settings_from_file(tmp_path, monkeypatch):
-    reset_settings_cache()
     conf = tmp_path / "blacksmith.conf"
     conf.write_text(CONF)
     monkeypatch.setenv("BLACKSMITH_RECONCILER_CONFIG_FILE", str(conf))
-    try:
-        s = settings_from_environment()
-        assert s.reconciler.interval == 1800.0 and s.source == str(conf)
-    finally:
-        reset_settings_cache()
+    s = settings_from_environment()
+    assert s.reconciler.interval == 1800.0 and s.source == str(conf)
 
 
 def test_settings_from_missing_file_and_both_sources(tmp_path, monkeypatch):
-    reset_settings_cache()
     monkeypatch.setenv("BLACKSMITH_RECONCILER_CONFIG_FILE", str(tmp_path / "absent.conf"))
     with pytest.raises(ConfigError, match="cannot read .*absent.conf.* BLACKSMITH_RECONCILER_CONFIG_FILE"):
         settings_from_environment()
     monkeypatch.setenv("BLACKSMITH_RECONCILER_CONFIG_SSM", "/x")
     with pytest.raises(ConfigError, match="set only one"):
         settings_from_environment()
-    reset_settings_cache()
 
 
 def test_settings_from_environment_without_source_uses_defaults(monkeypatch):
-    reset_settings_cache()
     for name in ("BLACKSMITH_RECONCILER_CONFIG_FILE", "BLACKSMITH_RECONCILER_CONFIG_SSM"):
         monkeypatch.delenv(name, raising=False)
-    try:
-        s = settings_from_environment(env={})
-        assert s.reconciler.interval == 3600.0 and s.source == "defaults"
-    finally:
-        reset_settings_cache()
+    s = settings_from_environment(env={})
+    assert s.reconciler.interval == 3600.0 and s.source == "defaults"
 
 
-def test_settings_cache_is_per_env_overlay(monkeypatch):
-    """The embedded engine runs several functions in one process: each overlay gets its own settings."""
+def test_settings_from_environment_reads_the_overlay(monkeypatch):
+    """The embedded engine runs several functions in one process: each overlay is its function's."""
     from reconciler import env as envmod
 
-    reset_settings_cache()
     monkeypatch.delenv("BLACKSMITH_RECONCILER_BATCH_SIZE", raising=False)
-    try:
-        with envmod.overlay({"BLACKSMITH_RECONCILER_BATCH_SIZE": "3"}):
-            a = settings_from_environment()
-            assert settings_from_environment() is a
-        with envmod.overlay({"BLACKSMITH_RECONCILER_BATCH_SIZE": "4"}):
-            b = settings_from_environment()
-        assert (a.reconciler.batch_size, b.reconciler.batch_size) == (3, 4)
-        with envmod.overlay({"BLACKSMITH_RECONCILER_BATCH_SIZE": "3"}):
-            assert settings_from_environment() is a
-    finally:
-        reset_settings_cache()
+    with envmod.overlay({"BLACKSMITH_RECONCILER_BATCH_SIZE": "3"}):
+        a = settings_from_environment()
+    with envmod.overlay({"BLACKSMITH_RECONCILER_BATCH_SIZE": "4"}):
+        b = settings_from_environment()
+    assert (a.reconciler.batch_size, b.reconciler.batch_size) == (3, 4)
 
 
 def test_template_config_parameter_alias(aws, monkeypatch):
@@ -174,7 +154,6 @@ def test_template_config_parameter_alias(aws, monkeypatch):
     ssm.put_parameter(Name="/blacksmith/reconciler/config", Value=CONF, Type="SecureString")
     monkeypatch.setenv("BLACKSMITH_CONFIG_PARAMETER", "/blacksmith/reconciler/config")
     assert settings_from_environment().reconciler.interval == 1800.0
-    reset_settings_cache()
     monkeypatch.setenv("BLACKSMITH_RECONCILER_CONFIG_SSM", "/other")
     with pytest.raises(ConfigError, match="name different parameters"):
         settings_from_environment()

@@ -178,8 +178,10 @@ def test_scan_and_apply_batches_pause_by_their_own_keys():
     assert scan_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100), deps)["done"] is True  # first wave
     assert scan_batch.run({"run_id": "r", "batch": 1, "offset": 0}, Ctx(100), deps)["done"] is True  # BOSH requests
     assert scan_batch.run({"run_id": "r", "batch": 2, "offset": 0}, Ctx(100), deps)["done"] is True  # cache only
-    assert apply_batch.run({"run_id": "r", "batch": 4, "offset": 0}, Ctx(100), deps)["done"] is True
-    assert slept == [3.0, 0.25]  # scan: cooldown_period (and only when it reads BOSH); apply: batch.delay
+    assert apply_batch.run({"run_id": "r", "batch": 4, "offset": 0}, Ctx(100), deps)["done"] is True  # no items
+    # scan: cooldown_period, only when it reads BOSH; apply: batch.delay, only before its first
+    # request (this batch has nothing to read: it sends none and does not wait)
+    assert slept == [3.0]
 
 
 # --- queue_size, adaptive batch sizes, max_deployments_per_run ---------------------------

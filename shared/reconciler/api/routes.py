@@ -1,8 +1,8 @@
 """Routes of the Function URL API (Powertools ``LambdaFunctionUrlResolver``).
 
-The resolver is module-level, as Powertools expects; its AWS dependencies are built
-lazily on the first request (no I/O at import) and can be replaced in tests through
-:func:`use_services`.
+The resolver is module-level, as Powertools expects; its AWS dependencies (:class:`Services`)
+are the handler's, built on its first request (no I/O at import: :class:`ContainerServices`)
+and handed to each request through :func:`serving`; tests replace them with :func:`use_services`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ import base64
 import binascii
 import json
 import re
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 import boto3
@@ -75,41 +78,76 @@ class Services:
         return page.get("executions", [])
 
 
-_override: Services | None = None
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Services:
+        """The API function's services: its tables, its state machine, its configuration."""
+        settings = settings_from_environment(environ)
+        return cls(
+            store=Store.from_env(environ),
+            sfn=boto3.client("stepfunctions"),
+            state_machine_arn=_required(environ, "STATE_MACHINE_ARN"),
+            interval_s=settings.reconciler.interval,
+            enabled=settings.reconciler.enabled,
+            export_prometheus=settings.reconciler.metrics.export_prometheus,
+            refresh_s=settings.reconciler.metrics.collection_interval,
+            settings=settings,
+            foundations=tuple(f.name for f in settings.cf_foundations),
+            directors=tuple(d.name for d in settings.bosh_directors),
+        )
 
 
-def use_services(services: Services | None) -> None:
-    """Replace the lazily built services (tests, the embedded engine)."""
-    global _override
-    _override = services
-
-
-@cache
-def _services_from_environment(_fingerprint: str) -> Services:
-    settings = settings_from_environment()
-    return Services(
-        store=Store.from_env(env.environ()),
-        sfn=boto3.client("stepfunctions"),
-        state_machine_arn=_required("STATE_MACHINE_ARN"),
-        interval_s=settings.reconciler.interval,
-        enabled=settings.reconciler.enabled,
-        export_prometheus=settings.reconciler.metrics.export_prometheus,
-        refresh_s=settings.reconciler.metrics.collection_interval,
-        settings=settings,
-        foundations=tuple(f.name for f in settings.cf_foundations),
-        directors=tuple(d.name for d in settings.bosh_directors),
-    )
-
-
-def _required(name: str) -> str:
-    value = env.get(name)
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name)
     if not value:
         raise ConfigError(f"environment variable {name} is not set (the template sets it on the API function)")
     return value
 
 
+class ContainerServices:
+    """The API handler's :class:`Services`, built on its first request (from the environment the
+    function runs in) and kept for the container's life."""
+
+    def __init__(self, build: Callable[[], Services] | None = None) -> None:
+        self._build = build or (lambda: Services.from_environment(env.environ()))
+        self._services: Services | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Services:
+        with self._lock:
+            if self._services is None:
+                self._services = self._build()
+            return self._services
+
+
+_override: Services | None = None
+# the services of the request being answered (the resolver is module-level, shared by every
+# function of the embedded engine; a ContextVar is per thread)
+_serving: ContextVar[Callable[[], Services] | None] = ContextVar("reconciler_api_services", default=None)
+
+
+def use_services(services: Services | None) -> None:
+    """Replace the handler's services (tests)."""
+    global _override
+    _override = services
+
+
+@contextmanager
+def serving(services: Callable[[], Services]) -> Iterator[None]:
+    """Answer the requests of this block with ``services`` (the handler's ``ContainerServices``)."""
+    token = _serving.set(services)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
+
+
 def services() -> Services:
-    return _override or _services_from_environment(env.fingerprint())
+    if _override is not None:
+        return _override
+    current = _serving.get()
+    if current is None:
+        raise ConfigError("no API services for this request: the handler answers within routes.serving(...)")
+    return current()
 
 
 def _json(status_code: int, payload: Any) -> Response:

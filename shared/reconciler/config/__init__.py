@@ -3,8 +3,7 @@
 Public API (see docs/configuration.md)::
 
     load_settings(env=None, file_text=None, file_name="blacksmith.conf") -> Settings
-    settings_from_environment() -> Settings        # Lambdas: cached per cold start
-    reset_settings_cache()                         # tests
+    settings_from_environment(env=None) -> Settings  # Lambdas (their Deps keeps it per container)
     config_warnings(settings) / log_config_warnings(settings, logger=None)
     parse_duration(value) -> float seconds, parse_bool(value) -> bool
 """
@@ -20,7 +19,6 @@ from .loader import (
     load_settings,
     log_config_warnings,
     reconciler_env_keys,
-    reset_settings_cache,
     settings_from_environment,
 )
 from .models import (
@@ -80,6 +78,5 @@ __all__ = [
     "parse_bool",
     "parse_duration",
     "reconciler_env_keys",
-    "reset_settings_cache",
     "settings_from_environment",
 ]

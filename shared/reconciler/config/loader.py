@@ -24,14 +24,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
-import threading
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from .. import env as envmod
 from ..errors import ConfigError
@@ -66,7 +66,8 @@ VAULT_FALLBACK_ENV = {
     "ca_cert": ("VAULT_CACERT",),
     "namespace": ("VAULT_NAMESPACE",),
 }
-ENDPOINT_SECTIONS = {"cf": models.CFFoundation, "bosh": models.BoshDirector, "vault": models.VaultSettings}
+ENDPOINT_SECTIONS: dict[str, type[BaseModel]] = {
+    "cf": models.CFFoundation, "bosh": models.BoshDirector, "vault": models.VaultSettings}
 
 log = logging.getLogger("reconciler.config")
 
@@ -87,7 +88,7 @@ class EnvKey:
         return format_path(self.path)
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
@@ -328,12 +329,12 @@ def _one_endpoint_for_overrides(data: dict, env: Mapping[str, str], problems: li
 
 def _apply_env_keys(data: dict, env: Mapping[str, str], sources: _Sources, problems: list[str]) -> None:
     for key in all_env_keys():
-        found = [(n, _env_value(env, n)) for n in key.names if _env_value(env, n) is not None]
+        found = [(n, v) for n in key.names if (v := _env_value(env, n)) is not None]
         if len({v for _, v in found}) > 1:
             shown = "different values" if is_secret_field(key.field) else ", ".join(f"{n}={v!r}" for n, v in found)
             problems.append(f"{key.key}: set by {' and '.join(n for n, _ in found)} with {shown}; set only one")
             continue
-        by_name = [(n, _env_value(env, n)) for n in key.secret_names if _env_value(env, n) is not None]
+        by_name = [(n, v) for n in key.secret_names if (v := _env_value(env, n)) is not None]
         if by_name and found:
             problems.append(f"{key.key}: set by both {found[0][0]} and {by_name[0][0]}; set only one")
             continue
@@ -341,10 +342,11 @@ def _apply_env_keys(data: dict, env: Mapping[str, str], sources: _Sources, probl
             prefix = (_env_value(env, SECRETS_PREFIX_ENV) or "").strip()
             found = [(by_name[0][0], f"secretsmanager:{prefix}{(by_name[0][1] or '').strip()}")]
         if not found:
-            found = [(n, _env_value(env, n)) for n in key.fallbacks if _env_value(env, n) is not None][:1]
+            found = [(n, v) for n in key.fallbacks if (v := _env_value(env, n)) is not None][:1]
         if not found:
             continue
-        name, value = found[0]
+        name, text = found[0]
+        value: str | Secret = text
         if key.path[0] in ("cf", "bosh"):
             current = data.get(key.path[0])
             if not (isinstance(current, list) and len(current) == 1 and isinstance(current[0], dict)):
@@ -353,7 +355,7 @@ def _apply_env_keys(data: dict, env: Mapping[str, str], sources: _Sources, probl
             continue
         if is_secret_field(key.field):
             try:
-                value = Secret(value, origin=f"environment variable {name}")  # type: ignore[arg-type]
+                value = Secret(text, origin=f"environment variable {name}")
             except ValueError as exc:
                 problems.append(f"{key.key} = *** (environment variable {name}): {exc}")
                 continue
@@ -370,7 +372,7 @@ def _sections_are_mappings(data: dict, path: Path) -> bool:
     return True
 
 
-def _format_error(err: dict, sources: _Sources) -> str:
+def _format_error(err: ErrorDetails, sources: _Sources) -> str:
     loc: Path = tuple(err.get("loc", ()))
     # Drop validator-internal loc parts (e.g. "function-before[...]").
     loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "is-instance")))
@@ -380,12 +382,12 @@ def _format_error(err: dict, sources: _Sources) -> str:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1]) if len(loc) > 1 else Settings
-        accepted = []
+        keys: list[str] = []
         if parent is not None:
-            accepted = [f.alias or n for n, f in parent.model_fields.items()]
-        close = difflib.get_close_matches(str(loc[-1]), accepted, n=1)
+            keys = [f.alias or n for n, f in parent.model_fields.items()]
+        close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"{key} ({where}): unknown key{hint}; accepted keys here: {', '.join(accepted)}"
+        return f"{key} ({where}): unknown key{hint}; accepted keys here: {', '.join(keys)}"
     if kind == "missing":
         accepted = describe_accepted(info)
         return f"{key} ({where}): required but missing; expected {accepted or 'a value'}"
@@ -436,7 +438,7 @@ def load_settings(
 
     Raises one :class:`ConfigError` listing every problem (key, value, source, what is accepted).
     """
-    env = _environ() if env is None else env
+    env = envmod.environ() if env is None else env
     problems: list[str] = []
     data: Any = {}
     lines: dict[Path, int] = {}
@@ -556,20 +558,6 @@ def log_config_warnings(settings: Settings, logger: Any = None) -> list[str]:
 
 # --- Lambda entry point ------------------------------------------------------------------
 
-# One Settings per environment fingerprint: on AWS that is one per cold start; in the embedded
-# engine (many functions in one process, each with its env overlay) one per function.
-_cache: dict[str, Settings] = {}
-_lock = threading.Lock()
-
-
-def _environ() -> Mapping[str, str]:
-    return envmod.environ()
-
-
-def _fingerprint() -> str:
-    return envmod.fingerprint()
-
-
 def read_source(env: Mapping[str, str]) -> tuple[str | None, str]:
     ssm_name = _env_value(env, CONFIG_SSM_ENV)
     alias = _env_value(env, CONFIG_SSM_ALIAS_ENV)
@@ -610,31 +598,17 @@ def read_source(env: Mapping[str, str]) -> tuple[str | None, str]:
 
 
 def settings_from_environment(env: Mapping[str, str] | None = None) -> Settings:
-    """The Lambda's settings, built once per execution environment (cold start) and cached.
+    """The Lambda's settings, read anew at each call (the handler's ``Deps`` keeps them for the
+    container's life: ``reconciler.phases.deps``).
 
     The YAML comes from the SSM parameter named by ``BLACKSMITH_RECONCILER_CONFIG_SSM`` or the
     file named by ``BLACKSMITH_RECONCILER_CONFIG_FILE`` (neither: defaults only); environment
     variables override it. ``env`` defaults to :func:`reconciler.env.environ` (the process
-    environment plus the embedded engine's per-invocation overlay); an explicit ``env`` is not
-    cached. :func:`reset_settings_cache` forgets cached values.
+    environment plus the embedded engine's per-invocation overlay).
     """
-    if env is not None:
-        text, name = read_source(env)
-        return load_settings(env, text, name)
-    key = _fingerprint()
-    with _lock:
-        cached = _cache.get(key)
-        if cached is None:
-            environ = _environ()
-            text, name = read_source(environ)
-            cached = _cache[key] = load_settings(environ, text, name)
-        return cached
-
-
-def reset_settings_cache() -> None:
-    """Forget every cached Settings (tests; the embedded engine between scenarios)."""
-    with _lock:
-        _cache.clear()
+    environ = envmod.environ() if env is None else env
+    text, name = read_source(environ)
+    return load_settings(environ, text, name)
 
 
 def _without_userinfo(value: Any) -> Any:

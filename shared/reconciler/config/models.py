@@ -15,7 +15,7 @@ import math
 import os
 import re
 import tempfile
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from annotated_types import Gt, Le
@@ -333,8 +333,9 @@ class Matching(_Model):
         return None
 
 
-NOTIFICATION_EVENTS = ("run_failed", "run_with_errors", "new_findings", "findings_resolved",
-                       "credentials_recovered", "circuit_opened", "remediation")
+NotificationEvent = Literal["run_failed", "run_with_errors", "new_findings", "findings_resolved",
+                            "credentials_recovered", "circuit_opened", "remediation"]
+NOTIFICATION_EVENTS: tuple[NotificationEvent, ...] = get_args(NotificationEvent)
 
 
 def _parse_webhooks(value: Any) -> Any:
@@ -353,7 +354,7 @@ class Webhook(_Model):
     """One webhook: where to POST, which events, and the HMAC key signing the body."""
 
     url: Annotated[str, BeforeValidator(lambda v: _parse_url(v) if v else v), Kind("an http:// or https:// URL")]
-    events: Annotated[list[Literal[NOTIFICATION_EVENTS]], Kind(f"a list of {', '.join(NOTIFICATION_EVENTS)}")] = \
+    events: Annotated[list[NotificationEvent], Kind(f"a list of {', '.join(NOTIFICATION_EVENTS)}")] = \
         Field(default_factory=lambda: list(NOTIFICATION_EVENTS))  # default: every event
     # the HMAC-SHA256 key of X-Blacksmith-Signature (a reference in production)
     secret: Annotated[Secret, Kind("a string, or a reference ssm:/name, secretsmanager:name[#key]")] | None = None
@@ -392,12 +393,14 @@ def _policy_model(kind: FindingKind) -> type[_Model]:
 
 _POLICIES = {kind: _policy_model(kind) for kind in FindingKind}
 
-Remediation = create_model(
-    "Remediation", __base__=_Model,
-    **{kind.remediation_key: (Annotated[_POLICIES[kind], BeforeValidator(_policy_shorthand)],
-                              Field(default_factory=_POLICIES[kind]))
-       for kind in FindingKind},
-)
+_REMEDIATION_FIELDS: dict[str, Any] = {
+    kind.remediation_key: (Annotated[_POLICIES[kind], BeforeValidator(_policy_shorthand)],
+                           Field(default_factory=_POLICIES[kind]))
+    for kind in FindingKind}
+if TYPE_CHECKING:  # built from the kinds at import: to the type checker, a model of unknown fields
+    Remediation = _Model
+else:
+    Remediation = create_model("Remediation", __base__=_Model, **_REMEDIATION_FIELDS)
 Remediation.__doc__ = ("Per finding kind, what is done about it: ``report`` (default, nothing else) or, for "
                        "Vault orphans only, ``archive`` (verified backup, then the instance's Vault data removed).")
 
@@ -427,7 +430,7 @@ class ReconcilerSettings(_Model):
     matching: Matching = Field(default_factory=Matching)
     bosh: BoshScan = Field(default_factory=BoshScan)
     notifications: Notifications = Field(default_factory=Notifications)
-    remediation: Remediation = Field(default_factory=Remediation)  # type: ignore[valid-type]
+    remediation: Remediation = Field(default_factory=Remediation)
 
     @model_validator(mode="after")
     def _archive_needs_backups(self) -> ReconcilerSettings:

@@ -21,6 +21,7 @@ from .planning import (
     paths_read,
     plan_batch,
     plan_instance,
+    task_hold,
 )
 from .types import (
     Conflict,
@@ -48,6 +49,6 @@ __all__ = [
     "ValidationIssue", "ValidationReport", "build_catalog", "build_plan_items", "empty_findings",
     "is_allowed_write_path", "is_excluded_name", "is_uuid", "match", "merge_index", "needs_parameters",
     "normalize_uuid", "observations_from", "orphan_candidates", "parse_manifest", "paths_read", "plan_batch",
-    "plan_instance", "bindings_without_credentials",
+    "plan_instance", "bindings_without_credentials", "task_hold",
     "recover_credentials", "service_kind", "source_ok", "split_deployment_name", "update_orphans", "validate_index",
 ]  # fmt: skip

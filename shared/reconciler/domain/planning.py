@@ -12,14 +12,14 @@ Rules (DESIGN.md §5):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
 from ..models import VM, CatalogPlan, CFBinding, CFInstance, DeploymentDetail, Record, VaultWrite
-from .broker import bound_history, history_in_broker_format, task_in_flight, unix_seconds
+from .broker import bound_history, history_in_broker_format, task_in_flight, task_record_decides, unix_seconds
 from .credentials import recover_credentials
 from .types import USER_FIELDS, DomainConfig, InstancePlan, Match, MatchResult
 from .uuids import instance_path, is_allowed_write_path, normalize_uuid
@@ -612,22 +612,46 @@ def needs_parameters(item: PlanItem, current: Tree, cfg: DomainConfig | None = N
 
 def paths_read(item: PlanItem, cfg: DomainConfig | None = None) -> list[str]:
     """The Vault paths :func:`plan_instance` looks at for ``item``: the root, ``manifest``,
-    ``credentials``, ``metadata``, the broker's ``task`` and ``deployment`` records and both
-    paths of each CF binding. A plan needs nothing
-    else of the tree (no LIST): forge secrets, other bindings and legacy backups only matter
-    to the backup taken before a write, which reads the whole tree. [] for a skipped item."""
+    ``credentials``, ``metadata``, the broker's ``deployment`` record, both paths of each CF
+    binding, and the broker's ``task`` record only where CF cannot say when the instance's
+    last operation finished (:func:`~reconciler.domain.broker.task_record_decides`): else a
+    task counts only if newer than that finish, an operation started after this run read CF,
+    and the tree read before any write (the backup's, judged by :func:`task_hold`) sees it;
+    an instance that gets no write needs no task read. A plan needs nothing else of the tree
+    (no LIST): forge secrets, other bindings and legacy backups only matter to the backup
+    taken before a write, which reads the whole tree. [] for a skipped item."""
     cfg = cfg or DomainConfig()
     uid = normalize_uuid(item.instance_id)
     if uid is None or item.skip_reason:
         return []
-    out = [instance_path(uid, *parts, mount=cfg.mount) for parts in ((), ("manifest",), ("credentials",),
-                                                                    ("metadata",), ("task",), ("deployment",))]
+    records: list[tuple[str, ...]] = [(), ("manifest",), ("credentials",), ("metadata",)]
+    if task_record_decides(item.cf.last_operation if item.cf is not None else None):
+        records.append(("task",))
+    records.append(("deployment",))
+    out = [instance_path(uid, *parts, mount=cfg.mount) for parts in records]
     for b in item.bindings:
         bid = normalize_uuid(b.guid)
         if bid is not None:
             out += [instance_path(uid, "bindings", bid, "credentials", mount=cfg.mount),
                     instance_path(uid, "bindings", bid, "metadata", mount=cfg.mount)]
     return list(dict.fromkeys(out))
+
+
+def task_hold(items: Sequence[PlanItem], *, now: float, cfg: DomainConfig | None = None
+              ) -> Callable[[str, Mapping[str, Any]], str]:
+    """The ``hold`` of :func:`reconciler.apply.apply_plan` for ``items``: on the tree read
+    before an instance's writes (``{path: (data, version)}``), the broker operation its
+    ``task`` record shows under way since CF's last settled one ("" when none). It covers
+    the task record :func:`paths_read` left out (CF settled): an instance held writes nothing."""
+    cfg = cfg or DomainConfig()
+    ops = {i.instance_id: i.cf.last_operation if i.cf is not None else None for i in items}
+
+    def hold(instance_id: str, tree: Mapping[str, Any]) -> str:
+        uid = normalize_uuid(instance_id)
+        got = tree.get(instance_path(uid, "task", mount=cfg.mount)) if uid is not None else None
+        return task_in_flight(got[0] if got else None, ops.get(instance_id), now=now)
+
+    return hold
 
 
 def bindings_without_credentials(item: PlanItem, view: Mapping[str, Any], cfg: DomainConfig | None = None

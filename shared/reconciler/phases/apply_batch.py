@@ -16,7 +16,15 @@ from typing import Any
 
 from .. import progress
 from ..apply import ApplyReport, BackupSettings, apply_plan, enforce_retention, migrate_legacy_backups
-from ..domain import DomainConfig, PlanItem, bindings_without_credentials, needs_parameters, paths_read, plan_batch
+from ..domain import (
+    DomainConfig,
+    PlanItem,
+    bindings_without_credentials,
+    needs_parameters,
+    paths_read,
+    plan_batch,
+    task_hold,
+)
 from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, Unavailable, VaultSealed
 from ..plans import describe
 from ..ports import KvStore
@@ -153,8 +161,7 @@ class BatchApply:
         self.cf_available = bool(flags.get("cf_available", True))
         self.cf_endpoints = flags.get("cf_endpoints") or {}  # UAA's links DiscoverCF read: no API root read here
         self.budget = runtime.Budget.for_batch(context, s, event)
-        runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget,
-                                      sleep=deps.sleep)
+        self.paused = False  # batch.delay: paused before the batch's first Vault request only
         # a forced run also sweeps the instances it does not write: legacy backups migrated, old
         # backups aged out (a written instance gets both from apply_instance, every run)
         self.sweep = self.backup_settings.enabled and bool(flags.get("forced"))
@@ -162,6 +169,15 @@ class BatchApply:
         self.failed_ids: list[str] = list(self.figures.pop("failed_ids", None) or [])  # tried first next run
         self.clients: dict[str, Any] = {}
         self.parameters = ParameterFetcher(self.client_of, self.figures)
+
+    def pause(self) -> None:
+        """``batch.delay`` before the first request of a second-wave batch, once: a batch that
+        sends no request (nothing to read) does not wait."""
+        if not self.paused:
+            self.paused = True
+            s = self.settings
+            runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget,
+                                          sleep=self.deps.sleep)
 
     def record_error(self, target: str, message: str) -> None:
         self.store.record_error(self.run_id, "ApplyBatch", target, message)
@@ -223,6 +239,7 @@ class BatchApply:
         todo = [b for bs in wanted.values() for b in bs]
         if not todo:
             return chunk_items
+        self.pause()
         got: dict[str, Any] = {}
         for binding, why, again in pool.map(self.fetch_binding, todo):
             if why is None:
@@ -243,6 +260,7 @@ class BatchApply:
     def read_chunk(self, pool: Any, wanted: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, str]]:
         """(every wanted path's value, the first read error of each instance that has one)."""
         if any(wanted.values()):
+            self.pause()
             self.vault.kv_version  # noqa: B018 - detected once (cached), before the reads fan out
         got, read_errors = {}, {}
         for path, value, error in self.read_all(pool, [p for paths in wanted.values() for p in paths]):
@@ -252,6 +270,13 @@ class BatchApply:
         unread = {iid: next(read_errors[p] for p in paths if p in read_errors)
                   for iid, paths in wanted.items() if any(p in read_errors for p in paths)}
         return got, unread
+
+    @staticmethod
+    def known(wanted: dict[str, list[str]], got: dict[str, Any], unread: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Per instance every path the plan read, None where it was absent: the tree read
+        before a write reads neither again (a lost root was read twice; its cas write, 0 for
+        an absent path, fails if it appeared meanwhile)."""
+        return {iid: {p: got.get(p) for p in paths} for iid, paths in wanted.items() if paths and iid not in unread}
 
     def record_unread(self, unread: dict[str, str], again: list[str]) -> None:
         """Instances whose reads failed (not to be tried again now): recorded and skipped alone;
@@ -274,12 +299,17 @@ class BatchApply:
             if r.status == "failed":
                 self.record_error(f"instance {r.instance_id}", r.error or "failed")
                 self.failed_ids.append(r.instance_id)
+            elif r.status == "held":  # in flight, as a plan that read the task record skips it
+                log.info("vault: instance %s not written: %s", r.instance_id, r.held)
+                self.count("instances_in_flight")
+                self.figures.setdefault("in_flight_tasks", {})[r.instance_id] = r.held
         for name, value in report.figures.items():
             self.count(FIGURE_NAMES.get(name, name), value)
 
     def sweep_unchanged(self, planned: list[PlanItem], report: ApplyReport, again: list[str]) -> None:
         """A forced run's backup sweep of the planned instances neither written nor to be tried again."""
         written = {r.instance_id for r in report.instances if r.status == "written"}
+        self.pause()
         sweep_backups(self.vault, [i.instance_id for i in planned if i.instance_id not in written
                                    and i.instance_id not in again],
                       self.backup_settings, self.figures,
@@ -304,8 +334,12 @@ class BatchApply:
         index = {i.instance_id: i.index_entry for i in chunk if i.index_entry}
         # an instance with writes gets the rest of its tree read (the backup's content); the
         # paths the plan read are reused, their cas versions guarding the writes
+        # the broker's task record, where the plan did not read it (CF settled), is judged on
+        # the tree read before the writes: an operation started since CF was read holds them
+        if any(writes.values()):
+            self.pause()
         report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
-                            known=views)
+                            known=self.known(wanted, got, unread), hold=task_hold(chunk, now=time.time(), cfg=self.cfg))
         again += [r.instance_id for r in report.instances
                   if r.status == "failed" and may_retry and transient(r.error or "")]
         report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted,

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import env
-from ..config import Settings, load_settings
-from ..config.loader import read_source
+from ..config import Settings, settings_from_environment
 from ..ports import Clock, CloudController, Director, KvStore
 from ..store import Store
 from . import sources
@@ -96,8 +95,7 @@ class Deps:
         settings: Settings | None = None
         error: Exception | None = None
         try:
-            text, name = read_source(environ)
-            settings = load_settings(environ, text, name)
+            settings = settings_from_environment(environ)
         except Exception as exc:  # noqa: BLE001 - raised where a phase reads its settings
             error = exc
         extra: dict[str, float] = {}

@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import progress
 from ..domain import DomainConfig, is_excluded_name
+from ..domain.uuids import trailing_uuid
 from ..errors import ReconcilerError
 from . import contracts, retry_first, runtime, sources
 from .deps import Deps
@@ -52,6 +53,10 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
 
     deployments = retry_first.first(deployments, retry_first.get(store)["deployments"],
                                     key_of)  # last run's failed scans first
+    # the deployments a name cannot identify first: their manifests may claim any instance, so
+    # an apply beside the scan (reconciler.concurrency.overlap_phases) waits for them
+    deployments.sort(key=lambda d: trailing_uuid(d.name) is not None)
+    unnamed = sum(trailing_uuid(d.name) is None for d in deployments)
     wanted = runtime.batch_size(s, "scan", (store.get_metrics() or {}).get("scan_ms_per_item"))
     size, count = runtime.split(len(deployments), wanted, runtime.max_map_items(s))
     revalidated = sum(v == "revalidated" for v in kept.values())
@@ -64,6 +69,7 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         "deployments": [d.model_dump(mode="json") for d in deployments],
         "deferred": [d.model_dump(mode="json") for d in deferred],
         "excluded": [d.model_dump(mode="json") for d in excluded], "batch_size": size,
+        "unnamed_batches": -(-unnamed // size) if unnamed else 0,  # the first ones hold them
         "from_cache": kept},
         runtime.scratch_ttl(s))
     progress.map_total(store, run["run_id"], "scan", count, len(deployments))
