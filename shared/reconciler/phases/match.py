@@ -25,18 +25,19 @@ SCAN_BATCH_FAILED = "its scan batch failed this run; scanned again next run"
 DEFERRED = "not scanned this run (reconciler.concurrency.max_deployments_per_run); scanned in a later run"
 
 
-def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[DeploymentDetail], list[Any]]:
+def gather_details(store: Any, run_id: str,
+                   bosh: contracts.SourceResult | None) -> tuple[list[DeploymentDetail], list[Any]]:
     """Scanned details, plus deployments whose scan batch failed or was deferred (matched by name
     only, marked with an ``error`` so no orphan is marked on their evidence); the second list
     names the failed-batch deployments."""
-    if bosh.get("status") != "ok":
+    if bosh is None or bosh.status != "ok":
         return [], []
     listing = store.get_scratch(run_id, contracts.BOSH) or {}
     size = int(listing.get("batch_size") or 1)
     entries = listing.get("deployments", [])
     details: list[DeploymentDetail] = []
     unscanned: list[Any] = []
-    for batch in bosh.get("batches") or []:
+    for batch in bosh.batches:
         got = store.get_scratch(run_id, contracts.scan_details(batch))
         if got is None or store.get_scratch(run_id, contracts.batch_figures("scan", batch)) is None:
             unscanned += [BoshDeployment.model_validate(d) for d in entries[batch * size:(batch + 1) * size]]
@@ -82,23 +83,24 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
 
 
 def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
-    run_id = run["run_id"]
+    given = contracts.parse(contracts.SourcesInput, event, "run", "sources")
+    run, cf_source, bosh = given.run, given.sources.cf, given.sources.bosh
+    run_id = run.run_id
     s, store = deps.settings, deps.store
     progress.phase_started(store, run_id, "Match")
     cfg = DomainConfig.from_settings(s)
-    cf_data = store.get_scratch(run_id, contracts.CF) if (srcs.get("cf") or {}).get("status") != "skipped" else None
+    cf_data = store.get_scratch(run_id, contracts.CF) if (cf_source is None or cf_source.status != "skipped") else None
     cf_available = cf_data is not None
     instances, catalog, bindings = sources.load_cf(cf_data)
-    details, unscanned = gather_details(store, run_id, srcs.get("bosh") or {})
+    details, unscanned = gather_details(store, run_id, bosh)
     vault = deps.kv()
     index = vault.read_data(f"{cfg.mount}/db") or {}
     result = match(instances if cf_available else None, details, index, catalog, cfg)
     items = build_plan_items(result, instances=instances if cf_available else None,
                              details={d.name: d for d in details}, index=index, bindings=bindings,
                              cf_available=cf_available, catalog=catalog)
-    items = hold_back(items, (srcs.get("bosh") or {}).get("failed_directors") or [], cfg, result)  # a director down
-    selected = set(((run.get("selection") or {}).get("instances")) or [])
+    items = hold_back(items, bosh.failed_directors if bosh else [], cfg, result)  # a director down
+    selected = set((run.selection or {}).get("instances") or [])
     if selected and not cf_available:
         items = [i for i in items if i.instance_id in selected]
     items = retry_first.first(items, retry_first.get(store)["instances"], lambda i: i.instance_id)  # last run's misses
@@ -111,9 +113,9 @@ def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, An
     progress.map_total(store, run_id, "apply", count, len(items))
     store.put_scratch(run_id, contracts.MATCH, result.model_dump(mode="json"), ttl)
     store.put_scratch(run_id, contracts.INDEX, index, ttl)
-    store.put_scratch(run_id, contracts.FLAGS, {"cf_available": cf_available, "forced": bool(run.get("forced")),
-                                        "dry_run": bool(run.get("dry_run")),
-                                        "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
+    store.put_scratch(run_id, contracts.FLAGS, {"cf_available": cf_available, "forced": run.forced,
+                                        "dry_run": run.dry_run,
+                                        "bosh_available": bosh is not None and bosh.status == "ok",
                                         "kv_version": vault.kv_version,  # detected once per run
                                         # UAA's links from the CF API root: ApplyBatch's clients skip it
                                         "cf_endpoints": (cf_data or {}).get("endpoints") or {},
