@@ -272,6 +272,13 @@ class BatchApply:
                   for iid, paths in wanted.items() if any(p in read_errors for p in paths)}
         return got, unread
 
+    @staticmethod
+    def known(wanted: dict[str, list[str]], got: dict[str, Any], unread: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Per instance every path the plan read, None where it was absent: the tree read
+        before a write reads neither again (a lost root was read twice; its cas write, 0 for
+        an absent path, fails if it appeared meanwhile)."""
+        return {iid: {p: got.get(p) for p in paths} for iid, paths in wanted.items() if paths and iid not in unread}
+
     def record_unread(self, unread: dict[str, str], again: list[str]) -> None:
         """Instances whose reads failed (not to be tried again now): recorded and skipped alone;
         the next run retries them first."""
@@ -333,7 +340,7 @@ class BatchApply:
         if any(writes.values()):
             self.pause()
         report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
-                            known=views, hold=task_hold(chunk, now=time.time(), cfg=self.cfg))
+                            known=self.known(wanted, got, unread), hold=task_hold(chunk, now=time.time(), cfg=self.cfg))
         again += [r.instance_id for r in report.instances
                   if r.status == "failed" and may_retry and transient(r.error or "")]
         report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted,
