@@ -108,8 +108,7 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
 
 def sync(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     given = contracts.parse(contracts.SourcesInput, event, "run", "sources")
-    run, srcs = given.run, given.sources
-    run_id = run.run_id
+    run, srcs, run_id = given.run, given.sources, given.run.run_id
     s, store = deps.settings, deps.store
     progress.phase_started(store, run_id, "SyncIndex")
     cfg = DomainConfig.from_settings(s)
