@@ -12,7 +12,10 @@ key                            written by          read by
 ``bosh``                       DiscoverBosh        ScanBatch, Match
 ``scan#<b>``                   ScanBatch           Match
 ``scan#<b>#figures``           ScanBatch           Match, Finish
-``apply#<b>#items``            Match               ApplyBatch, Finish
+``scan#<b>#failed``            RecordFailure       ApplyBatch (early)
+``apply#<b>#items``            Match, ApplyBatch   ApplyBatch, Finish
+                               (early)
+``apply#<b>#early``            ApplyBatch (early)  Match
 ``apply#<b>#figures``          ApplyBatch          SyncIndex, Finish
 ``<key>#progress``             a batch that stops  the same batch, invoked again
 ``match``, ``index``           Match               SyncIndex
@@ -70,6 +73,16 @@ def batch_figures(phase: str, batch: int) -> str:
     return f"{phase}#{batch}#figures"
 
 
+def scan_failed(batch: int) -> str:
+    """RecordFailure's mark of a failed scan batch: an early apply batch waiting for it stops."""
+    return f"scan#{batch}#failed"
+
+
+def early_applied(batch: int) -> str:
+    """``{instance: digest}`` of the items an early apply batch applied (Match drops equal ones)."""
+    return f"apply#{batch}#early"
+
+
 def apply_items(batch: int) -> str:
     return f"apply#{batch}#items"
 
@@ -123,6 +136,7 @@ class Limits(Contract):
 
     scan_concurrency: int
     apply_concurrency: int
+    overlap: bool = False  # reconciler.concurrency.overlap_phases, and no selection: the early apply branch
 
 
 class Run(Contract):
@@ -181,10 +195,17 @@ class SourcesInput(Contract):
 
     run: Run
     sources: Sources
+    early: bool = False  # Match as PrepareEarly (overlap_phases)
 
 
 class MatchOutput(Contract):
     batches: list[int] = Field(default_factory=list)  # the UpdateVault Map's items
+
+
+class EarlyOutput(Contract):
+    """PrepareEarly's output (``$.early``): the UpdateVaultEarly Map's items (the scan batches)."""
+
+    batches: list[int] = Field(default_factory=list)
 
 
 class BatchInput(Contract):
@@ -194,6 +215,7 @@ class BatchInput(Contract):
     batch: int
     offset: int
     timeout_s: float | None = None
+    early: bool = False  # ApplyBatch beside the scan (overlap_phases): it cuts its items once its scans are done
     breaker_handovers: int = 0  # invocations an open breaker ended without progress (runtime.py)
 
 
@@ -253,6 +275,7 @@ class StateData(Contract):
     run: Run
     sources: Sources | None = None
     match: MatchOutput | None = None
+    early: EarlyOutput | None = None
     index: dict[str, Any] | None = None
     orphans: dict[str, Any] | None = None
     error: dict[str, Any] | None = None

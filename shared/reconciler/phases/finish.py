@@ -85,7 +85,8 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     failed_deployments: list[str] = []
     scan = gather(store, run_id, "scan", len(bosh.get("batches") or []), failed_deployments)
     failed_ids: list[str] = []
-    apply = gather(store, run_id, "apply", len(match.get("batches") or []), failed_ids)
+    apply = gather(store, run_id, "apply", int(match.get("apply_batches", len(match.get("batches") or []))),
+                   failed_ids)  # the early batches too (overlap_phases): the late ones are numbered after them
     missed = not_reconciled(match, apply, sources)
     dry_run = run.dry_run
     plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
