@@ -29,7 +29,7 @@ from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, U
 from ..plans import describe
 from ..ports import KvStore
 from ..recording import RecordingVault
-from . import contracts, runtime, sources
+from . import contracts, early_apply, runtime, sources
 from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.apply_batch")
@@ -143,7 +143,8 @@ class BatchApply:
 
     def __init__(self, event: dict[str, Any], context: Any, deps: Deps) -> None:
         self.event, self.deps = event, deps
-        self.run_id, self.batch, self.offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
+        given = contracts.parse(contracts.BatchInput, event, "run_id", "batch", "offset")
+        self.run_id, self.batch, self.offset = given.run_id, given.batch, given.offset
         s, store = self.settings, self.store = deps.settings, deps.store
         progress.phase_started(store, self.run_id, "UpdateVault")
         self.cfg = DomainConfig.from_settings(s)
@@ -413,6 +414,10 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     batch run again from its input, when that fits the invocation's time (else the state
     machine's catch records the batch as not processed)."""
     def attempt(timed: dict[str, Any]) -> dict[str, Any]:
+        if timed.get("early") and not timed.get("offset") and not timed.get("early_cut"):
+            if early_apply.cut(timed, context, deps) is None:  # out of time waiting for its scans: again
+                return {**timed, "offset": 0, "done": False, "early_waits": int(timed.get("early_waits") or 0) + 1}
+            timed = {**timed, "early_cut": True}
         job = BatchApply(timed, context, deps)
         began = time.monotonic()
         return job.save(job.apply_items(), began)
