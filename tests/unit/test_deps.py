@@ -88,6 +88,6 @@ def test_an_invocation_stores_its_api_request_and_error_counts_once(store_fails)
     (added,) = store.added
     attempts = added["api_requests_total__bosh"]
     assert attempts >= 2 and added["api_errors_total__bosh"] == attempts - 1
-    tag = "west".encode().hex()
+    tag = b"west".hex()
     assert added[f"api_requests_total__bosh__m_{tag}"] == attempts
     assert take_all_counts() == {}  # flushed: the next invocation starts from zero
