@@ -27,7 +27,7 @@ from reconciler.errors import (
     VaultSealed,
 )
 from reconciler.models import VaultWrite
-from reconciler.ports import KvStore
+from reconciler.ports import KvStore, Tree
 
 log = logging.getLogger(__name__)
 
@@ -121,24 +121,24 @@ def backup_instance(vault: KvStore, instance_id: str, *, tree: Mapping[str, tupl
         stored = scan_backups(vault, instance_id)
     current = [s for s in stored if s.format == "v1"]
     same = next((s for s in current if s.key == built.sha256), None)
-    sizes = {"raw_size": built.raw_size, "compressed_size": built.compressed_size}
     if same is not None:
         newest = max(current, key=lambda s: (s.timestamp or 0, s.key))
         if newest.key == built.sha256 or (same.timestamp or 0) >= (newest.timestamp or 0):
-            return BackupOutcome(built.sha256, **sizes)
+            return BackupOutcome(built.sha256, raw_size=built.raw_size, compressed_size=built.compressed_size)
         got = vault.read(built.path)
         vault.write(built.path, built.record, cas=got[1] if got else 0)
         same.timestamp = built.record["timestamp"]
-        return BackupOutcome(built.sha256, refreshed=True, **sizes)
+        return BackupOutcome(built.sha256, refreshed=True, raw_size=built.raw_size,
+                             compressed_size=built.compressed_size)
     try:
         vault.write(built.path, built.record, cas=0)
     except CasConflict:
         # another writer stored the same content meanwhile: identical by construction
-        return BackupOutcome(built.sha256, **sizes)
+        return BackupOutcome(built.sha256, raw_size=built.raw_size, compressed_size=built.compressed_size)
     stored.append(StoredBackup(built.sha256, built.path, built.record["timestamp"], "v1"))
     log.info("backup: instance %s backed up as %s (%d paths, %d -> %d bytes)", instance_id, built.sha256[:12],
              built.record["paths"], built.raw_size, built.compressed_size)
-    return BackupOutcome(built.sha256, created=True, **sizes)
+    return BackupOutcome(built.sha256, created=True, raw_size=built.raw_size, compressed_size=built.compressed_size)
 
 
 def enforce_retention(vault: KvStore, instance_id: str, settings: BackupSettings, *, now: float,
@@ -300,6 +300,12 @@ class ApplyReport:
         return {"figures": self.figures, "aborted": self.aborted, "instances": [asdict(i) for i in self.instances]}
 
 
+def _present(tree: Tree) -> VersionedTree:
+    """The paths of a read tree that hold data, as dicts. ``read_tree`` lists only those (the
+    port's ``Tree`` allows ``None``: a path read and found absent), so this only narrows the type."""
+    return {p: (d if isinstance(d, dict) else dict(d), v) for p, (d, v) in tree.items() if d is not None}
+
+
 def _differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return bk.canonical_json(a) != bk.canonical_json(b)
 
@@ -326,7 +332,7 @@ def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite
     if not writes:
         return result
     if tree is None:
-        tree = vault.read_tree(root, exclude=[bk.legacy_folder(instance_id, mount) + "/"], known=known)
+        tree = _present(vault.read_tree(root, exclude=[bk.legacy_folder(instance_id, mount) + "/"], known=known))
     effective = [w for w in writes if w.path not in tree or _differs(tree[w.path][0], w.data)]
     result.writes_skipped = len(writes) - len(effective)
     if not effective:
@@ -576,7 +582,8 @@ def restore(vault: KvStore, instance_id: str, sha: str, path: str | None = None,
         raise InvalidInput(f"backup {sha[:12]} of instance {instance_id} has no path {path}; "
                            f"it holds: {sorted(decoded.tree)}")
     index_path = index_path or f"{mount}/db"
-    tree = vault.read_tree(bk.instance_root(instance_id, mount), exclude=[bk.legacy_folder(instance_id, mount) + "/"])
+    tree = _present(vault.read_tree(bk.instance_root(instance_id, mount),
+                                    exclude=[bk.legacy_folder(instance_id, mount) + "/"]))
     index_now = vault.read_data(index_path) or {}
     entry_now = index_now.get(instance_id) if isinstance(index_now.get(instance_id), Mapping) else None
     pre = backup_instance(vault, instance_id, tree=tree, index_entry=entry_now, settings=settings, now=now)

@@ -34,3 +34,17 @@ def test_task_records_read_only_where_they_decide_and_a_newer_task_holds_the_wri
     assert after[f"secret/{busy}/manifest"] == before[f"secret/{busy}/manifest"]  # held: nothing written
     assert after[f"secret/{free}/manifest"] != before[f"secret/{free}/manifest"]  # repaired as before
     assert apply["instances_in_flight"] >= 1
+
+
+def test_a_path_the_plan_read_as_absent_is_not_read_again_before_its_write():
+    world, expected = small_world(20, seed=5, lost_tree=0.3)
+    lost = expected["drift"]["lost_tree"]
+    assert lost, "the test needs lost trees"
+    with scenario(world) as sc:
+        run = sc.run_once()
+        after = sc.vault_contents()
+        gets = [e.path for e in sc.stack.servers["vault"].log.entries("vault", "GET")]
+    assert run["status"] == "SUCCEEDED", run["cause"]
+    for iid in lost:
+        assert f"secret/{iid}" in after  # restored
+        assert gets.count(f"/v1/secret/data/{iid}") == 1, iid  # the plan's read; the write's cas 0 guards it

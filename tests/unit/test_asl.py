@@ -46,15 +46,18 @@ def test_jsonpath_only():
 
 def test_six_phases_readable():
     top = list(ASL["States"])
-    for phase in ["Discover", "ScanDeployments", "Match", "UpdateVault", "SyncIndex", "Orphans"]:
+    for phase in ["Discover", "ScanAndApply", "Match", "UpdateVault", "SyncIndex", "Orphans"]:
         assert phase in top
+    # phase 2 beside the early part of phase 4 (overlap_phases)
+    assert ASL["States"]["ScanAndApply"]["Type"] == "Parallel"
+    assert {"ScanAndApply/ScanDeployments", "ScanAndApply/UpdateVaultEarly"} <= set(STATES)
     assert {"Discover/DiscoverCF", "Discover/DiscoverBosh"} <= set(STATES)
     assert ASL["States"]["Discover"]["Type"] == "Parallel"
 
 
 def test_maps_take_concurrency_from_run_limits():
-    for name in ("ScanDeployments", "UpdateVault"):
-        state = ASL["States"][name]
+    for name in ("ScanAndApply/ScanDeployments", "UpdateVault", "ScanAndApply/UpdateVaultEarly"):
+        state = STATES[name]
         assert state["Type"] == "Map"
         assert state["MaxConcurrencyPath"].startswith("$.run.limits.")
         assert state["ResultPath"] is None  # per-batch results live in DynamoDB, not in the state
@@ -83,8 +86,9 @@ def test_discovery_failures_degrade_not_fail():
 
 
 def test_failed_batches_are_recorded_and_skipped():
-    for task in ("ScanBatch", "ApplyBatch"):
-        catch = STATES[f"{'ScanDeployments' if task == 'ScanBatch' else 'UpdateVault'}/{task}"]["Catch"][0]
+    for task, where in (("ScanBatch", "ScanAndApply/ScanDeployments"), ("ApplyBatch", "UpdateVault"),
+                        ("ApplyBatch", "ScanAndApply/UpdateVaultEarly")):
+        catch = STATES[f"{where}/{task}"]["Catch"][0]
         assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == f"Record{task}Failure"
 
 

@@ -137,6 +137,37 @@ def test_string_stamped_history_of_older_versions_is_converted_not_dropped():
     assert any(e.get("description") == "older" for e in w.vault.data[path]["history"])
 
 
+def test_a_failed_scan_does_not_leave_the_metadata_without_its_infrastructure_for_good():
+    """A run whose scan of the instance's deployment failed must not write a metadata record
+    that only a history conversion asks for: written without the infrastructure, nothing made
+    a later run add it (issue 15, the bosh scenario of fault seed 7: one path off for good)."""
+    from mockstack.faults import normalized
+
+    def timeline(fail_first: bool):
+        world, exp, w, broker, clock = _world(30, seed=4, stale_manifest=0.0)
+        iid = next(iter(exp["matched"]))
+        path = f"secret/{iid}/metadata"
+        for k in ("director", "releases", "stemcells", "vms"):
+            w.vault.data[path].pop(k, None)  # a record written before the infrastructure was kept
+        w.vault.data[path]["history"].append({"timestamp": clock.iso(), "action": "reconcile", "description": "old"})
+        name = w.vault.data[f"secret/{iid}"]["deployment_name"]
+        real = list(w.deployments)
+        if fail_first:
+            w.deployments = [DeploymentDetail(director=d.director, name=d.name, error="scan failed: HTTP 503")
+                             if d.name == name else d for d in real]
+        _, first, _, _ = reconcile_once(w, clock.tick())
+        w.deployments = real
+        reconcile_once(w, clock.tick())
+        return iid, first, w.vault.data[path]
+
+    iid, first, faulty = timeline(fail_first=True)
+    plan = next(p for p in first.plans if p.instance_id == iid)
+    assert not [wr for wr in plan.writes if wr.path.endswith("/metadata")]  # waits for a scanned run
+    _, _, clean = timeline(fail_first=False)
+    assert faulty.get("director") and faulty.get("vms") is not None
+    assert normalized({"m": faulty}) == normalized({"m": clean})
+
+
 def test_new_entries_in_the_broker_format_and_old_marks_removed():
     world, exp, w, broker, clock = _world(40, seed=9, lost_index=0.2, vault_orphans=0.1)
     some = next(iter(w.index))

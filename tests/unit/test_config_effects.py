@@ -12,6 +12,7 @@ from reconciler.config.__main__ import main as config_cli
 from reconciler.config.effects import KEY_EFFECTS, deployment_drift, effect_of, inert_warnings
 from reconciler.config.reference import EFFECTS_BEGIN, EFFECTS_END
 from reconciler.phases import runtime
+from reconciler.phases.contracts import SourceResult
 from reconciler.phases.deps import Deps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,8 +179,10 @@ def test_scan_and_apply_batches_pause_by_their_own_keys():
     assert scan_batch.run({"run_id": "r", "batch": 0, "offset": 0}, Ctx(100), deps)["done"] is True  # first wave
     assert scan_batch.run({"run_id": "r", "batch": 1, "offset": 0}, Ctx(100), deps)["done"] is True  # BOSH requests
     assert scan_batch.run({"run_id": "r", "batch": 2, "offset": 0}, Ctx(100), deps)["done"] is True  # cache only
-    assert apply_batch.run({"run_id": "r", "batch": 4, "offset": 0}, Ctx(100), deps)["done"] is True
-    assert slept == [3.0, 0.25]  # scan: cooldown_period (and only when it reads BOSH); apply: batch.delay
+    assert apply_batch.run({"run_id": "r", "batch": 4, "offset": 0}, Ctx(100), deps)["done"] is True  # no items
+    # scan: cooldown_period, only when it reads BOSH; apply: batch.delay, only before its first
+    # request (this batch has nothing to read: it sends none and does not wait)
+    assert slept == [3.0]
 
 
 # --- queue_size, adaptive batch sizes, max_deployments_per_run ---------------------------
@@ -245,7 +248,7 @@ def test_discover_bosh_defers_deployments_beyond_the_cap_and_match_sees_them_uns
         assert (out["to_scan"], out["deferred"], out["excluded"], out["deployments"]) == (2, 3, 1, 6)
         listing = store.data[(run, "bosh")]
         scanned += [d["name"] for d in listing["deployments"]]
-        details, _ = match.gather_details(store, run, {"status": "ok", "batches": []})
+        details, _ = match.gather_details(store, run, SourceResult(status="ok"))
         assert sorted(d.name for d in details) == sorted(d["name"] for d in listing["deferred"])
         assert all(d.error and "max_deployments_per_run" in d.error for d in details)
     assert set(scanned) == {f"redis-{i}" for i in range(5)}  # three runs cover all five
@@ -312,7 +315,8 @@ def test_begin_hands_the_map_limits_and_step_timeouts_to_the_state_machine():
     event = {"input": {"source": "schedule"}, "execution_arn": "arn:aws:states:x:1:execution:m:run-1",
              "started_at": "2024-01-01T00:00:00Z"}
     run = begin.run(event, None, deps)["run"]
-    assert run["limits"] == {"scan_concurrency": 3, "apply_concurrency": 3}  # min(max_parallel_batch, max_concurrency)
+    # min(max_parallel_batch, max_concurrency); overlap_phases off here
+    assert run["limits"] == {"scan_concurrency": 3, "apply_concurrency": 3, "overlap": False}
     assert run["timeouts"] == {"instance_discovery": 90, "deployment_scan": 240, "vault_operations": 2}
     assert store.locks == [1200.0]  # the lease is the run timeout
     warnings = store.runs[0]["warnings"]

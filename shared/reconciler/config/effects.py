@@ -45,6 +45,11 @@ _EFFECTS: list[tuple[str, str]] = [
     ("concurrency.queue_size", f"Most items (batches) one Map state queues; beyond it the batches grow. Capped at "
                                f"{MAX_MAP_ITEMS} (Step Functions history limit): a larger value gets a warning."),
     ("concurrency.worker_pool_size", "Vault reads one ApplyBatch Lambda has in flight at once (threads)."),
+    ("concurrency.overlap_phases", "Apply batches beside the scan: apply batch b starts once scan batch b and the "
+                                   "batches of deployments a name cannot identify are scanned, and writes the "
+                                   "instances the evidence read so far matches cleanly; Match does the rest on "
+                                   "complete evidence and reports an instance written early that a later "
+                                   "manifest claims. Off: the phases run in sequence."),
     ("concurrency.cooldown_period", "Pause before each ScanBatch after the first wave, before its first BOSH "
                                     "request (a batch answered from the cache does not pause)."),
     ("apis.<api>.rate_limit.*", "The API's global rate limiter (GCRA in DynamoDB, shared by every Lambda): "

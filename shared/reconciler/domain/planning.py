@@ -173,7 +173,7 @@ def plan_instance(
     _plan_credentials(p, service, scanned=scanned, deployment=deployment, bosh_available=bosh_available)
     for b in bindings:
         _plan_binding(p, b, now)
-    _plan_metadata(p, scanned, now, stamp)
+    _plan_metadata(p, scanned, now, stamp, unscanned=deployment is not None and scanned is None)
     plan.writes = p.pending
     plan.changed = bool(p.pending)
     return plan
@@ -386,9 +386,16 @@ def _infrastructure(scanned: DeploymentDetail | None) -> dict[str, Any]:
     }
 
 
-def _plan_metadata(p: _Planner, scanned: DeploymentDetail | None, now: str, stamp: int | None) -> None:
+def _plan_metadata(p: _Planner, scanned: DeploymentDetail | None, now: str, stamp: int | None, *,
+                   unscanned: bool = False) -> None:
     """``secret/<id>/metadata``: infrastructure and a bounded history, written only when
-    something of the instance changed (or its history needs converting)."""
+    something of the instance changed (or its history needs converting).
+
+    ``unscanned``: the instance has a deployment this run could not scan (its scan failed or
+    was deferred). A write the metadata alone would need (a history conversion, a field of its
+    own) then waits for a run that scans it: the infrastructure is added only when the record
+    is written anyway, so written now without it, it would never come (an instance whose scan
+    failed once kept a record without director, releases, stemcells and VMs for good)."""
     meta_path = p.path("metadata")
     old_meta, _ = p.existing(meta_path)
     infra = _infrastructure(scanned)
@@ -399,7 +406,7 @@ def _plan_metadata(p: _Planner, scanned: DeploymentDetail | None, now: str, stam
     meta_changed = meta_changed and (old_meta is not None or bool(p.pending) or scanned is not None)
     old_history = (old_meta or {}).get("history")
     history, converted = history_in_broker_format(old_history if isinstance(old_history, list) else [])
-    if not (p.pending or meta_changed or converted):
+    if not (p.pending or meta_changed or converted) or (unscanned and not p.pending):
         return
     for k, v in infra.items():  # written anyway: bring the infrastructure in
         _set(meta, k, v)

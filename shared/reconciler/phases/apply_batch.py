@@ -29,7 +29,7 @@ from ..errors import CircuitOpen, NotFound, PermissionDenied, ReconcilerError, U
 from ..plans import describe
 from ..ports import KvStore
 from ..recording import RecordingVault
-from . import contracts, runtime, sources
+from . import contracts, early_apply, runtime, sources
 from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.apply_batch")
@@ -143,7 +143,8 @@ class BatchApply:
 
     def __init__(self, event: dict[str, Any], context: Any, deps: Deps) -> None:
         self.event, self.deps = event, deps
-        self.run_id, self.batch, self.offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
+        given = contracts.parse(contracts.BatchInput, event, "run_id", "batch", "offset")
+        self.run_id, self.batch, self.offset = given.run_id, given.batch, given.offset
         s, store = self.settings, self.store = deps.settings, deps.store
         progress.phase_started(store, self.run_id, "UpdateVault")
         self.cfg = DomainConfig.from_settings(s)
@@ -161,8 +162,7 @@ class BatchApply:
         self.cf_available = bool(flags.get("cf_available", True))
         self.cf_endpoints = flags.get("cf_endpoints") or {}  # UAA's links DiscoverCF read: no API root read here
         self.budget = runtime.Budget.for_batch(context, s, event)
-        runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget,
-                                      sleep=deps.sleep)
+        self.paused = False  # batch.delay: paused before the batch's first Vault request only
         # a forced run also sweeps the instances it does not write: legacy backups migrated, old
         # backups aged out (a written instance gets both from apply_instance, every run)
         self.sweep = self.backup_settings.enabled and bool(flags.get("forced"))
@@ -170,6 +170,15 @@ class BatchApply:
         self.failed_ids: list[str] = list(self.figures.pop("failed_ids", None) or [])  # tried first next run
         self.clients: dict[str, Any] = {}
         self.parameters = ParameterFetcher(self.client_of, self.figures)
+
+    def pause(self) -> None:
+        """``batch.delay`` before the first request of a second-wave batch, once: a batch that
+        sends no request (nothing to read) does not wait."""
+        if not self.paused:
+            self.paused = True
+            s = self.settings
+            runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget,
+                                          sleep=self.deps.sleep)
 
     def record_error(self, target: str, message: str) -> None:
         self.store.record_error(self.run_id, "ApplyBatch", target, message)
@@ -231,6 +240,7 @@ class BatchApply:
         todo = [b for bs in wanted.values() for b in bs]
         if not todo:
             return chunk_items
+        self.pause()
         got: dict[str, Any] = {}
         for binding, why, again in pool.map(self.fetch_binding, todo):
             if why is None:
@@ -251,6 +261,7 @@ class BatchApply:
     def read_chunk(self, pool: Any, wanted: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, str]]:
         """(every wanted path's value, the first read error of each instance that has one)."""
         if any(wanted.values()):
+            self.pause()
             self.vault.kv_version  # noqa: B018 - detected once (cached), before the reads fan out
         got, read_errors = {}, {}
         for path, value, error in self.read_all(pool, [p for paths in wanted.values() for p in paths]):
@@ -260,6 +271,13 @@ class BatchApply:
         unread = {iid: next(read_errors[p] for p in paths if p in read_errors)
                   for iid, paths in wanted.items() if any(p in read_errors for p in paths)}
         return got, unread
+
+    @staticmethod
+    def known(wanted: dict[str, list[str]], got: dict[str, Any], unread: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Per instance every path the plan read, None where it was absent: the tree read
+        before a write reads neither again (a lost root was read twice; its cas write, 0 for
+        an absent path, fails if it appeared meanwhile)."""
+        return {iid: {p: got.get(p) for p in paths} for iid, paths in wanted.items() if paths and iid not in unread}
 
     def record_unread(self, unread: dict[str, str], again: list[str]) -> None:
         """Instances whose reads failed (not to be tried again now): recorded and skipped alone;
@@ -292,6 +310,7 @@ class BatchApply:
     def sweep_unchanged(self, planned: list[PlanItem], report: ApplyReport, again: list[str]) -> None:
         """A forced run's backup sweep of the planned instances neither written nor to be tried again."""
         written = {r.instance_id for r in report.instances if r.status == "written"}
+        self.pause()
         sweep_backups(self.vault, [i.instance_id for i in planned if i.instance_id not in written
                                    and i.instance_id not in again],
                       self.backup_settings, self.figures,
@@ -318,8 +337,10 @@ class BatchApply:
         # paths the plan read are reused, their cas versions guarding the writes
         # the broker's task record, where the plan did not read it (CF settled), is judged on
         # the tree read before the writes: an operation started since CF was read holds them
+        if any(writes.values()):
+            self.pause()
         report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
-                            known=views, hold=task_hold(chunk, now=time.time(), cfg=self.cfg))
+                            known=self.known(wanted, got, unread), hold=task_hold(chunk, now=time.time(), cfg=self.cfg))
         again += [r.instance_id for r in report.instances
                   if r.status == "failed" and may_retry and transient(r.error or "")]
         report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted,
@@ -393,6 +414,10 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     batch run again from its input, when that fits the invocation's time (else the state
     machine's catch records the batch as not processed)."""
     def attempt(timed: dict[str, Any]) -> dict[str, Any]:
+        if timed.get("early") and not timed.get("offset") and not timed.get("early_cut"):
+            if early_apply.cut(timed, context, deps) is None:  # out of time waiting for its scans: again
+                return {**timed, "offset": 0, "done": False, "early_waits": int(timed.get("early_waits") or 0) + 1}
+            timed = {**timed, "early_cut": True}
         job = BatchApply(timed, context, deps)
         began = time.monotonic()
         return job.save(job.apply_items(), began)

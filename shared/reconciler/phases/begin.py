@@ -71,8 +71,8 @@ def run_warnings(s: Any, environ: Mapping[str, str]) -> list[str]:
 
 
 def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    raw_input, execution_arn, started_at = contracts.read(contracts.BeginInput, event, "input", "execution_arn",
-                                                          "started_at")
+    begin = contracts.parse(contracts.BeginInput, event, "input", "execution_arn", "started_at")
+    raw_input, execution_arn, started_at = begin.input, begin.execution_arn, begin.started_at
     request = parse_input(raw_input)
     s = deps.settings
     rc = s.reconciler
@@ -108,7 +108,9 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         "cache_cleared": cleared,
         "disabled": False,
         # Map MaxConcurrency: batches in flight; each batch works on up to concurrency.max_concurrent items
-        "limits": {"scan_concurrency": runtime.map_concurrency(s), "apply_concurrency": runtime.map_concurrency(s)},
+        "limits": {"scan_concurrency": runtime.map_concurrency(s), "apply_concurrency": runtime.map_concurrency(s),
+                   # the early apply beside the scan: a selection's run keeps the phases in sequence
+                   "overlap": bool(s.reconciler.concurrency.overlap_phases) and not request["selection"]},
         "timeouts": {"instance_discovery": runtime.whole_seconds(rc.timeouts.instance_discovery),
                      "deployment_scan": runtime.whole_seconds(rc.timeouts.deployment_scan),
                      "vault_operations": runtime.whole_seconds(rc.timeouts.vault_operations)},

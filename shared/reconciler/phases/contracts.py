@@ -12,7 +12,10 @@ key                            written by          read by
 ``bosh``                       DiscoverBosh        ScanBatch, Match
 ``scan#<b>``                   ScanBatch           Match
 ``scan#<b>#figures``           ScanBatch           Match, Finish
-``apply#<b>#items``            Match               ApplyBatch, Finish
+``scan#<b>#failed``            RecordFailure       ApplyBatch (early)
+``apply#<b>#items``            Match, ApplyBatch   ApplyBatch, Finish
+                               (early)
+``apply#<b>#early``            ApplyBatch (early)  Match
 ``apply#<b>#figures``          ApplyBatch          SyncIndex, Finish
 ``<key>#progress``             a batch that stops  the same batch, invoked again
 ``match``, ``index``           Match               SyncIndex
@@ -70,6 +73,16 @@ def batch_figures(phase: str, batch: int) -> str:
     return f"{phase}#{batch}#figures"
 
 
+def scan_failed(batch: int) -> str:
+    """RecordFailure's mark of a failed scan batch: an early apply batch waiting for it stops."""
+    return f"scan#{batch}#failed"
+
+
+def early_applied(batch: int) -> str:
+    """``{instance: digest}`` of the items an early apply batch applied (Match drops equal ones)."""
+    return f"apply#{batch}#early"
+
+
 def apply_items(batch: int) -> str:
     return f"apply#{batch}#items"
 
@@ -123,6 +136,7 @@ class Limits(Contract):
 
     scan_concurrency: int
     apply_concurrency: int
+    overlap: bool = False  # reconciler.concurrency.overlap_phases, and no selection: the early apply branch
 
 
 class Run(Contract):
@@ -158,6 +172,11 @@ class SourceResult(Contract):
     status: str  # ok | failed | skipped
     error: Any = None
     batches: list[int] = Field(default_factory=list)  # DiscoverBosh: the ScanDeployments Map's items
+    # some foundations / directors down: the others' share is judged on its own
+    ok_foundations: list[str] = Field(default_factory=list)
+    failed_foundations: list[str] = Field(default_factory=list)
+    ok_directors: list[str] = Field(default_factory=list)
+    failed_directors: list[str] = Field(default_factory=list)
 
 
 class Sources(Contract):
@@ -176,10 +195,17 @@ class SourcesInput(Contract):
 
     run: Run
     sources: Sources
+    early: bool = False  # Match as PrepareEarly (overlap_phases)
 
 
 class MatchOutput(Contract):
     batches: list[int] = Field(default_factory=list)  # the UpdateVault Map's items
+
+
+class EarlyOutput(Contract):
+    """PrepareEarly's output (``$.early``): the UpdateVaultEarly Map's items (the scan batches)."""
+
+    batches: list[int] = Field(default_factory=list)
 
 
 class BatchInput(Contract):
@@ -189,6 +215,7 @@ class BatchInput(Contract):
     batch: int
     offset: int
     timeout_s: float | None = None
+    early: bool = False  # ApplyBatch beside the scan (overlap_phases): it cuts its items once its scans are done
     breaker_handovers: int = 0  # invocations an open breaker ended without progress (runtime.py)
 
 
@@ -248,6 +275,7 @@ class StateData(Contract):
     run: Run
     sources: Sources | None = None
     match: MatchOutput | None = None
+    early: EarlyOutput | None = None
     index: dict[str, Any] | None = None
     orphans: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
@@ -265,19 +293,18 @@ TASK_INPUTS: dict[str, type[Contract]] = {
 M = TypeVar("M", bound=Contract)
 
 
-def read(model: type[M], event: Any, *keys: str) -> list[Any]:
-    """Validate ``event`` against the state's input ``model`` and return the raw values of
-    ``keys`` (as ``runtime.require`` did). InvalidInput names what is missing or mistyped: a
-    wiring error between the ASL and the phase, not user input."""
+def parse(model: type[M], event: Any, *keys: str) -> M:
+    """``event`` validated as the state's input ``model``; ``keys`` must be present even where
+    the model has a default. InvalidInput names what is missing or mistyped: a wiring error
+    between the ASL and the phase, not user input."""
     if not isinstance(event, Mapping):
         raise InvalidInput(f"event: expected a JSON object, got {type(event).__name__}")
     missing = [k for k in keys if k not in event]
     if missing:
         raise InvalidInput(f"event is missing {missing}; it has {sorted(event)}")
     try:
-        model.model_validate(event)
+        return model.model_validate(event)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "event"
         raise InvalidInput(f"event does not match {model.__name__}: {where}: {first['msg']}") from None
-    return [event[k] for k in keys]

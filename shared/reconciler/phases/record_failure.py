@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import observability, progress
 from ..notify import notify_run
-from . import runtime
+from . import contracts, runtime
 from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.record_failure")
@@ -41,6 +41,9 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         name, message = describe(event.get("error"))
         target = f"batch {event.get('batch')}"
         store.record_error(event.get("run_id", "?"), event.get("phase", "?"), target, f"{name}: {message}")
+        if event.get("phase") == "scan" and isinstance(event.get("batch"), int):  # an early apply waiting stops
+            store.put_scratch(event.get("run_id", "?"), contracts.scan_failed(event["batch"]), {"failed": True},
+                              runtime.SCRATCH_TTL_MIN_S * 24)
         log.warning("%s %s failed and was skipped: %s", event.get("phase"), target, name)
         return {"recorded": True, "batch": event.get("batch")}
 
