@@ -19,4 +19,4 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    return sync_index.run(event, context, deps())
+    return deps.run(sync_index.run, event, context)

@@ -12,6 +12,7 @@ from reconciler.config.__main__ import main as config_cli
 from reconciler.config.effects import KEY_EFFECTS, deployment_drift, effect_of, inert_warnings
 from reconciler.config.reference import EFFECTS_BEGIN, EFFECTS_END
 from reconciler.phases import runtime
+from reconciler.phases.contracts import SourceResult
 from reconciler.phases.deps import Deps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,7 +248,7 @@ def test_discover_bosh_defers_deployments_beyond_the_cap_and_match_sees_them_uns
         assert (out["to_scan"], out["deferred"], out["excluded"], out["deployments"]) == (2, 3, 1, 6)
         listing = store.data[(run, "bosh")]
         scanned += [d["name"] for d in listing["deployments"]]
-        details, _ = match.gather_details(store, run, {"status": "ok", "batches": []})
+        details, _ = match.gather_details(store, run, SourceResult(status="ok"))
         assert sorted(d.name for d in details) == sorted(d["name"] for d in listing["deferred"])
         assert all(d.error and "max_deployments_per_run" in d.error for d in details)
     assert set(scanned) == {f"redis-{i}" for i in range(5)}  # three runs cover all five

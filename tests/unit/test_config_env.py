@@ -49,7 +49,7 @@ def _sample(default, key=""):
     if isinstance(default, float):
         if key.endswith(("requests_per_second", "multiplier")):
             return "3.5", 3.5
-        if key.endswith("jitter"):
+        if key.endswith(("jitter", "time_share")):
             return "0.25", 0.25
         if key.endswith("batch.delay"):
             return "250ms", 0.25

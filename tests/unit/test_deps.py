@@ -49,3 +49,45 @@ def test_tests_and_the_engine_give_their_own_ports():
     assert deps.kv(2) is kv and deps.directors() is directors
     with pytest.raises(RuntimeError, match="without settings"):
         _ = deps.settings
+
+
+class _CountingStore:
+    def __init__(self, fail: bool = False):
+        self.added: list[dict] = []
+        self.fail = fail
+
+    def add_metrics(self, **deltas):
+        if self.fail:
+            raise RuntimeError("DynamoDB down")
+        self.added.append(deltas)
+
+
+@pytest.mark.parametrize("store_fails", [False, True])
+def test_an_invocation_stores_its_api_request_and_error_counts_once(store_fails):
+    from reconciler.errors import Unavailable
+    from reconciler.resilience import ApiPolicy, Resilience, take_all_counts
+
+    take_all_counts()  # what earlier tests' clients left
+    store = _CountingStore(fail=store_fails)
+    container = ContainerDeps(lambda: Deps.build(None, store))
+
+    def phase(event, context, deps):
+        res = Resilience(ApiPolicy.from_settings(None, "bosh", "west"), sleep=lambda s: None)
+        res.call(lambda: "ok")
+
+        def down():
+            raise Unavailable("GET /info: 503", api="bosh", status=503)
+
+        with pytest.raises(Unavailable):
+            res.call(down, what="GET /info")
+        return {"done": True}
+
+    assert container.run(phase, {}, None) == {"done": True}  # a store that fails does not fail the phase
+    if store_fails:
+        return
+    (added,) = store.added
+    attempts = added["api_requests_total__bosh"]
+    assert attempts >= 2 and added["api_errors_total__bosh"] == attempts - 1
+    tag = b"west".hex()
+    assert added[f"api_requests_total__bosh__m_{tag}"] == attempts
+    assert take_all_counts() == {}  # flushed: the next invocation starts from zero

@@ -3,6 +3,7 @@ for marking an orphan (the real Blacksmith marked everything orphaned after a fa
 
 from reconciler.domain import match, update_orphans
 from reconciler.models import CatalogPlan, CFInstance, DeploymentDetail
+from reconciler.phases.contracts import SourceResult
 from reconciler.phases.match import SCAN_BATCH_FAILED, gather_details
 
 IID = "0d7f6c1e-2a4b-4c8d-9e0f-1a2b3c4d5e6f"
@@ -32,7 +33,7 @@ def _store(second_batch_failed: bool) -> ScratchStore:
 
 
 def _orphans(store):
-    details, unscanned = gather_details(store, "r", {"status": "ok", "batches": [0, 1]})
+    details, unscanned = gather_details(store, "r", SourceResult(status="ok", batches=[0, 1]))
     instances = [CFInstance(foundation="cf", guid=g, name=g[:4], service_id="redis", plan_id="redis-standalone")
                  for g in (IID, LONELY)]
     result = match(instances, details, {}, [PLAN])

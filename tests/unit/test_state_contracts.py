@@ -139,7 +139,8 @@ def test_a_phase_refuses_an_event_of_the_wrong_shape():
     from reconciler.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="BatchInput: batch"):
-        c.read(c.BatchInput, {"run_id": "r", "batch": "first", "offset": 0}, "run_id")
+        c.parse(c.BatchInput, {"run_id": "r", "batch": "first", "offset": 0}, "run_id")
     with pytest.raises(InvalidInput, match=r"event is missing \['run'\]"):
-        c.read(c.RunInput, {}, "run")
-    assert c.read(c.RunInput, {"run": {"run_id": "r", "anything": 1}}, "run") == [{"run_id": "r", "anything": 1}]
+        c.parse(c.RunInput, {}, "run")
+    run = c.parse(c.RunInput, {"run": {"run_id": "r", "anything": 1}}, "run").run
+    assert (run.run_id, run.model_extra) == ("r", {"anything": 1})  # what a state does not read is kept

@@ -18,7 +18,7 @@ import tempfile
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from annotated_types import Gt, Le
+from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, create_model, model_validator
 
 from ..domain.findings import FindingKind
@@ -41,6 +41,7 @@ from .types import (
     StrList,
     StrMap,
     parse_float,
+    parse_int,
     parse_str,
 )
 
@@ -210,6 +211,12 @@ class Timeouts(_Model):
     vault_operations: PosDuration = 120.0
     health_check: PosDuration = 30.0
     shutdown_grace_period: Duration = 30.0
+
+
+class Execution(_Model):
+    # continue-as-new: one execution's budgets; past them a run hands over to a follow-up execution
+    max_history_events: Annotated[int, BeforeValidator(parse_int), Ge(200), Kind("a whole number")] = 12500
+    time_share: Annotated[float, BeforeValidator(parse_float), Gt(0), Le(1), Kind("a number")] = 0.6
 
 
 class Metrics(_Model):
@@ -426,6 +433,7 @@ class ReconcilerSettings(_Model):
     retry: Retry = Field(default_factory=Retry)
     batch: Batch = Field(default_factory=Batch)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    execution: Execution = Field(default_factory=Execution)
     metrics: Metrics = Field(default_factory=Metrics)
     backup: Backup = Field(default_factory=Backup)
     matching: Matching = Field(default_factory=Matching)

@@ -143,7 +143,8 @@ class BatchApply:
 
     def __init__(self, event: dict[str, Any], context: Any, deps: Deps) -> None:
         self.event, self.deps = event, deps
-        self.run_id, self.batch, self.offset = contracts.read(contracts.BatchInput, event, "run_id", "batch", "offset")
+        given = contracts.parse(contracts.BatchInput, event, "run_id", "batch", "offset")
+        self.run_id, self.batch, self.offset = given.run_id, given.batch, given.offset
         s, store = self.settings, self.store = deps.settings, deps.store
         progress.phase_started(store, self.run_id, "UpdateVault")
         self.cfg = DomainConfig.from_settings(s)

@@ -71,8 +71,8 @@ def run_warnings(s: Any, environ: Mapping[str, str]) -> list[str]:
 
 
 def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    raw_input, execution_arn, started_at = contracts.read(contracts.BeginInput, event, "input", "execution_arn",
-                                                          "started_at")
+    begin = contracts.parse(contracts.BeginInput, event, "input", "execution_arn", "started_at")
+    raw_input, execution_arn, started_at = begin.input, begin.execution_arn, begin.started_at
     request = parse_input(raw_input)
     s = deps.settings
     rc = s.reconciler

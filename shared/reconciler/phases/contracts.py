@@ -172,6 +172,11 @@ class SourceResult(Contract):
     status: str  # ok | failed | skipped
     error: Any = None
     batches: list[int] = Field(default_factory=list)  # DiscoverBosh: the ScanDeployments Map's items
+    # some foundations / directors down: the others' share is judged on its own
+    ok_foundations: list[str] = Field(default_factory=list)
+    failed_foundations: list[str] = Field(default_factory=list)
+    ok_directors: list[str] = Field(default_factory=list)
+    failed_directors: list[str] = Field(default_factory=list)
 
 
 class Sources(Contract):
@@ -288,19 +293,18 @@ TASK_INPUTS: dict[str, type[Contract]] = {
 M = TypeVar("M", bound=Contract)
 
 
-def read(model: type[M], event: Any, *keys: str) -> list[Any]:
-    """Validate ``event`` against the state's input ``model`` and return the raw values of
-    ``keys`` (as ``runtime.require`` did). InvalidInput names what is missing or mistyped: a
-    wiring error between the ASL and the phase, not user input."""
+def parse(model: type[M], event: Any, *keys: str) -> M:
+    """``event`` validated as the state's input ``model``; ``keys`` must be present even where
+    the model has a default. InvalidInput names what is missing or mistyped: a wiring error
+    between the ASL and the phase, not user input."""
     if not isinstance(event, Mapping):
         raise InvalidInput(f"event: expected a JSON object, got {type(event).__name__}")
     missing = [k for k in keys if k not in event]
     if missing:
         raise InvalidInput(f"event is missing {missing}; it has {sorted(event)}")
     try:
-        model.model_validate(event)
+        return model.model_validate(event)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "event"
         raise InvalidInput(f"event does not match {model.__name__}: {where}: {first['msg']}") from None
-    return [event[k] for k in keys]

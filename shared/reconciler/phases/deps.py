@@ -9,18 +9,22 @@ so each function there has its own; tests build theirs with :meth:`Deps.build`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import env
 from ..config import Settings, settings_from_environment
 from ..ports import Clock, CloudController, Director, KvStore
+from ..resilience import take_all_counts
 from ..store import Store
 from . import sources
 
+_log = logging.getLogger("reconciler.phases.deps")
+T = TypeVar("T")
 KvFactory = Callable[[int | None], KvStore]  # kv_version (as Match detected it) -> the KV store
 CloudControllersFactory = Callable[[dict[str, dict[str, str]] | None], dict[str, CloudController]]
 DirectorsFactory = Callable[[], dict[str, Director]]
@@ -129,3 +133,17 @@ class ContainerDeps:
     def settings(self) -> Settings:
         """For ``inject_run_context`` (``reconciler.debug``)."""
         return self().settings
+
+    def run(self, phase: Callable[[Any, Any, Deps], T], event: Any, context: Any) -> T:
+        """``phase(event, context, deps)``, then this invocation's API request and error counts
+        added to the store's counters in one write (``/b/metrics``: ``api_requests_total``)."""
+        deps = self()
+        try:
+            return phase(event, context, deps)
+        finally:
+            counts = take_all_counts()
+            if counts:
+                try:
+                    deps.store.add_metrics(**counts)
+                except Exception as exc:  # noqa: BLE001 - counters must not fail the phase that made the requests
+                    _log.warning("API request counters not stored: %s", type(exc).__name__)

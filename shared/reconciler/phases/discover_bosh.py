@@ -33,9 +33,9 @@ log = logging.getLogger("reconciler.phases.discover_bosh")
 
 
 def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    (run,) = contracts.read(contracts.RunInput, event, "run")
+    run = contracts.parse(contracts.RunInput, event, "run").run
     s, store = deps.settings, deps.store
-    progress.phase_started(store, run["run_id"], "Discover")
+    progress.phase_started(store, run.run_id, "Discover")
     if not s.bosh_directors:
         log.info("bosh: no director configured; BOSH scanning skipped")
         return {"source": "bosh", "status": "skipped", "error": "no BOSH director configured", "deployments": 0,
@@ -45,7 +45,7 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     feed_figures: dict[str, int] = {}
     deployments, excluded, failed = list_directors(deps, run, cfg, kept, feed_figures)
     if failed:
-        record_down(store, run["run_id"], failed)
+        record_down(store, run.run_id, failed)
     reads = [d for d in deployments if key_of(d) not in kept]
     chosen, deferred = choose_reads(s, store, reads)
     chosen_keys = {key_of(d) for d in chosen}
@@ -65,14 +65,14 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
              len(deployments), count, len(chosen), len(kept) - revalidated, revalidated, len(excluded), len(deferred),
              extra={"deployments": len(deployments) + len(excluded) + len(deferred), "to_scan": len(deployments),
                     "excluded": len(excluded), "deferred": len(deferred), "batches": count})
-    store.put_scratch(run["run_id"], contracts.BOSH, {
+    store.put_scratch(run.run_id, contracts.BOSH, {
         "deployments": [d.model_dump(mode="json") for d in deployments],
         "deferred": [d.model_dump(mode="json") for d in deferred],
         "excluded": [d.model_dump(mode="json") for d in excluded], "batch_size": size,
         "unnamed_batches": -(-unnamed // size) if unnamed else 0,  # the first ones hold them
         "from_cache": kept},
         runtime.scratch_ttl(s))
-    progress.map_total(store, run["run_id"], "scan", count, len(deployments))
+    progress.map_total(store, run.run_id, "scan", count, len(deployments))
     return {"source": "bosh", "status": "ok", "deployments": len(deployments) + len(excluded) + len(deferred),
             "to_scan": len(deployments), "to_read": len(chosen), "fresh": len(kept) - revalidated,
             "revalidated": revalidated, **feed_figures,
@@ -82,7 +82,7 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
             "ok_directors": sorted(d.name for d in s.bosh_directors if d.name not in failed)}
 
 
-def list_directors(deps: Deps, run: dict[str, Any], cfg: DomainConfig, kept: dict[str, str],
+def list_directors(deps: Deps, run: contracts.Run, cfg: DomainConfig, kept: dict[str, str],
                    feed_figures: dict[str, int]) -> tuple[list[Any], list[Any], dict[str, str]]:
     """Every director's service deployments and excluded ones, and ``{director: error}`` of the
     directors that did not answer. One director down degrades only its share (the run goes on
@@ -110,7 +110,7 @@ def list_directors(deps: Deps, run: dict[str, Any], cfg: DomainConfig, kept: dic
             else:
                 listed.append(dep)
         log.info("bosh:%s: %d deployments listed", name, len(listing))
-        if ttl > 0 and not run.get("forced"):
+        if ttl > 0 and not run.forced:
             verdicts = freshness(store, client, name, [d.name for d in listed], ttl, feed_figures)
             kept.update({f"{name}/{n}": v for n, v in verdicts.items() if v != "read"})
         deployments += listed

@@ -17,15 +17,15 @@ log = logging.getLogger("reconciler.phases.discover_cf")
 
 
 def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    (run,) = contracts.read(contracts.RunInput, event, "run")
+    run = contracts.parse(contracts.RunInput, event, "run").run
     s, store = deps.settings, deps.store
-    progress.phase_started(store, run["run_id"], "Discover")
+    progress.phase_started(store, run.run_id, "Discover")
     if not s.cf_foundations:
         log.info("cf: no foundation configured; CF discovery skipped")
         return {"source": "cf", "status": "skipped", "error": "no cf foundation configured", "instances": 0}
     results = sources.discover_cf(s, store)
     failed = [r for r in results if str(r.status) != "ok"]
-    selection = run.get("selection") or {}
+    selection = run.selection or {}
     wanted_ids = set(selection.get("instances") or [])
     wanted_services = set(selection.get("services") or [])
     data: dict[str, Any] = {"instances": [], "catalog": [], "bindings": [], "brokers": [], "endpoints": {}}
@@ -41,13 +41,13 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         data["brokers"].append({"foundation": r.foundation, **d["broker"]})
         data["endpoints"][r.foundation] = d["endpoints"]  # UAA's links: later phases' clients skip the root
     for r in failed:
-        store.record_error(run["run_id"], "DiscoverCF", f"cf:{r.foundation}", r.error or "discovery failed")
+        store.record_error(run.run_id, "DiscoverCF", f"cf:{r.foundation}", r.error or "discovery failed")
         log.error("cf:%s: service broker discovery failed: %s", r.foundation, r.error or "unknown error")
     status = "failed" if failed else "ok"  # orphan marking needs every foundation's full answer
     if failed and len(failed) == len(results):
         reasons = "; ".join(f"{r.foundation}: {r.error}" for r in failed)
         return {"source": "cf", "status": "failed", "error": reasons[:500], "instances": 0, "recorded": True}
-    store.put_scratch(run["run_id"], contracts.CF, data, runtime.scratch_ttl(s))
+    store.put_scratch(run.run_id, contracts.CF, data, runtime.scratch_ttl(s))
     log.info("cf: %d instances of our broker in %d foundation(s)", len(data["instances"]), len(results),
              extra={"instances": len(data["instances"]), "bindings": len(data["bindings"]),
                     "plans": len(data["catalog"]), "failed_foundations": len(failed)})

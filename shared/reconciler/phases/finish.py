@@ -75,9 +75,9 @@ def item_times(**phases: dict[str, int]) -> dict[str, float]:
 
 
 def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    (run,) = contracts.read(contracts.FinishInput, event, "run")
+    run = contracts.parse(contracts.FinishInput, event, "run").run
     store = deps.store
-    run_id = run["run_id"]
+    run_id = run.run_id
     progress.phase_started(store, run_id, "Finish")
     sources = event.get("sources") or {}
     match = event.get("match") or {}
@@ -88,11 +88,11 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     apply = gather(store, run_id, "apply", int(match.get("apply_batches", len(match.get("batches") or []))),
                    failed_ids)  # the early batches too (overlap_phases): the late ones are numbered after them
     missed = not_reconciled(match, apply, sources)
-    dry_run = bool(run.get("dry_run"))
+    dry_run = run.dry_run
     plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
                                                 *filter(None, [(event.get("index") or {}).get("plan_part"),
                                                                (event.get("orphans") or {}).get("plan_part")])])
-    duration = duration_since(run.get("started_at")) or 0.0
+    duration = duration_since(run.started_at) or 0.0
     errors = scan.get("scan_failed", 0) + scan["batches_missing"] + missed["count"] \
         + sum(1 for src in (cf, bosh) if src.get("status") == "failed") \
         + len(bosh.get("failed_directors") or [])  # a director down: the others' share went on
@@ -103,8 +103,8 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         "status": "succeeded" if not errors else "succeeded_with_errors",
         "not_reconciled": missed["count"],
         "not_reconciled_reasons": missed["reasons"],
-        "forced": run.get("forced", False),
-        "selection": run.get("selection"),
+        "forced": run.forced,
+        "selection": run.selection,
         "duration_s": duration,
         "phases": phase_summaries(event, cf, bosh, scan, match, apply),
         "errors": errors,

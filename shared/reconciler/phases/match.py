@@ -25,18 +25,19 @@ SCAN_BATCH_FAILED = "its scan batch failed this run; scanned again next run"
 DEFERRED = "not scanned this run (reconciler.concurrency.max_deployments_per_run); scanned in a later run"
 
 
-def gather_details(store: Any, run_id: str, bosh: dict[str, Any]) -> tuple[list[DeploymentDetail], list[Any]]:
+def gather_details(store: Any, run_id: str,
+                   bosh: contracts.SourceResult | None) -> tuple[list[DeploymentDetail], list[Any]]:
     """Scanned details, plus deployments whose scan batch failed or was deferred (matched by name
     only, marked with an ``error`` so no orphan is marked on their evidence); the second list
     names the failed-batch deployments."""
-    if bosh.get("status") != "ok":
+    if bosh is None or bosh.status != "ok":
         return [], []
     listing = store.get_scratch(run_id, contracts.BOSH) or {}
     size = int(listing.get("batch_size") or 1)
     entries = listing.get("deployments", [])
     details: list[DeploymentDetail] = []
     unscanned: list[Any] = []
-    for batch in bosh.get("batches") or []:
+    for batch in bosh.batches:
         got = store.get_scratch(run_id, contracts.scan_details(batch))
         if got is None or store.get_scratch(run_id, contracts.batch_figures("scan", batch)) is None:
             unscanned += [BoshDeployment.model_validate(d) for d in entries[batch * size:(batch + 1) * size]]
@@ -82,12 +83,11 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
                                         runtime.Budget.for_phase(context, event), what="match")
 
 
-def run_flags(run: dict[str, Any], srcs: dict[str, Any], cf_data: Any, kv_version: Any,
+def run_flags(run: contracts.Run, srcs: contracts.Sources, cf_data: Any, kv_version: Any,
               apply_batches: int, early: bool = False) -> dict[str, Any]:
     """Scratch ``flags``: what every ApplyBatch and SyncIndex reads of the run."""
-    return {"cf_available": cf_data is not None, "forced": bool(run.get("forced")),
-            "dry_run": bool(run.get("dry_run")),
-            "bosh_available": (srcs.get("bosh") or {}).get("status") == "ok",
+    return {"cf_available": cf_data is not None, "forced": run.forced, "dry_run": run.dry_run,
+            "bosh_available": srcs.bosh is not None and srcs.bosh.status == "ok",
             "kv_version": kv_version,  # detected once per run
             # UAA's links from the CF API root: ApplyBatch's clients skip it
             "cf_endpoints": (cf_data or {}).get("endpoints") or {},
@@ -98,19 +98,20 @@ def prepare_early(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, 
     """PrepareEarly (``early: true``, beside ScanDeployments): the index and the run's flags for
     the early apply batches, which are the scan batches (none with a director down: its
     share is held back, which only complete evidence decides)."""
-    run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
-    s, store, run_id = deps.settings, deps.store, run["run_id"]
-    bosh = srcs.get("bosh") or {}
+    given = contracts.parse(contracts.SourcesInput, event, "run", "sources")
+    run, srcs = given.run, given.sources
+    s, store, run_id = deps.settings, deps.store, run.run_id
+    batches = list(srcs.bosh.batches) if srcs.bosh else []
     cf_data = store.get_scratch(run_id, contracts.CF)
-    if cf_data is None or bosh.get("failed_directors"):
+    if cf_data is None or (srcs.bosh is not None and srcs.bosh.failed_directors):
         return {"batches": []}
     vault = deps.kv()
     index = vault.read_data(f"{DomainConfig.from_settings(s).mount}/db") or {}
     ttl = runtime.scratch_ttl(s)
     store.put_scratch(run_id, contracts.INDEX, index, ttl)
     store.put_scratch(run_id, contracts.FLAGS, run_flags(run, srcs, cf_data, vault.kv_version, 0, early=True), ttl)
-    log.info("match: early apply prepared for %d scan batch(es)", len(bosh.get("batches") or []))
-    return {"batches": list(bosh.get("batches") or [])}
+    log.info("match: early apply prepared for %d scan batch(es)", len(batches))
+    return {"batches": batches}
 
 
 def without_early(store: Any, run_id: str, items: list[Any], result: Any, batches: int) -> tuple[list[Any], int]:
@@ -138,15 +139,16 @@ def without_early(store: Any, run_id: str, items: list[Any], result: Any, batche
 
 
 def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
-    run_id = run["run_id"]
+    given = contracts.parse(contracts.SourcesInput, event, "run", "sources")
+    run, cf_source, bosh = given.run, given.sources.cf, given.sources.bosh
+    run_id = run.run_id
     s, store = deps.settings, deps.store
     progress.phase_started(store, run_id, "Match")
     cfg = DomainConfig.from_settings(s)
-    cf_data = store.get_scratch(run_id, contracts.CF) if (srcs.get("cf") or {}).get("status") != "skipped" else None
+    cf_data = store.get_scratch(run_id, contracts.CF) if (cf_source is None or cf_source.status != "skipped") else None
     cf_available = cf_data is not None
     instances, catalog, bindings = sources.load_cf(cf_data)
-    details, unscanned = gather_details(store, run_id, srcs.get("bosh") or {})
+    details, unscanned = gather_details(store, run_id, bosh)
     before = store.get_scratch(run_id, contracts.FLAGS) or {}
     early = bool(before.get("early"))  # PrepareEarly read the index and detected the KV version
     vault = deps.kv(before.get("kv_version") if early else None)
@@ -157,13 +159,13 @@ def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, An
     items = build_plan_items(result, instances=instances if cf_available else None,
                              details={d.name: d for d in details}, index=index, bindings=bindings,
                              cf_available=cf_available, catalog=catalog)
-    items = hold_back(items, (srcs.get("bosh") or {}).get("failed_directors") or [], cfg, result)  # a director down
-    selected = set(((run.get("selection") or {}).get("instances")) or [])
+    items = hold_back(items, bosh.failed_directors if bosh else [], cfg, result)  # a director down
+    selected = set((run.selection or {}).get("instances") or [])
     if selected and not cf_available:
         items = [i for i in items if i.instance_id in selected]
     items = retry_first.first(items, retry_first.get(store)["instances"], lambda i: i.instance_id)  # last run's misses
     # overlap_phases: the early batches are the scan batches' numbers; the late ones follow them
-    first = len((srcs.get("bosh") or {}).get("batches") or []) if early else 0
+    first = len(bosh.batches if bosh else []) if early else 0
     items, dropped = without_early(store, run_id, items, result, first) if early else (items, 0)
     wanted = runtime.batch_size(s, "apply", (store.get_metrics() or {}).get("apply_ms_per_item"))
     size, count = runtime.split(len(items), wanted, runtime.max_map_items(s))
@@ -174,7 +176,8 @@ def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, An
     progress.map_total(store, run_id, "apply", first + count, len(items) + dropped)
     store.put_scratch(run_id, contracts.MATCH, result.model_dump(mode="json"), ttl)
     store.put_scratch(run_id, contracts.INDEX, index, ttl)
-    store.put_scratch(run_id, contracts.FLAGS, run_flags(run, srcs, cf_data, vault.kv_version, first + count), ttl)
+    flags = run_flags(run, given.sources, cf_data, vault.kv_version, first + count)
+    store.put_scratch(run_id, contracts.FLAGS, flags, ttl)
     log.info("match: %d matched, %d CF without deployment, %d unidentified deployments, %d conflicts, "
              "%d with an operation in flight, %d failed provisions", len(result.matches),
              len(result.unmatched_instances), len(result.unidentified_deployments), len(result.conflicts),

@@ -18,14 +18,14 @@ log = logging.getLogger("reconciler.phases.orphans")
 
 
 def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    (run,) = contracts.read(contracts.RunInput, event, "run")
+    run = contracts.parse(contracts.RunInput, event, "run").run
     store = deps.store
-    progress.phase_started(store, run["run_id"], "Orphans")
-    raw = store.get_scratch(run["run_id"], contracts.ORPHANS)
+    progress.phase_started(store, run.run_id, "Orphans")
+    raw = store.get_scratch(run.run_id, contracts.ORPHANS)
     if raw is None:
         return {"published": False, "reason": "no orphan evaluation in this run"}
     update = OrphanUpdate.model_validate(raw)
-    dry_run = bool(run.get("dry_run"))
+    dry_run = run.dry_run
     # auto-remediation (opt-in; default everything "report"): archives due Vault orphans and
     # marks them in the state published below
     remediation = remediate(run, update, deps)

@@ -27,7 +27,7 @@ log = logging.getLogger("reconciler.phases.remediate")
 MAX_LISTED = 50  # waiting findings named in the run record (the count is always there)
 
 
-def remediate(run: dict[str, Any], update: OrphanUpdate, deps: Deps) -> dict[str, Any]:
+def remediate(run: contracts.Run, update: OrphanUpdate, deps: Deps) -> dict[str, Any]:
     """Archive the due findings; return the run record's ``remediation`` part (and mark the
     archived findings in ``update.state``)."""
     settings, store = deps.settings, deps.store
@@ -40,7 +40,7 @@ def remediate(run: dict[str, Any], update: OrphanUpdate, deps: Deps) -> dict[str
                                            for w in waiting[:MAX_LISTED]]}
     if not due:
         return out
-    run_id, dry_run = run["run_id"], bool(run.get("dry_run"))
+    run_id, dry_run = run.run_id, run.dry_run
     vault = RecordingVault(deps.kv(), dry_run=dry_run)
     backups = BackupSettings.from_settings(settings)
     ttl = runtime.scratch_ttl(settings)

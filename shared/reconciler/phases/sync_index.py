@@ -26,18 +26,19 @@ from .deps import Deps
 log = logging.getLogger("reconciler.phases.sync_index")
 
 
-def source_status(run: dict[str, Any], srcs: dict[str, Any]) -> dict[str, str]:
+def source_status(run: contracts.Run, srcs: contracts.Sources) -> dict[str, str]:
     """Evidence for orphan marking: a selective run evaluates nothing."""
-    if run.get("selection"):
+    if run.selection:
         return {"cf": "skipped", "bosh": "skipped", "vault": "skipped"}
-    cf = srcs.get("cf") or {}
-    status = {"cf": cf.get("status", "failed"), "bosh": (srcs.get("bosh") or {}).get("status", "failed"),
-              "vault": "ok"}
-    for name, src, members in (("cf", cf, "foundations"), ("bosh", srcs.get("bosh") or {}, "directors")):
-        if src.get(f"failed_{members}") and src.get(f"ok_{members}"):  # some down: judge the others' share
+    cf, bosh = srcs.cf, srcs.bosh
+    status = {"cf": cf.status if cf else "failed", "bosh": bosh.status if bosh else "failed", "vault": "ok"}
+    shares = (("cf", cf.ok_foundations if cf else [], cf.failed_foundations if cf else []),
+              ("bosh", bosh.ok_directors if bosh else [], bosh.failed_directors if bosh else []))
+    for name, ok, failed in shares:
+        if failed and ok:  # some down: judge the others' share
             status.pop(name)
-            status.update({f"{name}:{m}": "ok" for m in src[f"ok_{members}"]})
-            status.update({f"{name}:{m}": "failed" for m in src[f"failed_{members}"]})
+            status.update({f"{name}:{m}": "ok" for m in ok})
+            status.update({f"{name}:{m}": "failed" for m in failed})
     return status
 
 
@@ -106,12 +107,12 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
 
 
 def sync(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
-    run, srcs = contracts.read(contracts.SourcesInput, event, "run", "sources")
-    run_id = run["run_id"]
+    given = contracts.parse(contracts.SourcesInput, event, "run", "sources")
+    run, srcs, run_id = given.run, given.sources, given.run.run_id
     s, store = deps.settings, deps.store
     progress.phase_started(store, run_id, "SyncIndex")
     cfg = DomainConfig.from_settings(s)
-    dry_run = bool(run.get("dry_run"))
+    dry_run = run.dry_run
     kv_version = (store.get_scratch(run_id, contracts.FLAGS) or {}).get("kv_version")  # Match detected it
     vault = RecordingVault(deps.kv(kv_version), dry_run=dry_run)
     result = MatchResult.model_validate(store.get_scratch(run_id, contracts.MATCH) or {})
@@ -128,11 +129,11 @@ def sync(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     store.put_scratch(run_id, contracts.ORPHANS, orphans.model_dump(mode="json"), runtime.scratch_ttl(s))
     observations = observations_from(result, instances if cf_data is not None else None,
                                      cf_available=cf_data is not None,
-                                     bosh_available=(srcs.get("bosh") or {}).get("status") == "ok")
+                                     bosh_available=srcs.bosh is not None and srcs.bosh.status == "ok")
     reports: list[Any] = []
 
     def merge(current: dict[str, Any]) -> dict[str, Any]:
-        new, report = merge_index(current, observations, now=now, remove_old_marks=not run.get("selection"))
+        new, report = merge_index(current, observations, now=now, remove_old_marks=not run.selection)
         reports.append(report)
         return new
 

@@ -49,11 +49,12 @@ from .guard import Guard, Permit
 from .http_errors import error_for_status, from_requests_error, is_certificate_error
 from .limiter import SlotReservations
 from .policy import ApiPolicy, BreakerConfig, RateLimit, RetryPolicy
-from .retry import RETRY_STATUSES, Resilience, per_member
+from .retry import RETRY_STATUSES, Resilience, per_member, take_all_counts
 from .sessions import PolicyAdapter, chunked, make_session
 from .state import ConditionFailed, DynamoGuardState, LocalGuardState, Transition, reset_local_state
 
 __all__ = ["RETRY_STATUSES", "ApiPolicy", "BreakerConfig", "BreakerPath", "ConditionFailed", "DynamoGuardState",
            "Guard", "LocalGuardState", "Permit", "PolicyAdapter", "RateLimit", "Resilience", "RetryPolicy",
            "SlotReservations", "Transition", "chunked", "error_for_status", "from_requests_error",
-           "is_certificate_error", "make_session", "per_member", "reset_local_state"]
+           "is_certificate_error", "make_session", "per_member", "reset_local_state",
+           "take_all_counts"]

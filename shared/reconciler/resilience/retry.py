@@ -6,6 +6,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -54,6 +55,9 @@ def failure_kind(exc: BaseException) -> str | None:
     return None
 
 
+_LIVE: weakref.WeakSet[Resilience] = weakref.WeakSet()  # this process's, for take_all_counts
+
+
 class Resilience:
     """Retry + rate limit + circuit breaker + counters for one API endpoint."""
 
@@ -70,6 +74,7 @@ class Resilience:
         self.requests = 0  # attempts that reached the network
         self.errors = 0  # attempts that failed
         self.retries = 0
+        _LIVE.add(self)
 
     @classmethod
     def from_settings(cls, settings: Any, api: str, endpoint: str = "", store: Any = None, **kwargs: Any) -> Resilience:
@@ -157,6 +162,19 @@ class Resilience:
                    f"api_errors_total__{self.policy.api}": self.errors}
             self.requests = self.errors = 0
         return out
+
+
+def take_all_counts() -> dict[str, int]:
+    """The request and error counters of every :class:`Resilience` of this process since the
+    last call, also under the foundation or director each one serves (its endpoint): a handler
+    flushes them once per invocation (``ContainerDeps.run``), so ``/b/metrics`` has them."""
+    totals: dict[str, int] = {}
+    for res in list(_LIVE):
+        counts = res.take_counts()
+        member = res.policy.endpoint.split(":", 1)[0]  # "<director>:uaa" counts for its director
+        for key, value in (per_member(counts, member) if member else counts).items():
+            totals[key] = totals.get(key, 0) + value
+    return {k: v for k, v in totals.items() if v}
 
 
 def per_member(counts: dict[str, int], member: str) -> dict[str, int]:
