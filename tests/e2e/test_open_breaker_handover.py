@@ -42,17 +42,24 @@ def _counting(outputs: list[dict]):
     return run
 
 
+def _run_with_open_breaker(sc, calls, monkeypatch) -> tuple[dict, list[dict]]:
+    """One run whose ApplyBatch finds the Vault breaker open at ``calls`` (None: always); the
+    batch invocations' outputs."""
+    outputs: list[dict] = []
+    monkeypatch.setattr(apply_batch.BatchApply, "process", _open(calls))
+    monkeypatch.setattr(apply_batch, "run", _counting(outputs))
+    run = sc.run_once()
+    monkeypatch.undo()
+    assert run["status"] == "SUCCEEDED", run["cause"]
+    return run, outputs
+
+
 @pytest.mark.parametrize(("calls", "handovers"), [({1}, 1), ({2}, 0), ({1, 2, 3}, 3)],
                          ids=["at its start", "after a step", "three times"])
 def test_an_open_breaker_hands_the_batch_over(calls, handovers, monkeypatch):
     world, _expected = small_world(14, seed=5)
-    outputs: list[dict] = []
     with scenario(world, config_text=CONFIG) as sc:
-        monkeypatch.setattr(apply_batch.BatchApply, "process", _open(calls))
-        monkeypatch.setattr(apply_batch, "run", _counting(outputs))
-        run = sc.run_once()
-        monkeypatch.undo()
-        assert run["status"] == "SUCCEEDED", run["cause"]
+        run, outputs = _run_with_open_breaker(sc, calls, monkeypatch)
         out = run["output"]
         store = store_of(sc)
         assert out["not_reconciled"] == 0, (out["not_reconciled_reasons"], store.recent_errors()[:4])
@@ -68,13 +75,8 @@ def test_an_open_breaker_hands_the_batch_over(calls, handovers, monkeypatch):
 
 def test_the_hand_overs_are_bounded(monkeypatch):
     world, _expected = small_world(14, seed=5)
-    outputs: list[dict] = []
     with scenario(world, config_text=CONFIG) as sc:
-        monkeypatch.setattr(apply_batch.BatchApply, "process", _open(None))
-        monkeypatch.setattr(apply_batch, "run", _counting(outputs))
-        run = sc.run_once()
-        monkeypatch.undo()
-        assert run["status"] == "SUCCEEDED", run["cause"]
+        run, outputs = _run_with_open_breaker(sc, None, monkeypatch)
         out = run["output"]
         lost = store_of(sc).get_scratch(out["run_id"], f"apply#{VICTIM}#items")
         assert len(outputs) == runtime.OPEN_BREAKER_HANDOVERS  # then the open circuit fails the batch
