@@ -110,6 +110,7 @@ def prepare_early(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, 
     ttl = runtime.scratch_ttl(s)
     store.put_scratch(run_id, contracts.INDEX, index, ttl)
     store.put_scratch(run_id, contracts.FLAGS, run_flags(run, srcs, cf_data, vault.kv_version, 0, early=True), ttl)
+    progress.map_total(store, run_id, "apply", len(batches), 0)  # the early batches; each cut adds its items
     log.info("match: early apply prepared for %d scan batch(es)", len(batches))
     return {"batches": batches}
 
@@ -191,4 +192,4 @@ def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, An
             "unscanned_deployments": len(unscanned), "cf_available": cf_available,
             "in_flight": len(result.in_flight), "failed_provisions": len(result.failed_provisions),
             "to_update": len(items) + dropped, "applied_early": dropped, "batch_size": size,
-            "batches": list(range(first, first + count)), "apply_batches": first + count}
+            "batches": list(range(first, first + count)), "apply_batches": first + count, "early_batches": first}
