@@ -1,21 +1,23 @@
-"""Continue-as-new: how many Map batches one state machine execution runs (its *window*).
-
-Status: the sizing only. The hand-over (DiscoverBosh/Match cutting windows, Begin's
-continuation, the ``MoreToScan?``/``MoreToApply?``/``Handover`` states, the runner following
-the chain) is on branch ``chain-wip``, not on main: its chained e2e run still fails in moto's
-interpreter at ``Handover`` (States.Runtime). Nothing calls this module on main yet.
+"""Continue-as-new: how many Map batches one state machine execution runs (its *window*),
+and how a run larger than that goes on in follow-up executions of the same run id.
 
 A Step Functions execution holds at most 25,000 history events and should end well before
 ``timeouts.reconciliation_run``. A run larger than one execution's budgets runs its batches
-in windows: DiscoverBosh and Match hand their Map only the first window (``batches``, with
-``batch_count`` and ``batch_next``), the ``MoreToScan?`` / ``MoreToApply?`` Choices after the
-Maps go to ``Handover``, which starts a follow-up execution of the same run id
-(``<run id>-<n>``, input ``{"continue": <state>}``), and Begin slides the window on.
+in windows: DiscoverBosh and Match hand their Map only the first window (``cut``:
+``batches``, with ``batch_count``, ``batch_next``, ``batch_window`` and ``more``; the late
+apply batches are numbered after the early ones of ``overlap_phases``), the ``MoreToScan?`` /
+``MoreToApply?`` Choices after the Maps go to ``Handover``, which starts a follow-up
+execution of the same state machine (``<run id>-<n>``, ``execution_info``; input
+``{"continue": <state>}``) and ends this one without Finish. The follow-up's Begin keeps the
+run's lock (it must still be the run's), ``resume`` slides the window on, sized for a fresh
+execution, and the ``Resume`` Choice goes on with the scan (no early apply) or the apply.
+One run id, one run record, one report (Finish counts every window) across the chain.
 
 The window is the smaller of
 
 * the history budget: ``execution.max_history_events`` less a margin and the states
-  outside the Maps, over ~11 events per Map iteration (measured: 10.9 to 11.0);
+  outside the Maps, over ~11 events per Map iteration (measured: 10.9 to 11.0); a scan batch
+  with an early apply batch beside it costs two iterations;
 * the time budget: ``execution.time_share`` of ``timeouts.reconciliation_run``, over a
   batch's time: the longer of the previous run's time per item (batches run
   ``map_concurrency`` at a time) and the rate limit's floor (the rate is global: parallel
