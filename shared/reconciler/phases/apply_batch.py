@@ -181,8 +181,9 @@ class BatchApply:
         if not self.paused:
             self.paused = True
             s = self.settings
-            runtime.pause_between_batches(self.batch, self.offset, s.reconciler.batch.delay, s, self.budget,
-                                          sleep=self.deps.sleep)
+            runtime.pause_between_batches(
+                self.batch, self.offset, s.reconciler.batch.delay, s, self.budget, sleep=self.deps.sleep,
+                claim=lambda n, hold: self.store.claim_pause(self.run_id, "apply", n, hold))
 
     def record_error(self, target: str, message: str) -> None:
         self.store.record_error(self.run_id, "ApplyBatch", target, message)
