@@ -104,12 +104,21 @@ class MemoryStore:
         self.errors: list[dict[str, Any]] = []
         self.lock: dict[str, Any] | None = None
         self.findings: dict[str, Any] = {}
+        self.pauses: dict[tuple[str, str], float] = {}  # (run_id, key#slot) -> until
 
     def put_scratch(self, run_id: str, key: str, value: Any, ttl_s: float) -> None:
         self.scratch[(run_id, key)] = copy.deepcopy(value)
 
     def get_scratch(self, run_id: str, key: str, default: Any = None) -> Any:
         return copy.deepcopy(self.scratch.get((run_id, key), default))
+
+    def claim_pause(self, run_id: str, key: str, slots: int, hold_s: float) -> bool:
+        now = self.clock()
+        for i in range(slots):
+            if self.pauses.get((run_id, f"{key}#{i}"), 0.0) <= now:
+                self.pauses[(run_id, f"{key}#{i}")] = now + hold_s
+                return True
+        return False
 
     def put_run(self, run: dict[str, Any]) -> None:
         self.runs[run["run_id"]] = dict(run)

@@ -95,6 +95,8 @@ class ScratchStore(Protocol):
 
     def get_scratch(self, run_id: str, key: str, default: Any = None) -> Any: ...
 
+    def claim_pause(self, run_id: str, key: str, slots: int, hold_s: float) -> bool: ...
+
 
 @runtime_checkable
 class RunStore(Protocol):

@@ -141,12 +141,43 @@ def test_pause_only_before_batches_after_the_first_wave():
     assert pause(3, 0, 0.25, wide, sleep=slept.append) == 0  # still in the first wave of 4
 
 
+def test_batches_in_flight_never_all_pause_at_once():
+    """Batches that finish together start the next wave together: with a pause slot each they
+    would all pause at once and leave the API idle. All but one of the batches in flight may
+    pause (one when one batch is in flight); the others start at once."""
+    from tests.fakes import FakeClock, MemoryStore
+
+    clock = FakeClock()
+    store, slept = MemoryStore(clock), []
+    pause = runtime.pause_between_batches
+
+    def claim(n, hold):
+        return store.claim_pause("r", "scan", n, hold)
+
+    two = settings("reconciler:\n  batch: {max_parallel_batch: 2}\n")
+    assert runtime.pause_slots(two) == 1
+    assert [pause(b, 0, 2.0, two, sleep=slept.append, claim=claim) for b in (2, 3)] == [2.0, 0.0]
+    clock.advance(2.0)  # the first pause is over: the next batch may pause again
+    assert pause(4, 0, 2.0, two, sleep=slept.append, claim=claim) == 2.0
+    wide = settings("reconciler:\n  max_concurrency: 5\n  batch: {max_parallel_batch: 4}\n")
+    assert runtime.pause_slots(wide) == 3
+    assert [pause(b, 0, 1.0, wide, sleep=slept.append, claim=lambda n, h: store.claim_pause("r", "w", n, h))
+            for b in range(4, 8)] == [1.0, 1.0, 1.0, 0.0]
+    one = settings("reconciler:\n  batch: {max_parallel_batch: 1}\n")
+    assert runtime.pause_slots(one) == 1  # one batch in flight: its pause is the only one
+    assert pause(1, 0, 2.0, one, sleep=slept.append, claim=lambda n, h: store.claim_pause("r", "one", n, h)) == 2.0
+    assert slept == [2.0, 2.0, 1.0, 1.0, 1.0, 2.0]
+
+
 class FakeStore:
     def get_scratch(self, run_id, key, default=None):
         return default
 
     def put_scratch(self, *args, **kwargs):
         pass
+
+    def claim_pause(self, run_id, key, slots, hold_s):
+        return True
 
 
 class TwoDeploymentStore(FakeStore):

@@ -196,6 +196,24 @@ def test_start_claim_has_one_holder_until_it_expires_or_is_released(store, clock
     assert store.claim_start("after", 60) is None
 
 
+def test_pause_claims_hold_at_most_the_slots_until_the_pause_is_over(store, clock):
+    claims = []
+    threads = [threading.Thread(target=lambda: claims.append(store.claim_pause("run-1", "scan", 2, 2.0)))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert claims.count(True) == 2  # two slots: two batches pause, the other four start at once
+    assert store.claim_pause("run-1", "apply", 1, 0.5) and store.claim_pause("run-2", "scan", 1, 2.0)  # per run, key
+    clock.now += 1.5
+    assert not store.claim_pause("run-1", "scan", 2, 2.0)
+    clock.now += 0.5  # the pauses are over: their slots are free again
+    assert store.claim_pause("run-1", "scan", 2, 2.0) and store.claim_pause("run-1", "scan", 2, 2.0)
+    with pytest.raises(InvalidInput):
+        store.claim_pause("run-1", "scan", 0, 2.0)
+
+
 def test_scratch_small_and_large_values_round_trip(store, clock):
     store.put_scratch("run-1", "instances", [{"guid": "a"}], ttl_s=3600)
     assert store.get_scratch("run-1", "instances") == [{"guid": "a"}]

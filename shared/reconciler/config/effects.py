@@ -51,7 +51,8 @@ _EFFECTS: list[tuple[str, str]] = [
                                    "complete evidence and reports an instance written early that a later "
                                    "manifest claims. Off: the phases run in sequence."),
     ("concurrency.cooldown_period", "Pause before each ScanBatch after the first wave, before its first BOSH "
-                                    "request (a batch answered from the cache does not pause)."),
+                                    "request (a batch answered from the cache does not pause); all but one of "
+                                    "the batches in flight may pause at once, the others start at once."),
     ("apis.<api>.rate_limit.*", "The API's global rate limiter (GCRA in DynamoDB, shared by every Lambda): "
                                 "`requests_per_second`, `burst`, `wait_timeout` (then RateLimited)."),
     ("apis.<api>.circuit_breaker.*", "The API's circuit breaker, state in DynamoDB (seen by every Lambda)."),
@@ -68,7 +69,8 @@ _EFFECTS: list[tuple[str, str]] = [
                              "plans to use, from the previous run's time per item or the rate limit's floor; "
                              "past it the run goes on in a follow-up execution."),
     ("batch.size", "Instances per ApplyBatch (Vault update) Lambda (the start value when adaptive)."),
-    ("batch.delay", "Pause before each ApplyBatch after the first wave (Vault relief)."),
+    ("batch.delay", "Pause before each ApplyBatch after the first wave, before its first request (Vault "
+                    "relief); all but one of the batches in flight may pause at once."),
     ("batch.max_parallel_batch", "`MaxConcurrency` of both Map states (batches in flight)."),
     ("batch.adaptive_scaling", "Both batch sizes follow the previous run's time per item, so that a batch takes about "
                                "a quarter of its step timeout, within `[min_size, max_size]`."),

@@ -83,6 +83,13 @@ def early_applied(batch: int) -> str:
     return f"apply#{batch}#early"
 
 
+def apply_protected(batch: int) -> str:
+    """The instances of an apply batch whose state before the run's writes is protected (backed
+    up, or nothing to protect): a later attempt in the run (the batch's second try, a handed-over
+    or retried invocation) takes no second backup of its own half-written tree."""
+    return f"apply#{batch}#protected"
+
+
 def apply_items(batch: int) -> str:
     return f"apply#{batch}#items"
 

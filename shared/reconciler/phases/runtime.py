@@ -61,13 +61,29 @@ def map_concurrency(s: Any) -> int:
     return max(1, min(rc.batch.max_parallel_batch, rc.max_concurrency))
 
 
+def pause_slots(s: Any) -> int:
+    """Batches of one Map that may pause at once: all but one of those in flight (one when a
+    single batch is in flight), so while some pause another keeps the API at its rate."""
+    return max(1, map_concurrency(s) - 1)
+
+
 def pause_between_batches(batch: int, offset: int, delay_s: float, s: Any, budget: Budget | None = None, *,
-                          sleep: Callable[[float], None] = time.sleep) -> float:
+                          sleep: Callable[[float], None] = time.sleep,
+                          claim: Callable[[int, float], bool] | None = None) -> float:
     """Wait ``delay_s`` before a batch of the second and later waves (the first
-    ``map_concurrency`` batches start at once), on its first invocation only. Returns the pause."""
+    ``map_concurrency`` batches start at once), on its first invocation only. Returns the pause.
+
+    With ``claim`` (``claim(slots, pause)``: the store's ``claim_pause`` for the run and the
+    phase), a batch pauses only when it gets one of :func:`pause_slots` slots: batches that
+    finish together no longer all pause together and leave the API idle (the shared rate
+    limit, not the pause, keeps the API at its rate and its burst); a batch that finds every
+    slot held starts at once."""
     if offset or delay_s <= 0 or batch < map_concurrency(s):
         return 0.0
     pause = delay_s if budget is None else max(0.0, min(delay_s, budget.left_s()))
+    if pause and claim is not None and not claim(pause_slots(s), pause):
+        _log.debug("batch %d: %d batch(es) already pausing; no pause", batch, pause_slots(s))
+        return 0.0
     if pause:
         sleep(pause)
     return pause

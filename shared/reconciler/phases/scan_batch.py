@@ -55,8 +55,9 @@ class BatchScan:
         with self.clients_lock:  # on the first cache miss only: a fully cached batch neither pauses nor logs in
             if not self.clients:
                 s = self.settings
-                runtime.pause_between_batches(self.batch, self.offset, s.reconciler.concurrency.cooldown_period, s,
-                                              self.budget, sleep=self.deps.sleep)
+                runtime.pause_between_batches(
+                    self.batch, self.offset, s.reconciler.concurrency.cooldown_period, s, self.budget,
+                    sleep=self.deps.sleep, claim=lambda n, hold: self.store.claim_pause(self.run_id, "scan", n, hold))
                 self.clients.update(self.deps.directors())
         return self.clients[director]
 
