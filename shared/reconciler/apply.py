@@ -313,7 +313,8 @@ def _differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite], *, settings: BackupSettings,
                    index_entry: Mapping[str, Any] | None = None, tree: VersionedTree | None = None,
                    now: float | None = None, migrate_legacy: bool = True,
-                   known: Mapping[str, Any] | None = None, hold: Hold | None = None) -> InstanceResult:
+                   known: Mapping[str, Any] | None = None, hold: Hold | None = None,
+                   protected: set[str] | None = None) -> InstanceResult:
     """Apply one instance's planned writes. Writes equal to Vault's current data are dropped;
     when something remains: back up (if enabled and ``backup_on_update``), then write with
     cas in credential-first/root-last order, then retention and legacy migration. Raises
@@ -321,7 +322,11 @@ def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite
     ``known``: paths of the tree the plan just read, with their versions (None: read and
     absent); only the rest of the tree is read (a change in between fails the cas write of a
     path we write). ``hold``: judged on that tree before anything is written; a reason
-    leaves the instance ``held`` with nothing written."""
+    leaves the instance ``held`` with nothing written. ``protected``: the instances whose state
+    before this run's writes an earlier attempt of the run already backed up (or found nothing
+    to protect in); they get no backup now (their tree may hold that attempt's writes: a backup
+    of it would keep a half-written state the run never meant), and this instance is added once
+    its backup is in place."""
     now = time.time() if now is None else now
     result = InstanceResult(instance_id)
     mount = vault.mount
@@ -347,12 +352,8 @@ def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite
             if lost:
                 raise InvalidInput(f"plan for instance {instance_id} would change or drop existing credential "
                                    f"key(s) {lost} at {w.path}; refused (credentials are never overwritten)")
-    stored: list[StoredBackup] | None = None
-    if settings.enabled and settings.backup_on_update:
-        stored = scan_backups(vault, instance_id)
-        outcome = backup_instance(vault, instance_id, tree=tree, index_entry=index_entry, settings=settings,
-                                  now=now, stored=stored, planned={w.path: w.data for w in writes})
-        result.backup_sha256, result.backup_created = outcome.sha256, outcome.created
+    stored = _protect(vault, result, tree, writes, index_entry=index_entry, settings=settings, now=now,
+                      protected=protected)
     for w in bk.order_writes(effective, instance_id, mount):
         cas = w.cas
         if cas is None and vault.kv_version == 2:
@@ -368,16 +369,38 @@ def apply_instance(vault: KvStore, instance_id: str, writes: Sequence[VaultWrite
     return result
 
 
+def _protect(vault: KvStore, result: InstanceResult, tree: VersionedTree, writes: Sequence[VaultWrite], *,
+             index_entry: Mapping[str, Any] | None, settings: BackupSettings, now: float,
+             protected: set[str] | None) -> list[StoredBackup] | None:
+    """``apply_instance``'s backup step (the stored backups, for retention; None: backups off).
+    An instance in ``protected`` gets none (an earlier attempt of the run took it); it is added
+    once its backup is in place (or there was nothing to protect, or backups are off)."""
+    iid = result.instance_id
+    stored: list[StoredBackup] | None = None
+    if settings.enabled and settings.backup_on_update:
+        stored = scan_backups(vault, iid)
+        if protected is not None and iid in protected:
+            log.debug("backup: instance %s: its state before this run's writes is already protected", iid)
+        else:
+            outcome = backup_instance(vault, iid, tree=tree, index_entry=index_entry, settings=settings,
+                                      now=now, stored=stored, planned={w.path: w.data for w in writes})
+            result.backup_sha256, result.backup_created = outcome.sha256, outcome.created
+    if protected is not None:
+        protected.add(iid)
+    return stored
+
+
 def apply_plan(vault: KvStore, plans: Mapping[str, Sequence[VaultWrite]], *, settings: BackupSettings,
                index: Mapping[str, Any] | None = None, trees: Mapping[str, VersionedTree] | None = None,
                now: float | None = None, migrate_legacy: bool = True,
-               known: Mapping[str, Mapping[str, Any]] | None = None, hold: Hold | None = None) -> ApplyReport:
+               known: Mapping[str, Mapping[str, Any]] | None = None, hold: Hold | None = None,
+               protected: set[str] | None = None) -> ApplyReport:
     """Apply every instance's writes. A failure is recorded for that instance and the batch
     goes on (a request that failed after its retries included: one bad answer is that
     instance's problem); a sealed Vault or an open circuit (the breaker saw Vault fail
     ``failure_threshold`` times in a row) aborts the batch (the remaining instances are
     marked skipped) instead of hammering it. ``known``: per instance, the paths already
-    read, and ``hold`` (see :func:`apply_instance`)."""
+    read, ``hold`` and ``protected`` (see :func:`apply_instance`)."""
     now = time.time() if now is None else now
     report = ApplyReport()
     index = index or {}
@@ -391,7 +414,7 @@ def apply_plan(vault: KvStore, plans: Mapping[str, Sequence[VaultWrite]], *, set
         try:
             result = apply_instance(vault, instance_id, writes, settings=settings, index_entry=entry,
                                     tree=trees.get(instance_id), now=now, migrate_legacy=migrate_legacy,
-                                    known=known.get(instance_id), hold=hold)
+                                    known=known.get(instance_id), hold=hold, protected=protected)
         except (VaultSealed, CircuitOpen) as exc:  # Vault is down for everyone: stop asking
             report.aborted, report.cause = f"{type(exc).__name__}: {exc}", exc
             result = InstanceResult(instance_id, status="failed", error=report.aborted)

@@ -35,3 +35,38 @@ def test_an_instance_failing_its_retries_is_tried_again_in_the_batch():
     apply = run["output"]["phases"]["apply"]
     assert apply["instances_failed"] == 0 and run["output"]["not_reconciled"] == 0
     assert after[f"secret/{iid}/credentials"] == expected["recovered_credentials"][iid]
+
+
+def test_a_retry_over_its_own_half_written_tree_takes_no_backup():
+    """The root is written last: when its write fails every attempt of the first try, the second
+    try finds the instance's other paths written (and adds a history entry to its metadata).
+    It takes no backup of that half-written tree: a lost tree (no index entry) gets none, as a
+    run without the fault; a tree the first try backed up keeps that one backup only."""
+    world, expected = small_world(12, seed=3, lost_both=0.3)
+    lost = expected["drift"]["lost_both"][0]
+    kept = next(i for i in expected["recoverable_credentials"] if i not in expected["drift"]["lost_both"])
+    targets = {f"/v1/secret/data/{lost}", f"/v1/secret/data/{kept}"}
+    with scenario(world) as sc:
+        emulator = sc.stack.vault
+        original, lock, refused = emulator.handle, threading.Lock(), []
+
+        def handle(request):
+            with lock:
+                if request.method in ("POST", "PUT") and request.path in targets \
+                        and refused.count(request.path) < 3:
+                    refused.append(request.path)  # every attempt of the first try: 502
+                    return json_response(502, {"errors": ["injected: bad gateway"]})
+            return original(request)
+
+        emulator.handle = handle
+        try:
+            run = sc.run_once()
+        finally:
+            del emulator.handle
+        after = sc.vault_contents()
+    assert run["status"] == "SUCCEEDED", run["cause"]
+    assert sorted(refused) == sorted([*targets] * 3)  # both roots refused on all 3 attempts of try 1
+    assert run["output"]["phases"]["apply"]["instances_failed"] == 0 and run["output"]["not_reconciled"] == 0
+    assert f"secret/{lost}" in after and f"secret/{kept}" in after
+    assert [p for p in after if p.startswith(f"secret/backups/{lost}/")] == []
+    assert len([p for p in after if p.startswith(f"secret/backups/{kept}/")]) == 1

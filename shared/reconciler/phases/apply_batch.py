@@ -171,6 +171,10 @@ class BatchApply:
         self.failed_ids: list[str] = list(self.figures.pop("failed_ids", None) or [])  # tried first next run
         self.clients: dict[str, Any] = {}
         self.parameters = ParameterFetcher(self.client_of, self.figures)
+        # instances this run already backed up (or found nothing to protect in), kept across this
+        # batch's tries and invocations: a retry over its own half-written tree takes no backup
+        self.protected: set[str] = set(store.get_scratch(self.run_id, contracts.apply_protected(self.batch)) or [])
+        self.protected_saved = set(self.protected)
 
     def pause(self) -> None:
         """``batch.delay`` before the first request of a second-wave batch, once: a batch that
@@ -341,8 +345,15 @@ class BatchApply:
         # the tree read before the writes: an operation started since CF was read holds them
         if any(writes.values()):
             self.pause()
-        report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
-                            known=self.known(wanted, got, unread), hold=task_hold(chunk, now=time.time(), cfg=self.cfg))
+        protected = set(self.protected)
+        try:
+            report = apply_plan(self.vault, writes, settings=self.backup_settings, index=index, now=time.time(),
+                                known=self.known(wanted, got, unread),
+                                hold=task_hold(chunk, now=time.time(), cfg=self.cfg), protected=protected)
+        except BaseException:
+            self.keep_protected(protected, save=True)
+            raise
+        self.keep_protected(protected, save=bool(report.aborted))
         again += [r.instance_id for r in report.instances
                   if r.status == "failed" and may_retry and transient(r.error or "")]
         report = ApplyReport([r for r in report.instances if r.instance_id not in again], report.aborted,
@@ -356,6 +367,19 @@ class BatchApply:
         if self.sweep:
             self.sweep_unchanged(planned, report, again)
         return again
+
+    def keep_protected(self, protected: set[str], *, save: bool) -> None:
+        """The instances protected so far, for this invocation's next try; ``save`` (the batch
+        stops here: Vault down, its breaker open) also for the batch's next invocation, one
+        scratch write when some are new. A dry run keeps none: its changes of a chunk that
+        stopped are planned again, backups included."""
+        if self.vault.dry_run:
+            return
+        self.protected = protected
+        if save and protected - self.protected_saved:
+            self.protected_saved = set(protected)
+            self.store.put_scratch(self.run_id, contracts.apply_protected(self.batch), sorted(protected),
+                                   runtime.scratch_ttl(self.settings))
 
     def apply_items(self) -> int:
         """Plan and apply the items from the offset on, a step at a time, until done or out of
