@@ -206,9 +206,11 @@ def bench(instances: int, *, seed: int = 7, runs: int = 2, config_text: str | No
                       "vault_writes": sum(methods.get(m, 0) for m in ("POST", "PUT", "PATCH", "DELETE"))}
             kind = ("cold", "warm", "warm_after_ttl")[min(n, 2)] if n < 3 else "warm"
             record["physics"] = {"kind": kind, **physics.physics(record, minimum[kind], rate)}
-            events = [e for arn in record.get("execution_arns") or [record["execution_arn"]]  # the run's chain
-                      for e in scenario.engine.history(arn)]
-            record["cost"] = physics.cost(record, physics.lambda_seconds(events))
+            chain = [list(scenario.engine.history(arn))  # the run's every execution (continue-as-new)
+                     for arn in record.get("execution_arns") or [record["execution_arn"]]]
+            events = [e for history in chain for e in history]
+            # event ids restart in every execution: a Task's start and end are paired within one
+            record["cost"] = physics.cost(record, sum(physics.lambda_seconds(history) for history in chain))
             record["phase_spans_s"] = physics.state_spans(events)
             out_runs.append(record)
     largest = max(r["max_state_payload_bytes"] for r in out_runs)
