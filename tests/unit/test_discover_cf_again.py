@@ -54,3 +54,10 @@ def test_an_answer_cf_gave_or_a_refused_certificate_is_not_asked_again():
     for cause in (InvalidInput("cf:cf: no service broker named 'blacksmith'"), tls):
         client = Client(cause)
         assert str(discover_foundation(client, budget(60)).status) == "failed" and client.calls == 1
+
+
+def test_a_cf_that_stays_down_costs_one_breaker_wait_only():
+    refused = [CircuitOpen("open", api="cf", retry_in=0.0) for _ in range(5)]
+    client = Client(Unavailable("connection refused", api="cf"), *refused)
+    result = discover_foundation(client, budget(60))
+    assert str(result.status) == "failed" and client.calls == 3  # failed, refused, its one trial refused

@@ -20,7 +20,8 @@ log = logging.getLogger("reconciler.phases.discover_cf")
 def discover_foundation(client: Any, budget: runtime.Budget) -> Any:
     """One foundation's discovery. One that failed on a transient error (a request failed all
     its retries: with the CF breaker's ``failure_threshold`` 3 those retries open it) is run once
-    more, waiting for the breaker's trial when that fits in the step's time: one unlucky request
+    more, waiting once for the breaker's trial when that fits in the step's time (a CF that is
+    down costs the step one breaker timeout, 30 s by default, no more): one unlucky request
     out of the hundreds of a discovery must not cost the run its CF view. Anything else (an
     answer CF gave, a refused TLS certificate) stays failed at once."""
     result = client.discover(with_bindings=True)
@@ -37,7 +38,7 @@ def discover_foundation(client: Any, budget: runtime.Budget) -> Any:
         return last[0]
 
     try:
-        return runtime.through_open_breaker(again, budget, what=f"cf:{client.name}: discovery")
+        return runtime.through_open_breaker(again, budget, what=f"cf:{client.name}: discovery", waits=1)
     except CircuitOpen:  # its trial does not fit (or failed each time): the run goes on without it
         return last[0]
 
