@@ -375,10 +375,12 @@ def _install_lambda_hook() -> None:
 
 
 def _name_executions() -> None:
-    """Unnamed executions get a UUID name, as on AWS (moto would name them all "None")."""
-    from mockstack.moto_patches import name_executions_like_aws
+    """Unnamed executions get a UUID name, as on AWS (moto would name them all "None"); the
+    Step Functions integration (the chain's ``Handover``) takes and returns AWS's field names."""
+    from mockstack.moto_patches import name_executions_like_aws, sfn_task_parameters_like_aws
 
     name_executions_like_aws()
+    sfn_task_parameters_like_aws()
 
 
 def _forget_cached_clients() -> None:
@@ -414,10 +416,20 @@ class ExecutionResult:
     cause: str | None
     start: float
     stop: float
+    chain: list[str] = field(default_factory=list)  # every execution of the run, the first to ``arn``
 
     @property
     def duration_s(self) -> float:
         return round(self.stop - self.start, 3)
+
+
+def continued_as(output: Any) -> str | None:
+    """The follow-up execution a run handed over to (continue-as-new: the state machine's
+    ``HandedOver`` output ``{"continued": {"execution_arn": ...}}``), or None."""
+    if isinstance(output, dict) and isinstance(output.get("continued"), dict):
+        arn = output["continued"].get("execution_arn")
+        return arn if isinstance(arn, str) and arn else None
+    return None
 
 
 class AwsEngine:
@@ -925,20 +937,34 @@ class AwsEngine:
                                 "name": name or str(uuid.uuid4())}
         return self.client("stepfunctions").start_execution(**args)["executionArn"]
 
-    def wait(self, execution_arn: str, timeout_s: float = 120.0, poll_s: float = 0.05) -> ExecutionResult:
+    def wait(self, execution_arn: str, timeout_s: float = 120.0, poll_s: float = 0.05, *,
+             follow: bool = True) -> ExecutionResult:
+        """Wait for the execution to end; ``follow``: a run that handed over (continue-as-new)
+        is followed to its last execution, and the result is the run's: the last execution's
+        status and output, the first one's start, ``chain`` every execution's ARN."""
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout_s
+        chain = [execution_arn]
+        first_start: float | None = None
         while True:
-            desc = sfn.describe_execution(executionArn=execution_arn)
-            if desc["status"] != "RUNNING":
+            desc = sfn.describe_execution(executionArn=chain[-1])
+            if desc["status"] == "RUNNING":
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"execution {chain[-1]} still RUNNING after {timeout_s:.0f}s")
+                time.sleep(poll_s)
+                continue
+            output = json.loads(desc["output"]) if desc.get("output") else None
+            if first_start is None:
+                first_start = desc["startDate"].timestamp()
+            nxt = continued_as(output) if follow and desc["status"] == "SUCCEEDED" else None
+            if nxt is None:
                 break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout_s:.0f}s")
-            time.sleep(poll_s)
-        output = json.loads(desc["output"]) if desc.get("output") else None
-        start = desc["startDate"].timestamp()
+            if nxt in chain:
+                raise EngineError(f"execution {chain[-1]} hands over to {nxt}, already in the chain")
+            chain.append(nxt)
         stop = desc["stopDate"].timestamp() if desc.get("stopDate") else time.time()
-        return ExecutionResult(execution_arn, desc["status"], output, desc.get("error"), desc.get("cause"), start, stop)
+        return ExecutionResult(chain[-1], desc["status"], output, desc.get("error"), desc.get("cause"), first_start,
+                               stop, chain)
 
     def run(self, execution_input: Any = None, *, logical_id: str | None = None,
             timeout_s: float = 120.0) -> ExecutionResult:
@@ -974,6 +1000,21 @@ class AwsEngine:
             by_type[event["type"]] = by_type.get(event["type"], 0) + 1
         return {"history_events": len(events), "state_transitions": transitions,
                 "max_state_payload_bytes": largest, "events_by_type": by_type}
+
+    def chain_figures(self, result: ExecutionResult) -> dict[str, Any]:
+        """A run's figures across its executions (continue-as-new): ``history_events`` the
+        largest execution's (the 25,000 limit is per execution), ``history_events_per_execution``
+        each, ``history_events_total``; transitions and ``events_by_type`` summed."""
+        each = [self.execution_figures(arn) for arn in (result.chain or [result.arn])]
+        by_type: dict[str, int] = {}
+        for figures in each:
+            for name, n in figures["events_by_type"].items():
+                by_type[name] = by_type.get(name, 0) + n
+        per = [f["history_events"] for f in each]
+        return {"executions": len(each), "history_events": max(per), "history_events_per_execution": per,
+                "history_events_total": sum(per), "state_transitions": sum(f["state_transitions"] for f in each),
+                "max_state_payload_bytes": max(f["max_state_payload_bytes"] for f in each),
+                "events_by_type": by_type}
 
 
 class FunctionError(Exception):

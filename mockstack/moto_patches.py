@@ -1,5 +1,7 @@
-"""Make moto's DynamoDB as atomic as the real service.
+"""Make moto behave as the real services where the emulated stack relies on it.
 
+
+DynamoDB atomicity:
 Real DynamoDB applies each item operation (``UpdateItem ADD``, a conditional ``PutItem``,
 a transaction) atomically. moto's in-memory backend does not lock: two threads doing
 ``ADD n :1`` on one item can both read the old value and one increment is lost. The
@@ -62,3 +64,49 @@ def name_executions_like_aws() -> None:
 
     start_execution._mockstack_named = True  # type: ignore[attr-defined]
     StepFunctionsParserBackend.start_execution = start_execution
+
+
+def sfn_task_parameters_like_aws() -> None:
+    """``arn:aws:states:::states:startExecution`` (and the other Step Functions integrations)
+    called with AWS's names, as the service does (idempotent).
+
+    The ASL names the API's fields in PascalCase (``StateMachineArn``, ``Name``, ``Input``) and
+    reads its result the same way (``ExecutionArn``, ``StartDate``). moto's port of the
+    interpreter passes the state's parameters to boto3 unchanged (botocore's kwargs are the
+    service's own ``stateMachineArn``, ``name``, ``input``: a KeyError, States.Runtime) and
+    returns the boto3 response as it comes (``executionArn``). On AWS both are mapped through
+    the service model; here too, with the interpreter's own helpers and botocore's model.
+    """
+    import botocore.session
+    from botocore import xform_name
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    if getattr(StateTaskServiceSfn._normalise_parameters, "_mockstack_cased", False):
+        return
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    operations = {xform_name(name): model.operation_model(name) for name in model.operation_names}
+    original_parameters = StateTaskServiceSfn._normalise_parameters
+    original_response = StateTaskServiceSfn._normalise_response
+
+    def _normalise_parameters(self: Any, parameters: dict, boto_service_name: str | None = None,
+                              service_action_name: str | None = None) -> None:
+        original_parameters(self, parameters, boto_service_name, service_action_name)
+        operation = operations.get(self._get_boto_service_action(service_action_name))
+        if operation is not None and isinstance(parameters, dict):
+            self._to_boto_request(parameters, operation.input_shape)
+
+    def _normalise_response(self: Any, response: Any, boto_service_name: str | None = None,
+                            service_action_name: str | None = None) -> None:
+        original_response(self, response, boto_service_name, service_action_name)
+        operation = operations.get(self._get_boto_service_action(service_action_name))
+        if operation is not None and operation.output_shape is not None and isinstance(response, dict):
+            self._from_boto_response(response, operation.output_shape)
+            for key, value in list(response.items()):  # timestamps: JSON as AWS writes them (epoch ms)
+                if hasattr(value, "timestamp"):
+                    response[key] = int(value.timestamp() * 1000)
+
+    _normalise_parameters._mockstack_cased = True  # type: ignore[attr-defined]
+    StateTaskServiceSfn._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
+    StateTaskServiceSfn._normalise_response = _normalise_response  # type: ignore[method-assign]

@@ -6,9 +6,11 @@ world, brings ``template.yaml`` up in the embedded engine, writes the configurat
 SSM parameter the functions read (credentials in Secrets Manager, referenced, never inline),
 runs the state machine N times and writes the report:
 
-- ``runs``: per execution its ARN, status, error, duration_s, state_transitions,
-  history_events, max_state_payload_bytes, requests (``{api: {method: n}}`` from the
-  emulators' request logs, this run only) and the execution output;
+- ``runs``: per run its ARN (the last execution's), status, error, duration_s,
+  state_transitions, history_events (the largest execution's), max_state_payload_bytes,
+  requests (``{api: {method: n}}`` from the emulators' request logs, this run only) and the
+  output; a run larger than one execution's budgets (continue-as-new) is followed to its last
+  execution: ``executions``, ``execution_arns`` and ``history_events_per_execution`` say how;
 - ``vault``: the final Vault contents (every logical path -> its latest data);
 - ``orphans``: ``{"cf": [instance ids], "bosh": [deployment names], "vault": [instance ids]}``;
 - ``status`` and ``metrics``: what ``GET /b/status`` and ``GET /b/metrics`` answer after the
@@ -264,11 +266,13 @@ class Scenario:
             execution_input["dry_run"] = True
         if selection:
             execution_input["selection"] = dict(selection)
-        result = self.engine.run(execution_input, timeout_s=timeout_s)
-        figures = self.engine.execution_figures(result.arn)
+        result = self.engine.run(execution_input, timeout_s=timeout_s)  # the run's whole chain
+        figures = self.engine.chain_figures(result)
         record = {"execution_arn": result.arn, "status": result.status, "error": result.error,
                   "cause": (result.cause or "")[:2000] or None, "duration_s": result.duration_s,
                   "state_transitions": figures["state_transitions"], "history_events": figures["history_events"],
+                  "executions": figures["executions"], "execution_arns": result.chain,
+                  "history_events_per_execution": figures["history_events_per_execution"],
                   "max_state_payload_bytes": figures["max_state_payload_bytes"],
                   "requests": _diff(self.stack.request_counts(), before), "output": result.output}
         self.runs.append(record)
@@ -381,7 +385,8 @@ def command(args: argparse.Namespace) -> int:
     Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
     for i, r in enumerate(report["runs"], 1):
         print(f"run {i}: {r['status']}{' (' + r['error'] + ')' if r['error'] else ''} in {r['duration_s']}s, "
-              f"{r['state_transitions']} state transitions, {r['history_events']} history events, "
+              f"{r['state_transitions']} state transitions, {r['history_events']} history events"
+              f"{' (most of ' + str(r['executions']) + ' executions)' if r.get('executions', 1) > 1 else ''}, "
               f"largest payload {r['max_state_payload_bytes']} bytes")
     print(f"report: {args.report}")
     return 0 if all(r["status"] == "SUCCEEDED" for r in report["runs"]) else 1

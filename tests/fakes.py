@@ -157,6 +157,11 @@ class MemoryStore:
         self.lock = {"run_id": run_id, "execution_arn": execution_arn, "expires_at": now + lease_s}
         return dict(self.lock)
 
+    def renew_lock(self, run_id: str, lease_s: float) -> None:
+        if not self.lock or self.lock["run_id"] != run_id:
+            raise RunLocked(f"run {run_id} lost the reconcile lock", holder=(self.lock or {}).get("execution_arn", ""))
+        self.lock["expires_at"] = self.clock() + lease_s
+
     def release_lock(self, run_id: str) -> bool:
         if not self.lock or self.lock["run_id"] != run_id:
             return False

@@ -92,6 +92,42 @@ def test_schedule_trigger_fires_enabled_schedule(engine):
         "schedule"
 
 
+CHAIN = {  # a run of 3 executions: each starts the next one of the same machine, as the reconciler's Handover does
+    "StartAt": "Count",
+    "States": {
+        "Count": {"Type": "Pass", "Parameters": {"n.$": "$.n", "next.$": "States.MathAdd($.n, 1)"}, "Next": "More?"},
+        "More?": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericLessThan": 3, "Next": "Handover"}],
+                  "Default": "Done"},
+        "Handover": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
+                     "Parameters": {"StateMachineArn.$": "$$.StateMachine.Id",
+                                    "Name.$": "States.Format('chain-{}', $.next)", "Input": {"n.$": "$.next"}},
+                     "ResultSelector": {"execution_arn.$": "$.ExecutionArn"}, "ResultPath": "$.handover",
+                     "Next": "HandedOver"},
+        "HandedOver": {"Type": "Pass", "Parameters": {"continued": {"execution_arn.$": "$.handover.execution_arn"}},
+                       "End": True},
+        "Done": {"Type": "Pass", "Parameters": {"last.$": "$.n"}, "End": True},
+    },
+}
+
+
+def test_an_execution_starts_its_follow_up_and_wait_follows_the_chain(engine):
+    """moto's interpreter calls StartExecution with AWS's field names and returns ExecutionArn
+    (mockstack.moto_patches); wait() follows a run's hand-overs to its last execution."""
+    sfn = engine.client("stepfunctions")
+    machine = sfn.create_state_machine(name="chain", definition=json.dumps(CHAIN),
+                                       roleArn="arn:aws:iam::123456789012:role/chain")["stateMachineArn"]
+    first = sfn.start_execution(stateMachineArn=machine, name="chain-1", input=json.dumps({"n": 1}))["executionArn"]
+    result = engine.wait(first, 60)
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output == {"last": 3}
+    assert [a.rsplit(":", 1)[-1] for a in result.chain] == ["chain-1", "chain-2", "chain-3"]
+    assert result.arn == result.chain[-1] and result.start <= result.stop
+    assert engine.wait(first, 60, follow=False).output == {"continued": {"execution_arn": result.chain[1]}}
+    figures = engine.chain_figures(result)
+    assert figures["executions"] == 3 and len(figures["history_events_per_execution"]) == 3
+    assert figures["history_events"] == max(figures["history_events_per_execution"])
+
+
 def test_bad_parameters_are_named():
     with pytest.raises(EngineError, match="unknown template parameter"):
         AwsEngine(FIXTURE, parameters={"Nope": "1"}).start()

@@ -68,7 +68,8 @@ def test_every_task_retries_and_catches():
     assert len(tasks) >= 10
     for name, state in tasks.items():
         errors = {e for r in state["Retry"] for e in r["ErrorEquals"]}
-        assert "Lambda.ServiceException" in errors, name
+        sdk = state["Resource"].startswith("arn:aws:states:::")  # Handover: Step Functions' own API
+        assert ("StepFunctions.SdkClientException" if sdk else "Lambda.ServiceException") in errors, name
         assert state.get("Catch"), name
         for retry in state["Retry"]:
             assert retry["IntervalSeconds"] == 2 and retry["MaxAttempts"] == 2  # from substitutions
@@ -111,3 +112,36 @@ def test_statelint_catches_a_broken_definition():
     broken = json.loads(json.dumps(ASL))
     broken["States"]["Match"]["Next"] = "NoSuchState"
     assert Linter.validate(json.dumps(broken), Config())
+
+
+def test_a_run_past_its_budgets_hands_over_to_a_follow_up_execution():
+    """Continue-as-new: MoreToScan?/MoreToApply? after the Maps start the same state machine
+    (Handover, named <run id>-<n>, the state as input) and end this execution without Finish."""
+    top = ASL["States"]
+    assert top["ScanAndApply"]["Next"] == "MoreToScan?" and top["UpdateVault"]["Next"] == "MoreToApply?"
+    for choice, field, default in (("MoreToScan?", "$.sources.bosh.more", "Match"),
+                                   ("MoreToApply?", "$.match.more", "SyncIndex")):
+        rule = top[choice]["Choices"][0]
+        assert rule["Next"] == "Handover" and top[choice]["Default"] == default
+        assert {"Variable": field, "BooleanEquals": True} in rule["And"]
+        assert {"Variable": field, "IsPresent": True} in rule["And"]  # a missing field: no Runtime error
+    handover = top["Handover"]
+    assert handover["Resource"] == "arn:aws:states:::states:startExecution"  # not .sync: no waiting
+    assert handover["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+    assert handover["Parameters"]["Name.$"] == "$.run.chain.next_name"
+    assert handover["Parameters"]["Input"]["continue.$"] == "$"
+    assert handover["Catch"][-1]["Next"] == "RecordFailure"
+    assert top[handover["Next"]]["Type"] == "Pass" and top[handover["Next"]]["End"] is True
+    assert top[handover["Next"]]["Parameters"]["continued"]["execution_arn.$"] == "$.handover.execution_arn"
+
+
+def test_a_follow_up_execution_resumes_where_the_last_one_handed_over():
+    top = ASL["States"]
+    assert {"Variable": "$.run.chain.execution", "NumericGreaterThan": 1, "Next": "Resume"} in \
+        top["Enabled?"]["Choices"]
+    assert top["Enabled?"]["Choices"][0]["Next"] == "Disabled"  # a disabled run has no chain: checked first
+    resume = top["Resume"]
+    assert resume["Choices"] == [{"Variable": "$.run.chain.resume", "StringEquals": "apply", "Next": "UpdateVault"}]
+    assert resume["Default"] == "ScanAndApply"
+    early = STATES["ScanAndApply/EarlyApply?"]["Choices"][0]["And"]
+    assert {"Variable": "$.run.chain.execution", "NumericEquals": 1} in early  # first execution only

@@ -54,7 +54,7 @@ def asl_events() -> dict[str, dict]:
 
     def walk(states: dict, scope: dict) -> None:
         for name, s in states.items():
-            if s["Type"] == "Task":
+            if s["Type"] == "Task" and not s["Resource"].startswith("arn:aws:states:::"):  # a Lambda (not Handover)
                 events[name] = build(s["Parameters"], scope) if "Parameters" in s else scope
             for branch in s.get("Branches", []):
                 walk(branch["States"], scope)

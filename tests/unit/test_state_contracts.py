@@ -86,7 +86,8 @@ def _check_states(states: dict[str, Any], scope: type[BaseModel], problems: list
             params = state.get(block)
             if not isinstance(params, dict):
                 continue
-            model = c.BatchState if block == "ItemSelector" else (c.Sources if block == "ResultSelector" else target)
+            model = c.BatchState if block == "ItemSelector" else (
+                {"Discover": c.Sources, "Handover": c.HandoverResult}[name] if block == "ResultSelector" else target)
             for key, value in params.items():
                 field = key.removesuffix(".$")
                 if model is not None and field not in model.model_fields:

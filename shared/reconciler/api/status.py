@@ -131,6 +131,8 @@ def build_status(*, figures: Mapping[str, Any], lock: Mapping[str, Any] | None, 
             "phase": (progress or {}).get("phase") or (current or {}).get("phase"),
             "started_at": (current or {}).get("started_at") or lock.get("acquired_at"),
             "dry_run": bool((current or {}).get("dry_run")),
+            # continue-as-new: the run's executions so far (the lock names its first one)
+            "executions": int((current or {}).get("executions") or 1),
             "progress": dict(progress) if progress else None,
         },
         "orphans": orphan_counts(orphans),

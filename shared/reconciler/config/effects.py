@@ -61,13 +61,13 @@ _EFFECTS: list[tuple[str, str]] = [
     ("apis.<api>.keep_alive", "TCP keep-alive probe interval of the pooled connections."),
     ("retry.*", "Retries of one HTTP call inside a Lambda (tenacity): attempts, exponential backoff, jitter, and "
                 "the error patterns that are retried."),
-    ("execution.max_history_events", "Continue-as-new budget (not wired into the state machine yet: "
-                                     "`phases/chain.py` sizes the window, branch `chain-wip` holds the hand-over): "
-                                     "most history events one execution may take (the limit is 25,000), "
-                                     "~11 events per Map iteration, at least one batch per execution."),
-    ("execution.time_share", "Continue-as-new budget (not wired in yet, as above): the share of "
-                             "`timeouts.reconciliation_run` one execution plans to use, from the previous run's "
-                             "time per item or the rate limit's floor."),
+    ("execution.max_history_events", "Continue-as-new budget: most history events one execution of a run may "
+                                     "take (the limit is 25,000; ~11 events per Map iteration, at least one "
+                                     "batch per execution); past it the run goes on in a follow-up execution of "
+                                     "the same run id (`phases/chain.py`)."),
+    ("execution.time_share", "Continue-as-new budget: the share of `timeouts.reconciliation_run` one execution "
+                             "plans to use, from the previous run's time per item or the rate limit's floor; "
+                             "past it the run goes on in a follow-up execution."),
     ("batch.size", "Instances per ApplyBatch (Vault update) Lambda (the start value when adaptive)."),
     ("batch.delay", "Pause before each ApplyBatch after the first wave, before its first request (Vault "
                     "relief); all but one of the batches in flight may pause at once."),

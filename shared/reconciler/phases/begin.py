@@ -14,8 +14,8 @@ from .. import progress
 from ..config import config_warnings
 from ..config.effects import deployment_drift
 from ..domain import is_uuid
-from ..errors import InvalidInput
-from . import contracts, runtime
+from ..errors import InvalidInput, RunLocked
+from . import chain, contracts, runtime
 from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.begin")
@@ -70,9 +70,14 @@ def run_warnings(s: Any, environ: Mapping[str, str]) -> list[str]:
     return found
 
 
+CONTINUE_KEYS = {"continue", "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"}  # Handover's input (and AWS's lineage key)
+
+
 def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     begin = contracts.parse(contracts.BeginInput, event, "input", "execution_arn", "started_at")
     raw_input, execution_arn, started_at = begin.input, begin.execution_arn, begin.started_at
+    if isinstance(raw_input, dict) and "continue" in raw_input:
+        return continue_run(raw_input, execution_arn, started_at, deps)
     request = parse_input(raw_input)
     s = deps.settings
     rc = s.reconciler
@@ -102,6 +107,7 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         "run_id": run_id,
         "execution_arn": execution_arn,
         "started_at": started_at,
+        "chain": chain.execution_info(run_id, 1, started_at),
         "forced": request["forced"],
         "selection": request["selection"],
         "dry_run": request["dry_run"],
@@ -115,3 +121,49 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
                      "deployment_scan": runtime.whole_seconds(rc.timeouts.deployment_scan),
                      "vault_operations": runtime.whole_seconds(rc.timeouts.vault_operations)},
     }}
+
+
+def continue_run(raw: dict[str, Any], execution_arn: str, started_at: str, deps: Deps) -> dict[str, Any]:
+    """A follow-up execution of a run (continue-as-new: ``Handover``'s input
+    ``{"continue": <the state>}``): no new lock, no new run record. The run's lock must still be
+    its own (renewed for this execution's lease); the phase that was cut short goes on with its
+    next window. Returns the whole state (``run.chain.resume`` says where the state machine goes on)."""
+    unknown = set(raw) - CONTINUE_KEYS
+    if unknown:
+        raise InvalidInput(f"continue: unknown key(s) {sorted(unknown)} beside it")
+    state = raw["continue"]
+    if not isinstance(state, dict):
+        raise InvalidInput("continue: the state of the execution that handed over (a JSON object) is accepted")
+    contracts.parse(contracts.Run, state.get("run"), "run_id", "chain")
+    run = dict(state["run"])
+    run_id = str(run["run_id"])
+    n = int((run.get("chain") or {}).get("execution") or 0) + 1
+    if n < 2:
+        raise InvalidInput("continue: run.chain.execution must be the number of the execution that handed over")
+    s, store = deps.settings, deps.store
+    lock = store.current_lock() or {}
+    if lock.get("run_id") != run_id:
+        raise ChainBroken(f"run {run_id} does not hold the reconcile lock any more (holder: "
+                          f"{lock.get('run_id') or 'none'}); its execution {n} stops here")
+    lease = float(deps.environ.get("RUN_TIMEOUT_SECONDS") or s.reconciler.timeouts.reconciliation_run)
+    try:
+        store.renew_lock(run_id, lease)  # this execution's own run timeout
+    except RunLocked as exc:
+        raise ChainBroken(f"run {run_id}: {exc}") from None
+    out = chain.resume(s, {**state, "run": {**run, "chain": chain.execution_info(run_id, n, started_at)}},
+                       store.get_metrics() or {})
+    store.update_run(run_id, executions=n, last_execution_arn=execution_arn)
+    phase = out["run"]["chain"]["resume"]
+    part = out["match"] if phase == "apply" else out["sources"]["bosh"]
+    log.info("run %s: execution %d goes on with %s batches %s (of %d)", run_id, n, phase,
+             _span(part["batches"]), chain.batch_count(part))
+    return out
+
+
+def _span(batches: list[int]) -> str:
+    return f"{batches[0]}..{batches[-1]}" if batches else "none"
+
+
+class ChainBroken(InvalidInput):
+    """A follow-up execution whose run no longer holds the lock (or whose state is not a run's):
+    RecordFailure ends the run honestly."""

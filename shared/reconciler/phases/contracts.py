@@ -160,6 +160,9 @@ class Run(Contract):
     cache_cleared: int = 0
     limits: Limits | None = None
     timeouts: Timeouts | None = None
+    # continue-as-new: {execution: n, started_at: this execution's start, next_name: the follow-up's name,
+    # resume: "scan" | "apply" in a follow-up execution (Begin on {"continue": ...})}
+    chain: dict[str, Any] | None = None
 
 
 class BeginInput(Contract):
@@ -178,7 +181,13 @@ class SourceResult(Contract):
     source: str | None = None
     status: str  # ok | failed | skipped
     error: Any = None
-    batches: list[int] = Field(default_factory=list)  # DiscoverBosh: the ScanDeployments Map's items
+    batches: list[int] = Field(default_factory=list)  # DiscoverBosh: the ScanDeployments Map's items (this window)
+    # continue-as-new (phases/chain.py): every scan batch of the run, the next window's first, the window's
+    # width, and whether batches are left for a follow-up execution (MoreToScan?)
+    batch_count: int | None = None
+    batch_next: int | None = None
+    batch_window: int | None = None
+    more: bool = False
     # some foundations / directors down: the others' share is judged on its own
     ok_foundations: list[str] = Field(default_factory=list)
     failed_foundations: list[str] = Field(default_factory=list)
@@ -206,7 +215,12 @@ class SourcesInput(Contract):
 
 
 class MatchOutput(Contract):
-    batches: list[int] = Field(default_factory=list)  # the UpdateVault Map's items
+    batches: list[int] = Field(default_factory=list)  # the UpdateVault Map's items (this window)
+    apply_batches: int | None = None  # every apply batch of the run, the early ones first
+    batch_count: int | None = None  # continue-as-new, as SourceResult's
+    batch_next: int | None = None
+    batch_window: int | None = None
+    more: bool = False  # MoreToApply?
 
 
 class EarlyOutput(Contract):
@@ -276,6 +290,21 @@ class StartOutput(Contract):
     refused: Refusal | None = None  # LockHeld: the RunLocked error, parsed
 
 
+class HandoverInput(Contract):
+    """``Handover`` (continue-as-new): Step Functions' StartExecution of this state machine; the
+    follow-up's Begin reads ``Input`` (``{"continue": <state>}``)."""
+
+    StateMachineArn: str
+    Name: str
+    Input: dict[str, Any]
+
+
+class HandoverResult(Contract):
+    """``$.handover``: the follow-up execution (``HandedOver`` names it in this execution's output)."""
+
+    execution_arn: str
+
+
 class StateData(Contract):
     """The state machine's data between the top-level states, as each one's ResultPath leaves it."""
 
@@ -288,10 +317,14 @@ class StateData(Contract):
     error: dict[str, Any] | None = None
     refused: Refusal | None = None
     record_error: dict[str, Any] | None = None
+    handover: HandoverResult | None = None  # Handover's result: the follow-up execution
 
 
-#: Each Task state's input model (the Resource's function).
+HANDOVER = "arn:aws:states:::states:startExecution"
+
+#: Each Task state's input model (the Resource's function; Handover: Step Functions' API).
 TASK_INPUTS: dict[str, type[Contract]] = {
+    HANDOVER: HandoverInput,
     "Begin": BeginInput, "DiscoverCF": RunInput, "DiscoverBosh": RunInput, "ScanBatch": BatchInput,
     "RecordFailure": RecordFailureInput, "Match": SourcesInput, "ApplyBatch": BatchInput,
     "SyncIndex": SourcesInput, "Orphans": SourcesInput, "Finish": FinishInput,

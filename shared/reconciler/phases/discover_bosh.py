@@ -13,7 +13,9 @@ counted but never scanned. Each service deployment is then one of:
 deployment never scanned first of all); the rest are deferred. Fresh and revalidated
 details are evidence without a request, so after ceil(deployments / cap) runs every
 deployment is judged on a true detail. The list goes to scratch ``bosh``; the state gets
-the batch numbers the ScanDeployments Map iterates over.
+the batch numbers the ScanDeployments Map iterates over: the first window of them when the
+scan is larger than one execution's budgets (``phases/chain.py``; the rest in follow-up
+executions of the run).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .. import progress
 from ..domain import DomainConfig, is_excluded_name
 from ..domain.uuids import trailing_uuid
 from ..errors import ReconcilerError
-from . import contracts, retry_first, runtime, sources
+from . import chain, contracts, retry_first, runtime, sources
 from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.discover_bosh")
@@ -73,11 +75,18 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         "from_cache": kept},
         runtime.scratch_ttl(s))
     progress.map_total(store, run.run_id, "scan", count, len(deployments))
+    # continue-as-new: this execution scans the first window; MoreToScan? hands the rest over
+    overlap = bool(run.limits and run.limits.overlap)
+    width = chain.window(s, "scan", count, size, (store.get_metrics() or {}).get("scan_ms_per_item"),
+                         iterations_per_batch=2 if overlap else 1)  # an early apply batch beside each
+    if width < count:
+        log.info("bosh: this execution scans %d of %d batches; the rest in follow-up executions of run %s",
+                 width, count, run.run_id)
     return {"source": "bosh", "status": "ok", "deployments": len(deployments) + len(excluded) + len(deferred),
             "to_scan": len(deployments), "to_read": len(chosen), "fresh": len(kept) - revalidated,
             "revalidated": revalidated, **feed_figures,
             "excluded": len(excluded), "deferred": len(deferred), "batch_size": size,
-            "batches": list(range(count)), "directors": len(s.bosh_directors),
+            **chain.cut(count, width), "directors": len(s.bosh_directors),
             "failed_directors": sorted(failed),
             "ok_directors": sorted(d.name for d in s.bosh_directors if d.name not in failed)}
 

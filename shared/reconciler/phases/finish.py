@@ -11,7 +11,7 @@ from typing import Any
 from .. import observability, plans, progress
 from ..domain import FindingKind
 from ..notify import notify_run
-from . import contracts, retry_first, runtime
+from . import chain, contracts, retry_first, runtime
 from .deps import Deps
 from .record_failure import duration_since
 
@@ -49,6 +49,11 @@ def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str]
     return totals
 
 
+def executions_of(run: contracts.Run) -> int:
+    """The run's executions (continue-as-new): this one is the last, ``run.chain.execution``."""
+    return int((run.chain or {}).get("execution") or 1)
+
+
 def not_reconciled(match: dict[str, Any], apply: dict[str, int], sources: dict[str, Any]) -> dict[str, Any]:
     """How many instances this run meant to reconcile and did not, and why (counts per cause).
     Counted from what the batches report, so a batch that vanished in any way (failed, caught,
@@ -83,16 +88,16 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     match = event.get("match") or {}
     cf, bosh = sources.get("cf") or {}, sources.get("bosh") or {}
     failed_deployments: list[str] = []
-    scan = gather(store, run_id, "scan", len(bosh.get("batches") or []), failed_deployments)
+    scan = gather(store, run_id, "scan", chain.batch_count(bosh), failed_deployments)  # every window of the chain
     failed_ids: list[str] = []
-    apply = gather(store, run_id, "apply", int(match.get("apply_batches", len(match.get("batches") or []))),
+    apply = gather(store, run_id, "apply", int(match.get("apply_batches", chain.batch_count(match))),
                    failed_ids)  # the early batches too (overlap_phases): the late ones are numbered after them
     missed = not_reconciled(match, apply, sources)
     dry_run = run.dry_run
     plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),
                                                 *filter(None, [(event.get("index") or {}).get("plan_part"),
                                                                (event.get("orphans") or {}).get("plan_part")])])
-    duration = duration_since(run.started_at) or 0.0
+    duration = duration_since(run.started_at) or 0.0  # the first execution's start: the whole chain
     errors = scan.get("scan_failed", 0) + scan["batches_missing"] + missed["count"] \
         + sum(1 for src in (cf, bosh) if src.get("status") == "failed") \
         + len(bosh.get("failed_directors") or [])  # a director down: the others' share went on
@@ -110,10 +115,11 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         "errors": errors,
         "dry_run": dry_run,
         "plan": plans.summary_of(plan),
+        "executions": executions_of(run),  # continue-as-new: the run's executions, this one the last
     }
     record_discovery_failures(store, run_id, cf, bosh)
     orphan_counts = (event.get("orphans") or {}).get("orphans") or {}
-    figures = run_figures(cf, bosh, scan, apply, errors, missed, orphan_counts)
+    figures = {**run_figures(cf, bosh, scan, apply, errors, missed, orphan_counts), "executions": executions_of(run)}
     if dry_run:
         return finish_dry_run(store, run_id, summary, figures, duration)
     breakers = store.get_breaker_states()
@@ -135,15 +141,18 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     return summary
 
 
+WINDOW = ("batches", "batch_count", "batch_next", "batch_window", "more")  # the chain's cursor, not a figure
+
+
 def phase_summaries(event: dict[str, Any], cf: dict[str, Any], bosh: dict[str, Any], scan: dict[str, Any],
                     match: dict[str, Any], apply: dict[str, Any]) -> dict[str, Any]:
     """What each phase found and did (the execution output's ``phases``): counts, no batch lists."""
     return {
         "discover_cf": cf,
-        "discover_bosh": {k: v for k, v in bosh.items() if k != "batches"} | {
-            "batches": len(bosh.get("batches") or [])},
+        "discover_bosh": {k: v for k, v in bosh.items() if k not in WINDOW} | {"batches": chain.batch_count(bosh)},
         "scan": scan,
-        "match": {k: v for k, v in match.items() if k != "batches"} | {"batches": len(match.get("batches") or [])},
+        "match": {k: v for k, v in match.items() if k not in WINDOW} | {
+            "batches": int(match.get("late_batches", len(match.get("batches") or [])))},
         "apply": apply,
         "sync_index": event.get("index") or {},
         "orphans": event.get("orphans") or {},

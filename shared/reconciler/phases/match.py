@@ -15,8 +15,9 @@ from .. import progress
 from ..domain import DomainConfig, build_plan_items, match
 from ..domain.shares import hold_back
 from ..models import BoshDeployment, DeploymentDetail
-from . import contracts, early_apply, retry_first, runtime, sources
+from . import chain, contracts, early_apply, retry_first, runtime, sources
 from .deps import Deps
+from .record_failure import duration_since
 
 log = logging.getLogger("reconciler.phases.match")
 
@@ -37,7 +38,7 @@ def gather_details(store: Any, run_id: str,
     entries = listing.get("deployments", [])
     details: list[DeploymentDetail] = []
     unscanned: list[Any] = []
-    for batch in bosh.batches:
+    for batch in range(scan_batches(bosh)):  # every window of the chain
         got = store.get_scratch(run_id, contracts.scan_details(batch))
         if got is None or store.get_scratch(run_id, contracts.batch_figures("scan", batch)) is None:
             unscanned += [BoshDeployment.model_validate(d) for d in entries[batch * size:(batch + 1) * size]]
@@ -55,6 +56,11 @@ def gather_details(store: Any, run_id: str,
                                  stemcells=d.get("stemcells") or [], error=DEFERRED)
                 for d in listing.get("deferred") or []]
     return details, unscanned
+
+
+def scan_batches(bosh: contracts.SourceResult) -> int:
+    """Every scan batch of the run (continue-as-new: ``batches`` is only the last window)."""
+    return bosh.batch_count if bosh.batch_count is not None else len(bosh.batches)
 
 
 def log_decisions(result: Any) -> None:
@@ -101,15 +107,21 @@ def prepare_early(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, 
     given = contracts.parse(contracts.SourcesInput, event, "run", "sources")
     run, srcs = given.run, given.sources
     s, store, run_id = deps.settings, deps.store, run.run_id
-    batches = list(srcs.bosh.batches) if srcs.bosh else []
+    batches = list(srcs.bosh.batches) if srcs.bosh else []  # this execution's scan window
     cf_data = store.get_scratch(run_id, contracts.CF)
     if cf_data is None or (srcs.bosh is not None and srcs.bosh.failed_directors):
+        return {"batches": []}
+    unnamed = int((store.get_scratch(run_id, contracts.BOSH) or {}).get("unnamed_batches") or 0)
+    if batches and unnamed > batches[-1] + 1:  # an early batch waits for them: none beyond this execution
+        log.info("match: no early apply: the deployments a name cannot identify fill more than this execution's "
+                 "%d scan batch(es)", len(batches))
         return {"batches": []}
     vault = deps.kv()
     index = vault.read_data(f"{DomainConfig.from_settings(s).mount}/db") or {}
     ttl = runtime.scratch_ttl(s)
     store.put_scratch(run_id, contracts.INDEX, index, ttl)
-    store.put_scratch(run_id, contracts.FLAGS, run_flags(run, srcs, cf_data, vault.kv_version, 0, early=True), ttl)
+    store.put_scratch(run_id, contracts.FLAGS, {**run_flags(run, srcs, cf_data, vault.kv_version, 0, early=True),
+                                                "early_batches": len(batches)}, ttl)
     log.info("match: early apply prepared for %d scan batch(es)", len(batches))
     return {"batches": batches}
 
@@ -164,8 +176,8 @@ def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, An
     if selected and not cf_available:
         items = [i for i in items if i.instance_id in selected]
     items = retry_first.first(items, retry_first.get(store)["instances"], lambda i: i.instance_id)  # last run's misses
-    # overlap_phases: the early batches are the scan batches' numbers; the late ones follow them
-    first = len(bosh.batches if bosh else []) if early else 0
+    # overlap_phases: the early batches are the first scan window's numbers; the late ones follow them
+    first = int(before.get("early_batches", len(bosh.batches) if bosh else 0)) if early else 0
     items, dropped = without_early(store, run_id, items, result, first) if early else (items, 0)
     wanted = runtime.batch_size(s, "apply", (store.get_metrics() or {}).get("apply_ms_per_item"))
     size, count = runtime.split(len(items), wanted, runtime.max_map_items(s))
@@ -174,6 +186,7 @@ def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, An
         batch = [i.model_dump(mode="json") for i in items[b * size:(b + 1) * size]]
         store.put_scratch(run_id, contracts.apply_items(first + b), batch, ttl)
     progress.map_total(store, run_id, "apply", first + count, len(items) + dropped)
+    width = apply_window(s, store, run, bosh, first, count, size)
     store.put_scratch(run_id, contracts.MATCH, result.model_dump(mode="json"), ttl)
     store.put_scratch(run_id, contracts.INDEX, index, ttl)
     flags = run_flags(run, given.sources, cf_data, vault.kv_version, first + count)
@@ -191,4 +204,25 @@ def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, An
             "unscanned_deployments": len(unscanned), "cf_available": cf_available,
             "in_flight": len(result.in_flight), "failed_provisions": len(result.failed_provisions),
             "to_update": len(items) + dropped, "applied_early": dropped, "batch_size": size,
-            "batches": list(range(first, first + count)), "apply_batches": first + count}
+            **chain.cut(count, width, start=first), "apply_batches": first + count, "late_batches": count}
+
+
+def apply_window(s: Any, store: Any, run: contracts.Run, bosh: contracts.SourceResult | None, first: int,
+                 count: int, size: int) -> int:
+    """Continue-as-new: the apply batches this execution runs, within what its scan left of the
+    budgets (the rest in follow-up executions)."""
+    width = chain.window(s, "apply", count, size, (store.get_metrics() or {}).get("apply_ms_per_item"),
+                         iterations_used=scan_iterations(run, bosh, first),
+                         seconds_used=duration_since((run.chain or {}).get("started_at") or run.started_at) or 0.0)
+    if width < count:
+        log.info("match: this execution applies %d of %d batches; the rest in follow-up executions of run %s",
+                 width, count, run.run_id)
+    return width
+
+
+def scan_iterations(run: contracts.Run, bosh: contracts.SourceResult | None, early_batches: int) -> int:
+    """Map iterations this execution already ran: its scan window, and the early apply batches
+    when it is the run's first execution."""
+    scanned = len(bosh.batches) if bosh is not None and bosh.status == "ok" else 0
+    first_execution = int((run.chain or {}).get("execution") or 1) == 1
+    return scanned + (early_batches if first_execution else 0)

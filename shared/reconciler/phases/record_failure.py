@@ -48,7 +48,7 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
         return {"recorded": True, "batch": event.get("batch")}
 
     state = event.get("state") or {}
-    run = state.get("run") or {}
+    run = state.get("run") or continued_run(state)
     run_id = run.get("run_id") or str(event.get("execution_arn", "?")).rsplit(":", 1)[-1]
     name, message = describe(state.get("error"))
     phase = "Discover" if name == "NoSourceAvailable" else _failed_phase(state)
@@ -81,6 +81,15 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     # message, not the Lambda cause's JSON with its stack trace.
     return {"Error": name, "Cause": message, "recorded": True, "run_id": run_id, "phase": phase,
             "duration_s": duration}
+
+
+def continued_run(state: dict[str, Any]) -> dict[str, Any]:
+    """A follow-up execution whose Begin failed (continue-as-new): the run of the state it was
+    handed (``input.continue.run``), so the chain's run is the one that ends failed."""
+    given = state.get("input")
+    carried = given.get("continue") if isinstance(given, dict) else None
+    run = carried.get("run") if isinstance(carried, dict) else None
+    return run if isinstance(run, dict) and isinstance(run.get("run_id"), str) else {}
 
 
 def _failed_phase(state: dict[str, Any]) -> str:
