@@ -87,6 +87,7 @@ class CFDiscovery:
     ignored: int = 0  # other brokers' managed instances seen and left out
     api_calls: int = 0
     endpoints: dict[str, str] = field(default_factory=dict)  # the API root's UAA links (CFClient.endpoints)
+    cause: ReconcilerError | None = field(default=None, repr=False, compare=False)  # why it failed (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
         return {"foundation": self.foundation, "status": str(self.status), "error": self.error,
@@ -324,7 +325,7 @@ class CFClient:
                 for inst in result.instances:
                     inst.binding_guids = sorted(per_instance.get(inst.guid, []))
         except ReconcilerError as exc:  # API errors, malformed answers, a missing broker
-            result.status, result.error = SourceStatus.FAILED, str(exc)
+            result.status, result.error, result.cause = SourceStatus.FAILED, str(exc), exc
             log.warning("cf:%s discovery failed: %s", self.name, exc)
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             # an answer of the wrong shape (a field missing, a list where an object belongs):

@@ -10,10 +10,37 @@ import logging
 from typing import Any
 
 from .. import progress
+from ..errors import CircuitOpen, Unavailable
 from . import contracts, runtime, sources
 from .deps import Deps
 
 log = logging.getLogger("reconciler.phases.discover_cf")
+
+
+def discover_foundation(client: Any, budget: runtime.Budget) -> Any:
+    """One foundation's discovery. One that failed on a transient error (a request failed all
+    its retries: with the CF breaker's ``failure_threshold`` 3 those retries open it) is run once
+    more, waiting once for the breaker's trial when that fits in the step's time (a CF that is
+    down costs the step one breaker timeout, 30 s by default, no more): one unlucky request
+    out of the hundreds of a discovery must not cost the run its CF view. Anything else (an
+    answer CF gave, a refused TLS certificate) stays failed at once."""
+    result = client.discover(with_bindings=True)
+    cause = result.cause
+    if str(result.status) == "ok" or not isinstance(cause, Unavailable) or cause.tls:
+        return result
+    log.warning("cf:%s: discovery failed (%s); trying once more", client.name, result.error)
+    last = [result]
+
+    def again() -> Any:
+        last[0] = client.discover(with_bindings=True)
+        if isinstance(last[0].cause, CircuitOpen):
+            raise last[0].cause
+        return last[0]
+
+    try:
+        return runtime.through_open_breaker(again, budget, what=f"cf:{client.name}: discovery", waits=1)
+    except CircuitOpen:  # its trial does not fit (or failed each time): the run goes on without it
+        return last[0]
 
 
 def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
@@ -23,7 +50,9 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     if not s.cf_foundations:
         log.info("cf: no foundation configured; CF discovery skipped")
         return {"source": "cf", "status": "skipped", "error": "no cf foundation configured", "instances": 0}
-    results = sources.discover_cf(s, store)
+    timeouts = run.timeouts
+    budget = runtime.Budget(context, timeout_s=timeouts.instance_discovery if timeouts else None)
+    results = [discover_foundation(client, budget) for client in sources.cf_foundations(s, store)]
     failed = [r for r in results if str(r.status) != "ok"]
     selection = run.selection or {}
     wanted_ids = set(selection.get("instances") or [])

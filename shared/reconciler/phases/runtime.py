@@ -133,18 +133,19 @@ class Budget:
 OPEN_BREAKER_WAITS = 3  # a trial fails as often as Vault does: a few chances, each within the budget
 
 
-def through_open_breaker(fn: Any, budget: Budget, *, what: str, sleep: Any = time.sleep) -> Any:
+def through_open_breaker(fn: Any, budget: Budget, *, what: str, sleep: Any = time.sleep,
+                         waits: int = OPEN_BREAKER_WAITS) -> Any:
     """``fn()``; when an open circuit refuses it and the breaker lets a trial through within
     this invocation's time, wait for that and run ``fn`` again (its first call is the trial; a
-    failed trial re-opens the breaker, so up to ``OPEN_BREAKER_WAITS`` waits). For a phase
+    failed trial re-opens the breaker, so up to ``waits`` waits). For a phase
     whose one job must not fail the run over a breaker that is about to half-open (Match's
     index read, SyncIndex's index write); ``fn`` must be safe to run again."""
-    for waits in range(OPEN_BREAKER_WAITS + 1):
+    for waited in range(waits + 1):
         try:
             return fn()
         except CircuitOpen as exc:
             wait = exc.retry_in
-            if waits == OPEN_BREAKER_WAITS or wait is None or wait + 1.0 > budget.left_s():
+            if waited == waits or wait is None or wait + 1.0 > budget.left_s():
                 raise
             _log.warning("%s: %s; waiting %.1fs for the breaker's trial", what, exc, wait)
             sleep(max(0.0, wait) + 0.5)

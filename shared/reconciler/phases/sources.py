@@ -19,10 +19,11 @@ def vault(s: Any, store: Any, kv_version: Any = None) -> KvStore:
     return client
 
 
-def discover_cf(s: Any, store: Any) -> list[Any]:
-    from ..cf import discover_all  # cold start: a Lambda loads only the clients it uses
+def cf_foundations(s: Any, store: Any) -> list[Any]:
+    """One CF client per configured foundation; ``client.discover()`` is DiscoverCF's job."""
+    from ..cf import CFClient  # cold start: a Lambda loads only the clients it uses
 
-    return discover_all(s, store, with_bindings=True)
+    return CFClient.all_from_settings(s, store)
 
 
 def cf_clients(s: Any, store: Any, endpoints: dict[str, dict[str, str]] | None = None) -> dict[str, CloudController]:
