@@ -12,8 +12,10 @@ from reconciler.errors import CircuitOpen
 from reconciler.phases import apply_batch, runtime
 from tests.e2e.support import scenario, small_world, store_of
 
+# phases in sequence: apply batch 0 is Match's first cut of 10 (with overlap_phases it would be
+# an early batch holding scan batch 0's instances; the hand-over path is the same ApplyBatch)
 CONFIG = (LOCAL_CONFIG + "  batch: {size: 10, min_size: 1, adaptive_scaling: false, delay: 0s}\n"
-          "  concurrency: {worker_pool_size: 2}\n")
+          "  concurrency: {worker_pool_size: 2, overlap_phases: false}\n")
 VICTIM = 0  # 10 instances: two steps of 5
 ORIGINAL_PROCESS = apply_batch.BatchApply.process
 ORIGINAL_RUN = apply_batch.run
