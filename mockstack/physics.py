@@ -205,12 +205,16 @@ def lambda_seconds(events: list[dict[str, Any]]) -> float:
     return total
 
 
-PHASE_STATES = ("Discover", "ScanDeployments", "Match", "UpdateVault", "SyncIndex", "Orphans", "Finish")
+#: The states whose spans the bench prints: the top-level phases and, with overlap_phases, the
+#: Parallel ``ScanAndApply`` and its early branch (``PrepareEarly``, the ``UpdateVaultEarly`` Map)
+PHASE_STATES = ("Discover", "ScanAndApply", "ScanDeployments", "PrepareEarly", "UpdateVaultEarly", "Match",
+                "UpdateVault", "SyncIndex", "Orphans", "Finish")
 
 
 def state_spans(events: list[dict[str, Any]], names: tuple[str, ...] = PHASE_STATES) -> dict[str, list[float]]:
     """``{state: [entered, exited]}`` in seconds from the execution's first event, for the
-    top-level ``names`` (first entry, last exit): where a run's wall time goes, phase by phase."""
+    ``names`` (first entry, last exit; a state inside a Parallel branch too): where a run's
+    wall time goes, phase by phase, and whether phases overlap."""
     if not events:
         return {}
     t0 = events[0]["timestamp"]

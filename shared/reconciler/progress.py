@@ -75,6 +75,11 @@ def map_total(store: Any, run_id: str, name: str, batches: int, items: int) -> N
             {":b": {"N": str(int(batches))}, ":i": {"N": str(int(items))}})
 
 
+def map_grow(store: Any, run_id: str, name: str, *, items: int) -> None:
+    """``items`` more items for the ``name`` Map (an early apply batch's cut, beside the scan)."""
+    _update(store, run_id, "ADD #i :i", {"#i": f"{name}_items_total"}, {":i": {"N": str(int(items))}})
+
+
 def batch_progress(store: Any, run_id: str, name: str, items: int, done: bool) -> None:
     """An invocation of a ``name`` batch handled ``items`` items; ``done``: its batch is complete."""
     names = {"#i": f"{name}_items_done"}

@@ -346,8 +346,8 @@ def test_begin_hands_the_map_limits_and_step_timeouts_to_the_state_machine():
     event = {"input": {"source": "schedule"}, "execution_arn": "arn:aws:states:x:1:execution:m:run-1",
              "started_at": "2024-01-01T00:00:00Z"}
     run = begin.run(event, None, deps)["run"]
-    # min(max_parallel_batch, max_concurrency); overlap_phases off here
-    assert run["limits"] == {"scan_concurrency": 3, "apply_concurrency": 3, "overlap": False}
+    # min(max_parallel_batch, max_concurrency); overlap_phases on by default
+    assert run["limits"] == {"scan_concurrency": 3, "apply_concurrency": 3, "overlap": True}
     assert run["timeouts"] == {"instance_discovery": 90, "deployment_scan": 240, "vault_operations": 2}
     assert store.locks == [1200.0]  # the lease is the run timeout
     warnings = store.runs[0]["warnings"]

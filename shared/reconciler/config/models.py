@@ -69,7 +69,7 @@ class Concurrency(_Model):
     queue_size: PosInt = 1000
     worker_pool_size: PosInt = 10
     cooldown_period: Duration = 2.0
-    overlap_phases: Bool = False  # apply batches beside the scan, each once its deployments are scanned
+    overlap_phases: Bool = True  # apply batches beside the scan, each once its deployments are scanned
 
 
 class RateLimit(_Model):

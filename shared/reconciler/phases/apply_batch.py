@@ -146,7 +146,8 @@ class BatchApply:
         given = contracts.parse(contracts.BatchInput, event, "run_id", "batch", "offset")
         self.run_id, self.batch, self.offset = given.run_id, given.batch, given.offset
         s, store = self.settings, self.store = deps.settings, deps.store
-        progress.phase_started(store, self.run_id, "UpdateVault")
+        if not event.get("early"):  # an early batch runs beside the scan: the run is still in ScanDeployments
+            progress.phase_started(store, self.run_id, "UpdateVault")
         self.cfg = DomainConfig.from_settings(s)
         self.items = [PlanItem.model_validate(i)
                       for i in store.get_scratch(self.run_id, contracts.apply_items(self.batch)) or []]

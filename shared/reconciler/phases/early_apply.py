@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Any
 
+from .. import progress
 from ..domain import DomainConfig, build_plan_items, match
 from ..models import BoshDeployment, DeploymentDetail
 from . import contracts, runtime, sources
@@ -88,6 +89,7 @@ def cut(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any] | Non
     ttl = runtime.scratch_ttl(s)
     store.put_scratch(run_id, contracts.apply_items(batch), items, ttl)
     store.put_scratch(run_id, contracts.early_applied(batch), {i["instance_id"]: digest(i) for i in items}, ttl)
+    progress.map_grow(store, run_id, "apply", items=len(items))  # Match sets the whole Map's totals
     return {"items": len(items)}
 
 

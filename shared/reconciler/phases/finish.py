@@ -25,12 +25,13 @@ SUMMED = ("scanned", "scan_failed", "cache_hits", "revalidated", "cache_misses",
           "instances_in_flight", "history_converted", "instances_skipped")
 
 
-def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str] | None = None) -> dict[str, Any]:
-    """Sum the per-batch figures the Map iterations left in scratch (a missing batch failed);
-    ``plan_parts`` lists the scratch keys of the batches' parts of the run's plan; the ids a
-    batch could not reconcile are added to ``failed``."""
-    totals: dict[str, Any] = {"batches": batches, "batches_missing": 0}
-    for i in range(batches):
+def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str] | None = None,
+           start: int = 0) -> dict[str, Any]:
+    """Sum the per-batch figures the Map iterations left in scratch (a missing batch failed),
+    of batches ``start`` to ``batches - 1``; ``plan_parts`` lists the scratch keys of the
+    batches' parts of the run's plan; the ids a batch could not reconcile are added to ``failed``."""
+    totals: dict[str, Any] = {"batches": batches - start, "batches_missing": 0}
+    for i in range(start, batches):
         figures = store.get_scratch(run_id, contracts.batch_figures(prefix, i))
         if figures is None:
             totals["batches_missing"] += 1
@@ -47,6 +48,41 @@ def gather(store: Any, run_id: str, prefix: str, batches: int, failed: list[str]
         if failed is not None:
             failed += [str(x) for x in figures.get("failed_ids") or []]
     return totals
+
+
+EARLY_ACCOUNTING = ("instances", "instances_failed", "instances_skipped")
+
+
+def with_early(late: dict[str, Any], early: dict[str, Any], applied_early: int) -> dict[str, Any]:
+    """The apply figures of a run with early batches (overlap_phases). What an early batch did
+    not apply (a failed instance, a whole failed or lost batch) Match planned again in the late
+    batches, so the instance is accounted for there: from the early batches only the
+    ``applied_early`` instances (those Match dropped) count as reconciled, and their failures
+    are not the run's (they show as ``early_instances_failed`` / ``early_batches_missing``).
+    Everything they did (writes, backups, recoveries) adds up as usual."""
+    out = dict(late)
+    for key, value in early.items():
+        if key in SUMMED and key not in EARLY_ACCOUNTING:
+            out[key] = out.get(key, 0) + value
+    if early.get("plan_parts"):
+        out["plan_parts"] = [*early["plan_parts"], *out.get("plan_parts", [])]
+    out["instances"] = int(late.get("instances", 0)) + applied_early
+    out["batches"] = int(late.get("batches", 0)) + int(early.get("batches", 0))
+    out["early_batches"] = int(early.get("batches", 0))
+    out["early_batches_missing"] = int(early.get("batches_missing", 0))
+    out["early_instances_failed"] = int(early.get("instances_failed", 0))
+    return out
+
+
+def gather_apply(store: Any, run_id: str, match: dict[str, Any], failed: list[str]) -> dict[str, Any]:
+    """The apply batches' figures: the early ones (overlap_phases, numbered first) through
+    :func:`with_early`, so what they did not apply counts where Match planned it again."""
+    batches = int(match.get("apply_batches", chain.batch_count(match)))
+    early = min(batches, int(match.get("early_batches") or 0))
+    late = gather(store, run_id, "apply", batches, failed, start=early)
+    if not early:
+        return late
+    return with_early(late, gather(store, run_id, "apply", early), int(match.get("applied_early") or 0))
 
 
 def executions_of(run: contracts.Run) -> int:
@@ -90,8 +126,7 @@ def run(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, Any]:
     failed_deployments: list[str] = []
     scan = gather(store, run_id, "scan", chain.batch_count(bosh), failed_deployments)  # every window of the chain
     failed_ids: list[str] = []
-    apply = gather(store, run_id, "apply", int(match.get("apply_batches", chain.batch_count(match))),
-                   failed_ids)  # the early batches too (overlap_phases): the late ones are numbered after them
+    apply = gather_apply(store, run_id, match, failed_ids)  # every window of the chain, early batches first
     missed = not_reconciled(match, apply, sources)
     dry_run = run.dry_run
     plan = record_plan(store, run_id, dry_run, [*apply.pop("plan_parts", []),

@@ -122,6 +122,7 @@ def prepare_early(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, 
     store.put_scratch(run_id, contracts.INDEX, index, ttl)
     store.put_scratch(run_id, contracts.FLAGS, {**run_flags(run, srcs, cf_data, vault.kv_version, 0, early=True),
                                                 "early_batches": len(batches)}, ttl)
+    progress.map_total(store, run_id, "apply", len(batches), 0)  # the early batches; each cut adds its items
     log.info("match: early apply prepared for %d scan batch(es)", len(batches))
     return {"batches": batches}
 
@@ -204,7 +205,8 @@ def match_phase(event: dict[str, Any], context: Any, deps: Deps) -> dict[str, An
             "unscanned_deployments": len(unscanned), "cf_available": cf_available,
             "in_flight": len(result.in_flight), "failed_provisions": len(result.failed_provisions),
             "to_update": len(items) + dropped, "applied_early": dropped, "batch_size": size,
-            **chain.cut(count, width, start=first), "apply_batches": first + count, "late_batches": count}
+            **chain.cut(count, width, start=first), "apply_batches": first + count, "late_batches": count,
+            "early_batches": first}
 
 
 def apply_window(s: Any, store: Any, run: contracts.Run, bosh: contracts.SourceResult | None, first: int,
