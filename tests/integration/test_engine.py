@@ -128,6 +128,17 @@ def test_an_execution_starts_its_follow_up_and_wait_follows_the_chain(engine):
     assert figures["history_events"] == max(figures["history_events_per_execution"])
 
 
+def test_the_chain_runs_in_server_mode_too():
+    """There the interpreter reaches StartExecution over HTTP (localhost:$MOTO_PORT)."""
+    with AwsEngine(FIXTURE, stack_name="served-chain", mode="server", port=_free_port()) as served:
+        sfn = served.client("stepfunctions")
+        machine = sfn.create_state_machine(name="chain", definition=json.dumps(CHAIN),
+                                           roleArn="arn:aws:iam::123456789012:role/chain")["stateMachineArn"]
+        first = sfn.start_execution(stateMachineArn=machine, name="chain-1", input=json.dumps({"n": 1}))
+        result = served.wait(first["executionArn"], 60)
+    assert result.status == "SUCCEEDED" and result.output == {"last": 3} and len(result.chain) == 3, result.cause
+
+
 def test_bad_parameters_are_named():
     with pytest.raises(EngineError, match="unknown template parameter"):
         AwsEngine(FIXTURE, parameters={"Nope": "1"}).start()
